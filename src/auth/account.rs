@@ -1,0 +1,210 @@
+//! Parsed account fields: an [`Email`] or [`Name`] exists only once its raw
+//! input passed validation, so code past the boundary never re-checks them.
+
+/// Longest email accepted (RFC 5321 path limit, Django's `EmailField`).
+pub const EMAIL_MAX_LENGTH: usize = 254;
+/// Longest name accepted.
+pub const NAME_MAX_LENGTH: usize = 150;
+
+/// A valid email address with its domain lowercased (Django's `normalize_email`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Validate and normalise `raw` (trimmed first, as DRF does). On failure,
+    /// the DRF-worded message for the `email` field.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("This field may not be blank.".into());
+        }
+        if raw.chars().count() > EMAIL_MAX_LENGTH {
+            return Err(format!(
+                "Ensure this field has no more than {EMAIL_MAX_LENGTH} characters."
+            ));
+        }
+        let invalid = || "Enter a valid email address.".to_owned();
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(invalid)?;
+        if !valid_local_part(local) || !valid_domain(domain) {
+            return Err(invalid());
+        }
+        Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
+    }
+
+    /// The address as stored and shown.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key uniqueness and login lookups use: the whole address lowercased.
+    pub fn lookup_key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// RFC 5322 dot-atom, as Django's `user_regex` (quoted local parts are refused).
+fn valid_local_part(local: &str) -> bool {
+    const SPECIALS: &[u8] = b"!#$%&'*+/=?^_`{}|~-";
+    !local.is_empty()
+        && local.len() <= 64
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || SPECIALS.contains(&b))
+        })
+}
+
+/// Django's `domain_regex` (ASCII labels, a TLD of 2–63 characters) or `localhost`.
+fn valid_domain(domain: &str) -> bool {
+    if domain.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let Some((tld, rest)) = labels.split_last() else {
+        return false;
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    !rest.is_empty() && rest.iter().all(|l| label_ok(l)) && tld.len() >= 2 && label_ok(tld)
+}
+
+/// A display name: trimmed, 1–150 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    /// Validate `raw` (trimmed first, as DRF does). On failure, the message for
+    /// the `name` field.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err("This field may not be blank.".into());
+        }
+        if name.chars().count() > NAME_MAX_LENGTH {
+            return Err(format!(
+                "Ensure this field has no more than {NAME_MAX_LENGTH} characters."
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err("Enter a valid name: control characters are not allowed.".into());
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as stored and shown.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key uniqueness and login lookups use: the name lowercased.
+    pub fn lookup_key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_domain_is_lowercased_and_the_local_part_kept() {
+        assert_eq!(
+            Email::parse(" MSoban@GMail.COM ").unwrap().as_str(),
+            "MSoban@gmail.com"
+        );
+        assert_eq!(
+            Email::parse("MSoban@GMail.COM").unwrap().lookup_key(),
+            "msoban@gmail.com"
+        );
+    }
+
+    #[test]
+    fn valid_addresses_pass() {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@sub.example.org",
+            "x@localhost",
+            "o'neil@example.ie",
+            "a@xn--bcher-kva.example",
+        ] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn invalid_addresses_fail_with_djangos_message() {
+        for bad in [
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@b.c",
+            "a..b@example.com",
+            ".a@example.com",
+            "a b@example.com",
+            "a@-example.com",
+            "a@example..com",
+            "a@exa_mple.com",
+            "a@b@c.com",
+            "ü@example.com",
+            "a@bücher.de",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err("Enter a valid email address.".to_owned()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn over_long_emails_fail() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(Email::parse(&long)
+            .unwrap_err()
+            .starts_with("Ensure this field has no more than 254"));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse("  soban ").unwrap().as_str(), "soban");
+        assert_eq!(
+            Name::parse("   "),
+            Err("This field may not be blank.".to_owned())
+        );
+        assert!(Name::parse(&"n".repeat(150)).is_ok());
+        assert!(Name::parse(&"n".repeat(151)).is_err());
+        assert!(Name::parse("a\u{0}b").is_err());
+        assert_eq!(
+            Name::parse("Ærøskøbing").unwrap().lookup_key(),
+            "ærøskøbing"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics_and_valid_results_are_bounded(s in "\\PC{0,300}") {
+            if let Ok(e) = Email::parse(&s) {
+                prop_assert!(e.as_str().len() <= EMAIL_MAX_LENGTH);
+                prop_assert!(e.as_str().contains('@'));
+            }
+            if let Ok(n) = Name::parse(&s) {
+                prop_assert!(!n.as_str().is_empty() && n.as_str().chars().count() <= NAME_MAX_LENGTH);
+            }
+        }
+
+        #[test]
+        fn normalising_twice_changes_nothing(local in "[a-zA-Z0-9.+_-]{1,20}", domain in "[a-zA-Z0-9]{1,10}\\.[a-zA-Z]{2,5}") {
+            if let Ok(e) = Email::parse(&format!("{local}@{domain}")) {
+                prop_assert_eq!(Email::parse(e.as_str()).unwrap(), e.clone());
+            }
+        }
+    }
+}

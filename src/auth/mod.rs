@@ -1,0 +1,687 @@
+//! The domain: accounts, passwords, tokens, sessions, CSRF and throttling.
+//! No HTTP types here; the HTTP layer turns [`AuthError`] into responses.
+
+pub mod account;
+pub mod csrf;
+pub mod ids;
+pub mod keys;
+pub mod password;
+pub mod throttle;
+pub mod tokens;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use keys::SecretKey;
+
+use account::{Email, Name};
+use csrf::{CsrfError, CsrfSigner};
+use ids::RandomId;
+use password::{HashError, Hasher, Password, PasswordPolicy};
+use throttle::ThrottlePolicy;
+use tokens::{Claims, TokenCodec, TokenError, TokenType};
+
+use crate::store::{
+    NewRefreshToken, NewSession, NewUser, Store, StoreError, UniqueField, UserRecord,
+};
+
+/// Field validation errors, DRF's `{"field": ["message", ...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    /// Add `message` under `field`.
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    /// A single error.
+    pub fn one(field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::default();
+        e.add(field, message);
+        e
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Why a token was refused, as far as a client may know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Malformed, forged, wrong type, or for an unknown session.
+    Invalid,
+    /// Past its `exp`.
+    Expired,
+    /// Its session was revoked (logout, reuse detection) or it was rotated.
+    Revoked,
+}
+
+/// Everything a domain operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Input failed validation: 400 with per-field messages.
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    /// Wrong password, unknown or inactive account: indistinguishable.
+    #[error("no active account found with the given credentials")]
+    InvalidCredentials,
+    /// Too many login attempts; retry after this many seconds.
+    #[error("throttled")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
+    /// A presented token was refused.
+    #[error("token refused: {0:?}")]
+    Token(TokenRejection),
+    /// A refresh token of another user was presented at logout.
+    #[error("the token belongs to another user")]
+    NotOwner,
+    /// A CSRF check failed.
+    #[error("CSRF failed: {0}")]
+    Csrf(CsrfError),
+    /// The password hashing queue is full; retry shortly.
+    #[error("overloaded")]
+    Overloaded,
+    /// The database is unreachable or busy; retry shortly.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an environment failure (RNG, corrupt data).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Duplicate(field) => Self::Invalid(duplicate(field)),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Overloaded => Self::Overloaded,
+            HashError::Failed(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<getrandom::Error> for AuthError {
+    fn from(e: getrandom::Error) -> Self {
+        Self::Internal(format!("random number generator failed: {e}"))
+    }
+}
+
+impl From<TokenError> for AuthError {
+    fn from(e: TokenError) -> Self {
+        Self::Token(match e {
+            TokenError::Expired => TokenRejection::Expired,
+            _ => TokenRejection::Invalid,
+        })
+    }
+}
+
+fn duplicate(field: UniqueField) -> FieldErrors {
+    match field {
+        UniqueField::Email => FieldErrors::one("email", "user with this email already exists."),
+        UniqueField::Name => FieldErrors::one("name", "user with this name already exists."),
+    }
+}
+
+/// A JSON field as received: its string value, or the DRF message saying why
+/// it is not one ("This field is required.", "Not a valid string.", ...).
+pub type RawField = Result<String, String>;
+
+/// The registration form.
+#[derive(Debug)]
+pub struct Registration {
+    /// Display name.
+    pub name: RawField,
+    /// Email address.
+    pub email: RawField,
+    /// Password (never logged: see [`Password`]).
+    pub password: Result<Password, String>,
+}
+
+/// The login form: `email` (or, without it, `name`) and `password`.
+#[derive(Debug)]
+pub struct Credentials {
+    /// Email address, preferred when present.
+    pub email: Option<RawField>,
+    /// Name, used only when no email is given.
+    pub name: Option<RawField>,
+    /// Password.
+    pub password: Result<Password, String>,
+}
+
+/// Who is calling, as far as sessions and throttling care.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// Client address (after trusted proxies).
+    pub addr: IpAddr,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+}
+
+/// A user as the API shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    /// Integer id.
+    pub id: i64,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: String,
+}
+
+/// An access and a refresh token, freshly issued.
+pub struct TokenPair {
+    /// The access token.
+    pub access: String,
+    /// The refresh token.
+    pub refresh: String,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenPair([redacted])")
+    }
+}
+
+/// The caller behind a verified, unrevoked access token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user.
+    pub user: UserView,
+    /// The session the access token belongs to.
+    pub session_id: RandomId,
+}
+
+/// Token lifetimes and rotation settings, in seconds.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// Access token lifetime.
+    pub access_lifetime: i64,
+    /// Refresh token (and session) lifetime, renewed on every rotation.
+    pub refresh_lifetime: i64,
+    /// How long the token just rotated stays usable once more.
+    pub reuse_grace: i64,
+}
+
+/// The authentication service: every use case of the API, over a [`Store`].
+#[derive(Clone)]
+pub struct Auth {
+    store: Store,
+    codec: TokenCodec,
+    csrf: CsrfSigner,
+    hasher: Hasher,
+    passwords: PasswordPolicy,
+    tokens: TokenPolicy,
+    throttle: ThrottlePolicy,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Auth {
+    /// Assemble the service from its parts.
+    pub fn new(
+        store: Store,
+        key: SecretKey,
+        csrf_max_age: u64,
+        hasher: Hasher,
+        passwords: PasswordPolicy,
+        tokens: TokenPolicy,
+        throttle: ThrottlePolicy,
+    ) -> Self {
+        let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), csrf_max_age);
+        Self {
+            store,
+            codec: TokenCodec::new(key),
+            csrf,
+            hasher,
+            passwords,
+            tokens,
+            throttle,
+        }
+    }
+
+    /// The store (for readiness checks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The password hasher (for metrics).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    // ---- CSRF -------------------------------------------------------------
+
+    /// The CSRF token to hand out: the client's current one when it is still
+    /// valid (so two calls give one token), else a new one.
+    pub fn csrf_token(&self, current: Option<&str>) -> Result<String, AuthError> {
+        let now = now_u64();
+        if let Some(current) = current.filter(|t| self.csrf.verify(t, now).is_ok()) {
+            return Ok(current.to_owned());
+        }
+        Ok(self.csrf.issue(now)?)
+    }
+
+    /// Check an unsafe request's CSRF header token (and, when the request
+    /// carries the cookie too, that both are the same token).
+    pub fn check_csrf(&self, header: Option<&str>, cookie: Option<&str>) -> Result<(), AuthError> {
+        let header = header.ok_or(AuthError::Csrf(CsrfError::Missing))?;
+        self.csrf
+            .verify(header, now_u64())
+            .map_err(AuthError::Csrf)?;
+        if let Some(cookie) = cookie {
+            if !csrf::tokens_match(header, cookie) {
+                return Err(AuthError::Csrf(CsrfError::CookieMismatch));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- Registration and login -----------------------------------------
+
+    /// Create an account and its first session.
+    pub async fn register(
+        &self,
+        form: Registration,
+        client: &ClientInfo,
+    ) -> Result<(UserView, TokenPair), AuthError> {
+        let mut errors = FieldErrors::default();
+        let name = form
+            .name
+            .and_then(|n| Name::parse(&n))
+            .map_err(|m| errors.add("name", m))
+            .ok();
+        let email = form
+            .email
+            .and_then(|e| Email::parse(&e))
+            .map_err(|m| errors.add("email", m))
+            .ok();
+        let password = form
+            .password
+            .and_then(|p| {
+                if p.expose().is_empty() {
+                    Err("This field may not be blank.".into())
+                } else {
+                    Ok(p)
+                }
+            })
+            .map_err(|m| errors.add("password", m))
+            .ok();
+
+        // The password policy needs a valid name and email to compare with, so
+        // it runs only once those parse.
+        let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+            return Err(AuthError::Invalid(errors));
+        };
+
+        let (email_taken, name_taken) = self
+            .store
+            .taken(&email.lookup_key(), &name.lookup_key())
+            .await?;
+        if email_taken {
+            errors.0.extend(duplicate(UniqueField::Email).0);
+        }
+        if name_taken {
+            errors.0.extend(duplicate(UniqueField::Name).0);
+        }
+
+        let hashed = self
+            .hasher
+            .check_and_hash(
+                self.passwords.clone(),
+                password,
+                name.as_str().to_owned(),
+                email.as_str().to_owned(),
+            )
+            .await?;
+        let hash = match hashed {
+            Ok(hash) => hash,
+            Err(violations) => {
+                for v in violations {
+                    errors.add("password", v);
+                }
+                String::new()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(AuthError::Invalid(errors));
+        }
+
+        let now = now();
+        let user = self
+            .store
+            .create_user(&NewUser {
+                email: email.as_str(),
+                email_key: &email.lookup_key(),
+                name: name.as_str(),
+                name_key: &name.lookup_key(),
+                password_hash: &hash,
+                now,
+            })
+            .await?;
+        let tokens = self.start_session(&user, client, now).await?;
+        Ok((view(&user), tokens))
+    }
+
+    /// Check credentials and start a session. Unknown accounts, inactive
+    /// accounts and wrong passwords fail alike, after the same hashing work.
+    pub async fn login(
+        &self,
+        form: Credentials,
+        client: &ClientInfo,
+    ) -> Result<(UserView, TokenPair), AuthError> {
+        let mut errors = FieldErrors::default();
+        let identifier = match (form.email, form.name) {
+            (Some(email), _) => email
+                .and_then(|e| Email::parse(&e))
+                .map(|e| ("email", e.lookup_key()))
+                .map_err(|m| errors.add("email", m))
+                .ok(),
+            (None, Some(name)) => name
+                .and_then(|n| Name::parse(&n))
+                .map(|n| ("name", n.lookup_key()))
+                .map_err(|m| errors.add("name", m))
+                .ok(),
+            (None, None) => {
+                errors.add("email", "This field is required.");
+                None
+            }
+        };
+        let password = form
+            .password
+            .and_then(|p| {
+                if p.expose().is_empty() {
+                    Err("This field may not be blank.".into())
+                } else {
+                    Ok(p)
+                }
+            })
+            .map_err(|m| errors.add("password", m))
+            .ok();
+        let (Some((kind, key)), Some(password)) = (identifier, password) else {
+            return Err(AuthError::Invalid(errors));
+        };
+
+        let user = match kind {
+            "email" => self.store.user_by_email(&key).await?,
+            _ => self.store.user_by_name(&key).await?,
+        };
+        let account_key = throttle::account_key(user.as_ref().map(|u| u.id), kind, &key);
+        let address_key = throttle::address_key(client.addr);
+        // Count the attempt before checking it, so parallel guesses cannot
+        // slip past the limit; a success takes its count back below.
+        let now = now();
+        let window = self.throttle.window_seconds;
+        let per_account = self.store.throttle_hit(&account_key, now, window).await?;
+        let per_address = self.store.throttle_hit(&address_key, now, window).await?;
+        let mut retry_after = 0;
+        if per_account.attempts > i64::from(self.throttle.per_account) {
+            retry_after = self.throttle.retry_after(per_account.window_start, now);
+        }
+        if per_address.attempts > i64::from(self.throttle.per_address) {
+            retry_after = retry_after.max(self.throttle.retry_after(per_address.window_start, now));
+        }
+        if retry_after > 0 {
+            tracing::warn!(target: "latchkey::security", event = "login_throttled", client = %client.addr, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
+
+        let within_limit = password.expose().chars().count() <= self.passwords.max_length;
+        let stored_hash = user
+            .as_ref()
+            .filter(|u| u.is_active && within_limit)
+            .map(|u| u.password_hash.clone());
+        let verified = self.hasher.verify(password, stored_hash).await?;
+        let user = match user {
+            Some(user) if verified => user,
+            _ => {
+                tracing::info!(target: "latchkey::security", event = "login_failed", client = %client.addr);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+
+        self.store.throttle_clear(&account_key).await?;
+        self.store.throttle_forgive(&address_key).await?;
+        let tokens = self.start_session(&user, client, now).await?;
+        Ok((view(&user), tokens))
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<TokenPair, AuthError> {
+        let session_id = RandomId::generate()?;
+        let refresh_jti = RandomId::generate()?;
+        let expires_at = now + self.tokens.refresh_lifetime;
+        let addr = client.addr.to_string();
+        self.store
+            .start_session(
+                &NewSession {
+                    id: session_id.as_str(),
+                    user_id: user.id,
+                    now,
+                    expires_at,
+                    client_addr: Some(&addr),
+                    user_agent: client.user_agent.as_deref(),
+                },
+                &NewRefreshToken {
+                    jti: refresh_jti.as_str(),
+                    session_id: session_id.as_str(),
+                    parent_jti: None,
+                    issued_at: now,
+                    expires_at,
+                },
+            )
+            .await?;
+        self.sign_pair(user.id, &session_id, refresh_jti, now)
+    }
+
+    fn sign_pair(
+        &self,
+        user_id: i64,
+        session_id: &RandomId,
+        refresh_jti: RandomId,
+        now: i64,
+    ) -> Result<TokenPair, AuthError> {
+        let access = self.codec.encode(&Claims {
+            token_type: TokenType::Access,
+            exp: now + self.tokens.access_lifetime,
+            iat: now,
+            jti: RandomId::generate()?,
+            user_id,
+            sid: session_id.clone(),
+        });
+        let refresh = self.codec.encode(&Claims {
+            token_type: TokenType::Refresh,
+            exp: now + self.tokens.refresh_lifetime,
+            iat: now,
+            jti: refresh_jti,
+            user_id,
+            sid: session_id.clone(),
+        });
+        Ok(TokenPair { access, refresh })
+    }
+
+    // ---- Tokens ------------------------------------------------------------
+
+    /// The caller behind an access token: valid signature, unexpired, of type
+    /// access, and its session still live. Checked against the database on
+    /// every call, so a logout on any instance takes effect at once.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let now = now();
+        let claims = self.codec.decode(access_token, TokenType::Access, now)?;
+        let user = self
+            .store
+            .session_user(claims.sid.as_str(), now)
+            .await?
+            .filter(|u| u.user_id == claims.user_id)
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        Ok(Principal {
+            user: UserView {
+                id: user.user_id,
+                email: user.email,
+                name: user.name,
+            },
+            session_id: claims.sid,
+        })
+    }
+
+    /// `/auth/token/verify/`: whether a token of either type is valid now.
+    pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let now = now();
+        let claims = self.codec.decode_any(token, now)?;
+        match claims.token_type {
+            TokenType::Access => self.authenticate(token).await.map(|_| ()),
+            TokenType::Refresh => {
+                let state = self
+                    .store
+                    .refresh_token_state(claims.jti.as_str(), now)
+                    .await?;
+                match state {
+                    Some(s)
+                        if s.session_live
+                            && s.rotated_at.is_none()
+                            && s.user_id == claims.user_id =>
+                    {
+                        Ok(())
+                    }
+                    Some(_) => Err(AuthError::Token(TokenRejection::Revoked)),
+                    None => Err(AuthError::Token(TokenRejection::Invalid)),
+                }
+            }
+        }
+    }
+
+    /// Rotate a refresh token: a new pair, the old token retired. Presenting a
+    /// retired token again revokes the whole session, except for the token
+    /// rotated last, within the grace window (two tabs refreshing at once).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        let now = now();
+        let claims = self.codec.decode(refresh_token, TokenType::Refresh, now)?;
+        let jti = claims.jti.as_str();
+        let next_jti = RandomId::generate()?;
+        let next = NewRefreshToken {
+            jti: next_jti.as_str(),
+            session_id: claims.sid.as_str(),
+            parent_jti: Some(jti),
+            issued_at: now,
+            expires_at: now + self.tokens.refresh_lifetime,
+        };
+
+        let mut state = self.known_refresh(&claims, now).await?;
+        if state.rotated_at.is_none() {
+            if self.store.rotate_refresh(jti, &next).await? {
+                return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
+            }
+            // Another request rotated it (or the session ended) meanwhile.
+            state = self.known_refresh(&claims, now).await?;
+        }
+
+        let rotated_at = state.rotated_at.unwrap_or(now);
+        let just_rotated = state.last_rotated_jti.as_deref() == Some(jti);
+        if just_rotated
+            && now - rotated_at <= self.tokens.reuse_grace
+            && self.tokens.reuse_grace > 0
+        {
+            if self.store.add_refresh(&next).await? {
+                return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
+            }
+            return Err(AuthError::Token(TokenRejection::Revoked));
+        }
+
+        self.store
+            .revoke_session(&state.session_id, now, "refresh token reuse")
+            .await?;
+        tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id = claims.user_id);
+        Err(AuthError::Token(TokenRejection::Revoked))
+    }
+
+    /// The stored state of a refresh token whose session is still live.
+    async fn known_refresh(
+        &self,
+        claims: &Claims,
+        now: i64,
+    ) -> Result<crate::store::RefreshTokenState, AuthError> {
+        match self
+            .store
+            .refresh_token_state(claims.jti.as_str(), now)
+            .await?
+        {
+            Some(s) if s.session_id == claims.sid.as_str() && s.user_id == claims.user_id => {
+                if s.session_live {
+                    Ok(s)
+                } else {
+                    Err(AuthError::Token(TokenRejection::Revoked))
+                }
+            }
+            _ => Err(AuthError::Token(TokenRejection::Invalid)),
+        }
+    }
+
+    /// End the session of `refresh_token`, which must belong to `caller`,
+    /// and the session of the caller's access token with it.
+    pub async fn logout(&self, caller: &Principal, refresh_token: &str) -> Result<(), AuthError> {
+        let now = now();
+        let claims = self.codec.decode(refresh_token, TokenType::Refresh, now)?;
+        let state = self
+            .store
+            .refresh_token_state(claims.jti.as_str(), now)
+            .await?;
+        let state = match state {
+            Some(s) if s.session_id == claims.sid.as_str() => s,
+            _ => return Err(AuthError::Token(TokenRejection::Invalid)),
+        };
+        if state.user_id != caller.user.id || claims.user_id != caller.user.id {
+            tracing::warn!(target: "latchkey::security", event = "logout_foreign_token", user_id = caller.user.id);
+            return Err(AuthError::NotOwner);
+        }
+        if !state.session_live {
+            return Err(AuthError::Token(TokenRejection::Revoked));
+        }
+        self.store
+            .revoke_session(&state.session_id, now, "logout")
+            .await?;
+        if caller.session_id.as_str() != state.session_id {
+            self.store
+                .revoke_session(caller.session_id.as_str(), now, "logout")
+                .await?;
+        }
+        tracing::info!(target: "latchkey::security", event = "logout", user_id = caller.user.id);
+        Ok(())
+    }
+}
+
+fn view(user: &UserRecord) -> UserView {
+    UserView {
+        id: user.id,
+        email: user.email.clone(),
+        name: user.name.clone(),
+    }
+}
+
+fn now_u64() -> u64 {
+    u64::try_from(now()).unwrap_or(0)
+}

@@ -1,0 +1,81 @@
+//! Login throttling policy: which counters an attempt is charged to, and
+//! when they say stop. The counters themselves live in the store, so every
+//! instance sharing a database enforces one limit.
+
+use std::net::IpAddr;
+
+/// Limits on login attempts within a fixed window.
+#[derive(Debug, Clone)]
+pub struct ThrottlePolicy {
+    /// Attempts allowed per account in one window.
+    pub per_account: u32,
+    /// Attempts allowed per client address in one window.
+    pub per_address: u32,
+    /// Window length in seconds.
+    pub window_seconds: i64,
+}
+
+/// The counter key for a client address. IPv6 clients are counted per /64,
+/// the block one subscriber usually controls, so rotating addresses within
+/// it does not reset the limit.
+pub fn address_key(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => format!("addr:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("addr:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The counter key for an account: its id when it exists, else the
+/// identifier that was tried (so unknown accounts are throttled alike).
+pub fn account_key(user_id: Option<i64>, identifier_kind: &str, identifier: &str) -> String {
+    match user_id {
+        Some(id) => format!("user:{id}"),
+        None => format!("unknown:{identifier_kind}:{identifier}"),
+    }
+}
+
+impl ThrottlePolicy {
+    /// Seconds until a window that began at `window_start` ends, at least 1.
+    pub fn retry_after(&self, window_start: i64, now: i64) -> u64 {
+        u64::try_from(window_start + self.window_seconds - now)
+            .unwrap_or(0)
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_in_one_slash_64_share_a_key() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4() {
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(address_key(mapped), "addr:10.1.2.3");
+    }
+
+    #[test]
+    fn retry_after_is_the_rest_of_the_window_and_never_zero() {
+        let p = ThrottlePolicy {
+            per_account: 1,
+            per_address: 1,
+            window_seconds: 900,
+        };
+        assert_eq!(p.retry_after(1_000, 1_100), 800);
+        assert_eq!(p.retry_after(1_000, 5_000), 1);
+    }
+}

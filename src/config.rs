@@ -1,0 +1,205 @@
+//! One typed configuration, read once from flags, `LATCHKEY_*` environment
+//! variables and defaults, then passed down. Nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::auth::SecretKey;
+
+/// Every option of `latchkey serve` (and the subset the other commands use).
+///
+/// Each flag has an environment equivalent; `docs/configuration.md` is the
+/// reference table and must list every field here.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "LATCHKEY_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://...`.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        default_value = "sqlite://latchkey.db"
+    )]
+    pub database_url: String,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Seconds to wait for a pooled database connection before answering 503.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+        default_value_t = 3
+    )]
+    pub database_acquire_timeout_seconds: u64,
+
+    /// Signing key for tokens (at least 32 bytes). When unset, a random key is
+    /// generated once and kept in the database, so restarts keep tokens valid.
+    #[arg(long, env = "LATCHKEY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<SecretKey>,
+
+    /// Comma-separated origins allowed to call the API with credentials (CORS)
+    /// and to send unsafe requests (CSRF Origin check).
+    #[arg(
+        long,
+        env = "LATCHKEY_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Set when clients reach latchkey over HTTPS (directly or through a
+    /// TLS-terminating proxy): cookies get `Secure`, the own origin is `https://`.
+    #[arg(long, env = "LATCHKEY_HTTPS", default_value_t = false)]
+    pub https: bool,
+
+    /// Lifetime of access tokens, in seconds (default one day).
+    #[arg(
+        long,
+        env = "LATCHKEY_ACCESS_TOKEN_LIFETIME_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub access_token_lifetime_seconds: u64,
+
+    /// Lifetime of refresh tokens and sessions, in seconds (default seven days).
+    #[arg(
+        long,
+        env = "LATCHKEY_REFRESH_TOKEN_LIFETIME_SECONDS",
+        default_value_t = 604_800
+    )]
+    pub refresh_token_lifetime_seconds: u64,
+
+    /// Seconds after a rotation during which the refresh token just rotated may
+    /// be presented once more without counting as reuse (0 turns it off).
+    #[arg(
+        long,
+        env = "LATCHKEY_REFRESH_REUSE_GRACE_SECONDS",
+        default_value_t = 10
+    )]
+    pub refresh_reuse_grace_seconds: u64,
+
+    /// Age after which a CSRF token is refused, in seconds (default one year).
+    #[arg(
+        long,
+        env = "LATCHKEY_CSRF_TOKEN_MAX_AGE_SECONDS",
+        default_value_t = 31_449_600
+    )]
+    pub csrf_token_max_age_seconds: u64,
+
+    /// Failed logins allowed per account within one throttle window.
+    #[arg(
+        long,
+        env = "LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 10
+    )]
+    pub login_failures_per_account: u32,
+
+    /// Failed logins allowed per client address within one throttle window.
+    #[arg(
+        long,
+        env = "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 100
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Length of the login throttle window, in seconds.
+    #[arg(
+        long,
+        env = "LATCHKEY_LOGIN_THROTTLE_WINDOW_SECONDS",
+        default_value_t = 900
+    )]
+    pub login_throttle_window_seconds: u64,
+
+    /// Number of reverse proxies in front of latchkey. With N > 0 the client
+    /// address is the N-th entry from the right of `X-Forwarded-For`.
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "LATCHKEY_MAX_BODY_BYTES", default_value_t = 65_536)]
+    pub max_body_bytes: usize,
+
+    /// Longest accepted password, in characters.
+    #[arg(long, env = "LATCHKEY_PASSWORD_MAX_LENGTH", default_value_t = 256)]
+    pub password_max_length: usize,
+
+    /// Password hashes computed at once (default: the number of CPU cores).
+    #[arg(long, env = "LATCHKEY_HASH_WORKERS")]
+    pub hash_workers: Option<usize>,
+
+    /// Password hashes allowed to wait for a worker; beyond it, 503 at once.
+    #[arg(long, env = "LATCHKEY_HASH_QUEUE", default_value_t = 32)]
+    pub hash_queue: usize,
+
+    /// Argon2id memory cost in KiB (never below OWASP's 19456).
+    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id iterations (never below OWASP's 2).
+    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Log format: `text` (human-readable) or `json`.
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `latchkey=debug`.
+    #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// The configuration with no flags: defaults, overridden by any `LATCHKEY_*`
+    /// variables set in the environment. Used by tests and embedders.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            config: Config,
+        }
+        <EnvOnly as clap::Parser>::try_parse_from(["latchkey"]).map(|d| d.config)
+    }
+
+    /// Access token lifetime.
+    pub fn access_lifetime(&self) -> Duration {
+        Duration::from_secs(self.access_token_lifetime_seconds)
+    }
+
+    /// Refresh token and session lifetime.
+    pub fn refresh_lifetime(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_lifetime_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_env().expect("defaults parse");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.database_url, "sqlite://latchkey.db");
+        assert_eq!(c.access_token_lifetime_seconds, 86_400);
+        assert_eq!(c.refresh_token_lifetime_seconds, 7 * 86_400);
+        assert_eq!(c.refresh_reuse_grace_seconds, 10);
+        assert_eq!(c.max_body_bytes, 64 * 1024);
+        assert_eq!(c.password_max_length, 256);
+        assert_eq!(c.allowed_origins.len(), 4);
+        assert!(c.secret_key.is_none());
+    }
+}

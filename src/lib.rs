@@ -1,0 +1,147 @@
+//! latchkey: an authentication API server for single-page apps.
+//!
+//! The crate is layered: [`http`] (routes, extractors, middleware, error
+//! mapping) calls [`auth`] (the domain: passwords, tokens, sessions, CSRF,
+//! throttling), which reaches the database only through [`store`].
+//! [`App::build`] assembles them from a [`config::Config`].
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use auth::password::{HashError, Hasher, PasswordPolicy};
+use auth::throttle::ThrottlePolicy;
+use auth::{Auth, SecretKey, TokenPolicy};
+use config::Config;
+use store::{PoolConfig, Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The key kept in the database is unusable.
+    #[error("stored signing key: {0}")]
+    Key(#[from] auth::keys::KeyTooShort),
+    /// The password hasher could not be set up.
+    #[error("password hasher: {0}")]
+    Hasher(#[from] HashError),
+    /// The operating system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Random(#[from] getrandom::Error),
+    /// Binding or serving failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Open the configured database and apply pending migrations.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let store = Store::connect(
+        &config.database_url,
+        &PoolConfig {
+            max_connections: config.database_max_connections,
+            acquire_timeout: Duration::from_secs(config.database_acquire_timeout_seconds),
+        },
+    )
+    .await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// A built application, ready to serve.
+pub struct App {
+    router: axum::Router,
+    store: Store,
+}
+
+impl App {
+    /// Connect, migrate, load or create the signing key, and assemble the
+    /// layers. Everything that can fail at start-up fails here.
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let store = open_store(config).await?;
+        let key = match &config.secret_key {
+            Some(key) => key.clone(),
+            None => {
+                // First start: keep a random key in the database, shared by
+                // every instance and kept across restarts.
+                let candidate = SecretKey::generate()?;
+                SecretKey::from_bytes(store.signing_key_or_insert(candidate.expose()).await?)?
+            }
+        };
+        let workers = config
+            .hash_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+        let hasher = Hasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            workers,
+            config.hash_queue,
+        )?;
+        let auth = Auth::new(
+            store.clone(),
+            key,
+            config.csrf_token_max_age_seconds,
+            hasher,
+            PasswordPolicy {
+                max_length: config.password_max_length,
+            },
+            TokenPolicy {
+                access_lifetime: secs(config.access_token_lifetime_seconds),
+                refresh_lifetime: secs(config.refresh_token_lifetime_seconds),
+                reuse_grace: secs(config.refresh_reuse_grace_seconds),
+            },
+            ThrottlePolicy {
+                per_account: config.login_failures_per_account,
+                per_address: config.login_failures_per_address,
+                window_seconds: secs(config.login_throttle_window_seconds),
+            },
+        );
+        let state = http::AppState {
+            auth,
+            origins: http::middleware::Origins::new(&config.allowed_origins),
+            https: config.https,
+            max_body_bytes: config.max_body_bytes,
+            trusted_proxy_hops: config.trusted_proxy_hops,
+            csrf_max_age: config.csrf_token_max_age_seconds,
+        };
+        Ok(Self {
+            router: http::router(state),
+            store,
+        })
+    }
+
+    /// The router, for driving the app without a socket.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Serve on `listener` until `shutdown` completes, then finish in-flight
+    /// requests and close the database pool.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+fn secs(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX / 4)
+}

@@ -1,0 +1,75 @@
+//! The `latchkey` command: parse arguments, dispatch. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use latchkey::config::Config;
+use latchkey::{telemetry, App};
+
+/// latchkey: an authentication API server for single-page apps.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the HTTP server (migrations are applied first).
+    Serve(Config),
+    /// Apply pending database migrations and exit.
+    Migrate(Config),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate(config) => {
+            telemetry::init(config.log_format, &config.log);
+            latchkey::open_store(&config)
+                .await
+                .map(|_| tracing::info!("migrations applied"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), latchkey::StartError> {
+    telemetry::init(config.log_format, &config.log);
+    let app = App::build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    tracing::info!(address = %listener.local_addr()?, "latchkey listening");
+    app.serve(listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,194 @@
+//! Storage: the only place with SQL. One [`Store`] over a pool of either
+//! SQLite (embedded, the default) or PostgreSQL connections. The statements
+//! are written once in the dialect both accept (`$n` parameters, `ON
+//! CONFLICT`, `RETURNING`); the schemas differ and live in
+//! `migrations/<backend>/`, embedded in the binary.
+//!
+//! Constraint violations and connectivity failures become [`StoreError`]
+//! variants here, so the layers above never see a `sqlx::Error`.
+
+mod sessions;
+mod settings;
+mod throttle;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor as _};
+
+pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionSummary, SessionUser};
+pub use throttle::ThrottleWindow;
+pub use users::{NewUser, UserRecord};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database engine a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://PATH`: an embedded file, WAL mode.
+    Sqlite,
+    /// `postgres://...`: a shared server, for several instances.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if any.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// A unique field a new row collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    /// `users.email_key`.
+    Email,
+    /// `users.name_key`.
+    Name,
+}
+
+/// What can go wrong in storage, as the layers above need to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. a racing registration).
+    #[error("duplicate {0:?}")]
+    Duplicate(UniqueField),
+    /// The database cannot be reached or is too busy right now; retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The URL names no supported backend.
+    #[error("unsupported database URL (use sqlite://PATH or postgres://...)")]
+    UnsupportedUrl,
+    /// Anything else: a bug or a corrupt database.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match e {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                Self::Unavailable(e.to_string())
+            }
+            E::Database(ref db) => {
+                if db.is_unique_violation() {
+                    let on = |col: &str| {
+                        db.message().contains(col)
+                            || db.constraint().is_some_and(|c| c.contains(col))
+                    };
+                    if on("email_key") {
+                        return Self::Duplicate(UniqueField::Email);
+                    }
+                    if on("name_key") {
+                        return Self::Duplicate(UniqueField::Name);
+                    }
+                }
+                // SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL's "cannot connect now",
+                // admin shutdown and serialization failures: transient.
+                match db.code().as_deref() {
+                    Some("5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "40001" | "40P01") => {
+                        Self::Unavailable(e.to_string())
+                    }
+                    _ => Self::Other(e.to_string()),
+                }
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Maximum open connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+/// The database, behind the operations latchkey needs and nothing more.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Open a pool on `url`. SQLite files are created when missing. Does not
+    /// migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let options =
+            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout);
+        if backend == Backend::Sqlite {
+            pool_options = pool_options
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the single writer; NORMAL
+                        // is durable across application crashes in WAL mode.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await
+                            .map(|_| ())
+                    })
+                });
+        }
+        let pool = pool_options.connect_lazy_with(options);
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Apply the embedded migrations that have not run yet. On PostgreSQL the
+    /// migrator holds an advisory lock, so instances starting together take turns.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
+            other => StoreError::Other(other.to_string()),
+        })
+    }
+
+    /// Succeeds when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Connections open and idle: for readiness and metrics.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Close every connection (on shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

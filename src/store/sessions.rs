@@ -1,0 +1,265 @@
+//! The `sessions` and `refresh_tokens` tables: one session per login, and
+//! every refresh token issued in it, rotated ones kept to detect reuse.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A session about to start.
+pub struct NewSession<'a> {
+    /// Random session id (the tokens' `sid`).
+    pub id: &'a str,
+    /// Its user.
+    pub user_id: i64,
+    /// Start time.
+    pub now: i64,
+    /// When it ends unless a refresh extends it.
+    pub expires_at: i64,
+    /// The client's address, for the user's session list.
+    pub client_addr: Option<&'a str>,
+    /// The client's `User-Agent`, truncated.
+    pub user_agent: Option<&'a str>,
+}
+
+/// A refresh token about to be issued.
+pub struct NewRefreshToken<'a> {
+    /// Its `jti`.
+    pub jti: &'a str,
+    /// Its session.
+    pub session_id: &'a str,
+    /// The token it was rotated from, if any.
+    pub parent_jti: Option<&'a str>,
+    /// Issue time.
+    pub issued_at: i64,
+    /// Expiry time.
+    pub expires_at: i64,
+}
+
+/// The user behind a live session.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// User id.
+    pub user_id: i64,
+    /// User email.
+    pub email: String,
+    /// User name.
+    pub name: String,
+}
+
+/// What the store knows about a presented refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenState {
+    /// Its session.
+    pub session_id: String,
+    /// The session's user.
+    pub user_id: i64,
+    /// When it was rotated, if it was.
+    pub rotated_at: Option<i64>,
+    /// Session neither revoked nor expired, and its user active.
+    pub session_live: bool,
+    /// The token of this session rotated most recently.
+    pub last_rotated_jti: Option<String>,
+}
+
+/// A session as its user sees it in their session list.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    /// Session id.
+    pub id: String,
+    /// Start time.
+    pub created_at: i64,
+    /// Last login or refresh.
+    pub last_used_at: i64,
+    /// Client address at login.
+    pub client_addr: Option<String>,
+    /// Client `User-Agent` at login.
+    pub user_agent: Option<String>,
+}
+
+const INSERT_REFRESH: &str =
+    "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
+                              VALUES ($1, $2, $3, $4, $5)";
+
+fn insert_refresh<'q>(
+    t: &'q NewRefreshToken<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(INSERT_REFRESH)
+        .bind(t.jti)
+        .bind(t.session_id)
+        .bind(t.parent_jti)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+}
+
+impl Store {
+    /// Start a session with its first refresh token, atomically.
+    pub async fn start_session(
+        &self,
+        s: &NewSession<'_>,
+        first: &NewRefreshToken<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        )
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .bind(s.client_addr)
+        .bind(s.user_agent)
+        .execute(&mut *tx)
+        .await?;
+        insert_refresh(first).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user of session `sid` if the session is live at `now` (not
+    /// revoked, not expired) and the user active. One indexed lookup: this
+    /// runs on every authenticated request.
+    pub async fn session_user(
+        &self,
+        sid: &str,
+        now: i64,
+    ) -> Result<Option<SessionUser>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1",
+        )
+        .bind(sid)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionUser {
+            user_id: row.try_get(0)?,
+            email: row.try_get(1)?,
+            name: row.try_get(2)?,
+        }))
+    }
+
+    /// The state of refresh token `jti` and its session, if it was ever issued.
+    pub async fn refresh_token_state(
+        &self,
+        jti: &str,
+        now: i64,
+    ) -> Result<Option<RefreshTokenState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.session_id, s.user_id, r.rotated_at, \
+                    CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
+                    s.last_rotated_jti \
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
+             WHERE r.jti = $1",
+        )
+        .bind(jti)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(RefreshTokenState {
+            session_id: row.try_get(0)?,
+            user_id: row.try_get(1)?,
+            rotated_at: row.try_get(2)?,
+            session_live: row.try_get::<i64, _>(3)? != 0,
+            last_rotated_jti: row.try_get(4)?,
+        }))
+    }
+
+    /// Rotate `old_jti` into `next`: mark it rotated, record it as the
+    /// session's latest rotation, extend the session to `next`'s expiry and
+    /// insert `next`, all or nothing. False when the token was rotated
+    /// meanwhile (a racing request won) or the session is no longer live.
+    pub async fn rotate_refresh(
+        &self,
+        old_jti: &str,
+        next: &NewRefreshToken<'_>,
+    ) -> Result<bool, StoreError> {
+        let now = next.issued_at;
+        // Start with a write so SQLite takes the write lock at once rather
+        // than failing to upgrade a read snapshot under contention.
+        let mut tx = self.pool.begin().await?;
+        let rotated = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE jti = $2 AND rotated_at IS NULL",
+        )
+        .bind(now)
+        .bind(old_jti)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if rotated != 1 {
+            return Ok(false);
+        }
+        if !self
+            .extend_live_session(&mut tx, next, Some(old_jti))
+            .await?
+        {
+            return Ok(false);
+        }
+        insert_refresh(next).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Issue `next` beside the token rotated a moment ago (the reuse grace
+    /// window), if the session is still live. Leaves the session's latest
+    /// rotation as it is.
+    pub async fn add_refresh(&self, next: &NewRefreshToken<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.extend_live_session(&mut tx, next, None).await? {
+            return Ok(false);
+        }
+        insert_refresh(next).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn extend_live_session(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        next: &NewRefreshToken<'_>,
+        rotated_jti: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE sessions SET last_used_at = $1, expires_at = $2, \
+                    last_rotated_jti = COALESCE($3, last_rotated_jti) \
+             WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(next.issued_at)
+        .bind(next.expires_at)
+        .bind(rotated_jti)
+        .bind(next.session_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Revoke session `sid` (and so every token of it). Idempotent.
+    pub async fn revoke_session(
+        &self,
+        sid: &str,
+        now: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Number of sessions that are not revoked (for operators and tests).
+    pub async fn count_live_sessions(&self, now: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+}

@@ -1,0 +1,123 @@
+//! The `users` table.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A user row as the domain needs it.
+#[derive(Clone)]
+pub struct UserRecord {
+    /// Integer id, the tokens' `user_id`.
+    pub id: i64,
+    /// Email as registered (domain lowercased).
+    pub email: String,
+    /// Display name as registered.
+    pub name: String,
+    /// PHC string of the password hash.
+    pub password_hash: String,
+    /// Inactive users cannot log in or refresh.
+    pub is_active: bool,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user about to be inserted.
+pub struct NewUser<'a> {
+    /// Email as it will be shown.
+    pub email: &'a str,
+    /// Lowercased email, unique.
+    pub email_key: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Lowercased name, unique.
+    pub name_key: &'a str,
+    /// PHC string.
+    pub password_hash: &'a str,
+    /// Registration time.
+    pub now: i64,
+}
+
+const USER_COLUMNS: &str = "id, email, name, password_hash, is_active";
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        name: row.try_get(2)?,
+        password_hash: row.try_get(3)?,
+        is_active: row.try_get::<i64, _>(4)? != 0,
+    })
+}
+
+impl Store {
+    /// Insert a user; [`StoreError::Duplicate`] when the email or name is taken,
+    /// even when another request inserted it a moment ago.
+    pub async fn create_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(user.email)
+        .bind(user.email_key)
+        .bind(user.name)
+        .bind(user.name_key)
+        .bind(user.password_hash)
+        .bind(user.now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(user_from_row(&row)?)
+    }
+
+    /// Whether the email key and the name key are already taken.
+    pub async fn taken(&self, email_key: &str, name_key: &str) -> Result<(bool, bool), StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM users WHERE email_key = $1), \
+               (SELECT COUNT(*) FROM users WHERE name_key = $2)",
+        )
+        .bind(email_key)
+        .bind(name_key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get::<i64, _>(0)? > 0, row.try_get::<i64, _>(1)? > 0))
+    }
+
+    /// The user whose lowercased email is `email_key`.
+    pub async fn user_by_email(&self, email_key: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.user_where("email_key", email_key).await
+    }
+
+    /// The user whose lowercased name is `name_key`.
+    pub async fn user_by_name(&self, name_key: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.user_where("name_key", name_key).await
+    }
+
+    async fn user_where(
+        &self,
+        column: &'static str,
+        key: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    /// Number of users (for operators and tests).
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+}
