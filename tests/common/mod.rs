@@ -1,0 +1,222 @@
+//! Shared set-up for the black-box tests: a real latchkey server on a random
+//! port with a database of its own, and a small client that speaks the
+//! contract (CSRF header included).
+//!
+//! `LATCHKEY_TEST_BACKEND=postgres` runs every test against a fresh
+//! PostgreSQL database on `LATCHKEY_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`); the default is a fresh SQLite file.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use latchkey::config::Config;
+use latchkey::App;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// A strong password the policy accepts.
+pub const PASSWORD: &str = "Tr1cky-Lantern-Owl";
+
+/// Which database the tests run on.
+pub fn backend() -> String {
+    std::env::var("LATCHKEY_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// A database URL nobody else uses: a new SQLite file, or a new PostgreSQL database.
+pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+    if backend() == "postgres" {
+        use sqlx::Connection as _;
+        let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!(
+            "latchkey_test_{}",
+            latchkey::auth::ids::RandomId::generate().unwrap()
+        );
+        let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is required for LATCHKEY_TEST_BACKEND=postgres: {e}")
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        format!("{base}/{name}")
+    } else {
+        format!("sqlite://{}", dir.path().join("latchkey.db").display())
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database_url(&dir).await;
+        Self::start_on(dir, database_url, adjust).await
+    }
+
+    /// A server on an existing database.
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config::from_env().expect("default configuration");
+        config.database_url = database_url.clone();
+        config.hash_queue = 1024;
+        adjust(&mut config);
+        let app = App::build(&config).await.expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().build().unwrap(),
+            database_url,
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A fresh CSRF token from `GET /auth/csrf/`.
+    pub async fn csrf(&self) -> String {
+        let body: Value = self
+            .client
+            .get(self.url("/auth/csrf/"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["csrfToken"].as_str().unwrap().to_owned()
+    }
+
+    /// A request with a valid CSRF header already set.
+    pub async fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let csrf = self.csrf().await;
+        self.client
+            .request(method, self.url(path))
+            .header("X-CSRFToken", csrf)
+    }
+
+    /// POST a JSON body with a valid CSRF header.
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path)
+            .await
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST a JSON body with a CSRF header and a Bearer token.
+    pub async fn post_as(&self, access: &str, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path)
+            .await
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_as(&self, access: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Register a user and return the 201 body (`id`, `email`, `name`, `tokens`).
+    pub async fn register(&self, name: &str, email: &str) -> Value {
+        let r = self
+            .post(
+                "/auth/register",
+                json!({"name": name, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
+        r.json().await.unwrap()
+    }
+
+    /// Register a user with a unique name and email; returns the 201 body.
+    pub async fn new_user(&self) -> Value {
+        let id = latchkey::auth::ids::RandomId::generate().unwrap();
+        let tag = &id.as_str()[..10];
+        self.register(&format!("user{tag}"), &format!("user{tag}@example.com"))
+            .await
+    }
+
+    /// Log in by email and return the 200 body.
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post("/auth/login", json!({"email": email, "password": password}))
+            .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The `access` and `refresh` tokens of a register/login body.
+pub fn tokens(body: &Value) -> (String, String) {
+    (
+        body["tokens"]["access"].as_str().unwrap().to_owned(),
+        body["tokens"]["refresh"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Assert a DRF `{"detail","code"}` error.
+pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status, "status");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    body
+}
+
+/// The decoded payload of a JWT (no verification: for reading claims in tests).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}

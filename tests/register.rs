@@ -1,0 +1,293 @@
+//! `POST /auth/register`: the seed's shape, validation, uniqueness, races.
+
+mod common;
+
+use common::{assert_error, claims, TestServer, PASSWORD};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn register_returns_201_with_the_seeds_user_and_tokens_shape() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "soban", "email": "msoban@gmail.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let body: Value = r.json().await.unwrap();
+    let obj = body.as_object().unwrap();
+    assert_eq!(
+        obj.keys().collect::<Vec<_>>(),
+        ["email", "id", "name", "tokens"]
+    );
+    assert!(body["id"].is_i64());
+    assert_eq!(body["email"], "msoban@gmail.com");
+    assert_eq!(body["name"], "soban");
+    let tokens = body["tokens"].as_object().unwrap();
+    assert_eq!(tokens.len(), 2);
+    let access = claims(tokens["access"].as_str().unwrap());
+    let refresh = claims(tokens["refresh"].as_str().unwrap());
+    assert_eq!(access["token_type"], "access");
+    assert_eq!(refresh["token_type"], "refresh");
+    assert_eq!(access["user_id"], body["id"]);
+    for c in [&access, &refresh] {
+        let jti = c["jti"].as_str().unwrap();
+        assert_eq!(jti.len(), 32);
+        assert!(jti
+            .chars()
+            .all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch)));
+        assert!(c["iat"].is_i64() && c["exp"].is_i64());
+    }
+    assert_eq!(
+        access["exp"].as_i64().unwrap() - access["iat"].as_i64().unwrap(),
+        86_400
+    );
+    assert_eq!(
+        refresh["exp"].as_i64().unwrap() - refresh["iat"].as_i64().unwrap(),
+        7 * 86_400
+    );
+}
+
+#[tokio::test]
+async fn the_email_domain_is_lowercased_and_the_name_trimmed() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "  Ada  ", "email": "Ada.L@Example.COM", "password": PASSWORD}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["email"], "Ada.L@example.com");
+    assert_eq!(body["name"], "Ada");
+}
+
+#[tokio::test]
+async fn missing_fields_are_each_reported_as_required() {
+    let s = TestServer::start().await;
+    let r = s.post("/auth/register", json!({})).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    for field in ["name", "email", "password"] {
+        assert_eq!(body[field], json!(["This field is required."]), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn blank_null_and_non_string_fields_get_drf_messages() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "   ", "email": null, "password": 12345678}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["name"], json!(["This field may not be blank."]));
+    assert_eq!(body["email"], json!(["This field may not be null."]));
+    assert_eq!(body["password"], json!(["Not a valid string."]));
+}
+
+#[tokio::test]
+async fn an_invalid_or_overlong_email_is_rejected() {
+    let s = TestServer::start().await;
+    for email in ["not-an-email", "a@b", "a b@example.com", "@example.com"] {
+        let r = s
+            .post(
+                "/auth/register",
+                json!({"name": "n1", "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["email"],
+            json!(["Enter a valid email address."]),
+            "{email}"
+        );
+    }
+    let long = format!("{}@example.com", "a".repeat(243));
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "n1", "email": long, "password": PASSWORD}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["email"],
+        json!(["Ensure this field has no more than 254 characters."])
+    );
+}
+
+#[tokio::test]
+async fn names_over_150_characters_are_rejected_and_150_accepted() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "n".repeat(151), "email": "a@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["name"],
+        json!(["Ensure this field has no more than 150 characters."])
+    );
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "n".repeat(150), "email": "a@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+async fn password_errors(s: &TestServer, password: &str) -> Vec<String> {
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "marguerite", "email": "marguerite@example.com", "password": password}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{password}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    serde_json::from_value(body["password"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn weak_passwords_are_rejected_under_password() {
+    let s = TestServer::start().await;
+    assert!(password_errors(&s, "Xq7#p").await.contains(
+        &"This password is too short. It must contain at least 8 characters.".to_owned()
+    ));
+    assert!(password_errors(&s, "password")
+        .await
+        .contains(&"This password is too common.".to_owned()));
+    assert!(password_errors(&s, "qwerty123")
+        .await
+        .contains(&"This password is too common.".to_owned()));
+    assert!(password_errors(&s, "80417263591")
+        .await
+        .contains(&"This password is entirely numeric.".to_owned()));
+    assert!(password_errors(&s, "marguerite1")
+        .await
+        .iter()
+        .any(|m| m.starts_with("The password is too similar to the")));
+    assert_eq!(
+        password_errors(&s, &"aB3$".repeat(65)).await,
+        ["Ensure this field has no more than 256 characters."]
+    );
+    assert_eq!(
+        password_errors(&s, "").await,
+        ["This field may not be blank."]
+    );
+}
+
+#[tokio::test]
+async fn the_maximum_password_length_is_configurable() {
+    let s = TestServer::start_with(|c| c.password_max_length = 20).await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "n", "email": "n@example.com", "password": "Tr1cky-Lantern-Owl-Moth"}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["password"],
+        json!(["Ensure this field has no more than 20 characters."])
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_email_is_rejected_case_insensitively() {
+    let s = TestServer::start().await;
+    s.register("first", "dup@example.com").await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "second", "email": "DUP@Example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"email": ["user with this email already exists."]})
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_name_is_rejected_case_insensitively() {
+    let s = TestServer::start().await;
+    s.register("Grace", "grace@example.com").await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "gRACE", "email": "other@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"name": ["user with this name already exists."]})
+    );
+}
+
+#[tokio::test]
+async fn racing_registrations_of_one_email_give_exactly_one_201_and_never_a_500() {
+    let s = TestServer::start().await;
+    let csrf = s.csrf().await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (client, url, csrf) = (s.client.clone(), s.url("/auth/register"), csrf.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("X-CSRFToken", csrf)
+                .json(&json!({"name": format!("racer{i}"), "email": "race@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn register_without_csrf_is_forbidden() {
+    let s = TestServer::start().await;
+    let r = s
+        .client
+        .post(s.url("/auth/register"))
+        .json(&json!({"name": "n", "email": "n@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::FORBIDDEN, "csrf_failed").await;
+}
