@@ -1,0 +1,319 @@
+//! `POST /auth/login`: by email or name, one failure answer for every kind of
+//! bad credential, and throttling per account and per client address.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_error, tokens, TestServer, PASSWORD};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn login_by_email_returns_the_user_and_a_fresh_token_pair() {
+    let s = TestServer::start().await;
+    let reg = s.register("soban", "msoban@gmail.com").await;
+    let r = s.login("msoban@gmail.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], reg["id"]);
+    assert_eq!(body["email"], "msoban@gmail.com");
+    assert_eq!(body["name"], "soban");
+    let (access, refresh) = tokens(&body);
+    assert_ne!(access, tokens(&reg).0);
+    assert_ne!(refresh, tokens(&reg).1);
+    assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_email_is_matched_case_insensitively() {
+    let s = TestServer::start().await;
+    s.register("soban", "MSoban@gmail.com").await;
+    assert_eq!(
+        s.login("msoban@GMAIL.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_name_sent_beside_the_email_is_ignored() {
+    let s = TestServer::start().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let r = s
+        .post(
+            "/auth/login",
+            json!({"name": "somebody else", "email": "msoban@gmail.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_an_email_the_name_logs_in() {
+    let s = TestServer::start().await;
+    let reg = s.register("Soban", "msoban@gmail.com").await;
+    let r = s
+        .post(
+            "/auth/login",
+            json!({"name": "soban", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], reg["id"]);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_account_get_the_same_401() {
+    let s = TestServer::start().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let wrong = s.login("msoban@gmail.com", "Wrong-Password-99").await;
+    let wrong_headers = wrong.headers().clone();
+    let wrong = assert_error(wrong, StatusCode::UNAUTHORIZED, "no_active_account").await;
+    let unknown = s.login("nobody@gmail.com", "Wrong-Password-99").await;
+    let unknown_headers = unknown.headers().clone();
+    let unknown = assert_error(unknown, StatusCode::UNAUTHORIZED, "no_active_account").await;
+    assert_eq!(wrong, unknown);
+    assert_eq!(
+        wrong["detail"],
+        "No active account found with the given credentials"
+    );
+    assert_eq!(
+        wrong_headers.get("www-authenticate"),
+        unknown_headers.get("www-authenticate")
+    );
+    let by_name = s
+        .post(
+            "/auth/login",
+            json!({"name": "nobody", "password": "x-Wrong-Password"}),
+        )
+        .await;
+    assert_eq!(
+        assert_error(by_name, StatusCode::UNAUTHORIZED, "no_active_account").await,
+        wrong
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_account_take_the_same_time_within_noise() {
+    let s = TestServer::start_with(|c| {
+        c.login_failures_per_account = 1_000;
+        c.login_failures_per_address = 1_000;
+    })
+    .await;
+    s.register("soban", "msoban@gmail.com").await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..9 {
+        let t = Instant::now();
+        assert_eq!(
+            s.login("msoban@gmail.com", "Wrong-Password-99")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        known.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(
+            s.login(&format!("ghost{i}@gmail.com"), "Wrong-Password-99")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        unknown.push(t.elapsed());
+    }
+    let (k, u) = (median(known), median(unknown));
+    // Both spend one Argon2id verification (tens of milliseconds); an
+    // unknown account that skipped it would answer in well under a tenth.
+    let ratio = k.as_secs_f64() / u.as_secs_f64();
+    assert!((0.33..3.0).contains(&ratio), "known {k:?} vs unknown {u:?}");
+}
+
+#[tokio::test]
+async fn missing_and_blank_fields_are_field_errors() {
+    let s = TestServer::start().await;
+    let r = s.post("/auth/login", json!({})).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["email"], json!(["This field is required."]));
+    assert_eq!(body["password"], json!(["This field is required."]));
+    let r = s
+        .post(
+            "/auth/login",
+            json!({"email": "a@example.com", "password": ""}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"password": ["This field may not be blank."]}));
+    let r = s
+        .post("/auth/login", json!({"email": "nope", "password": "x"}))
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"email": ["Enter a valid email address."]}));
+}
+
+#[tokio::test]
+async fn repeated_failures_on_one_account_are_throttled_with_retry_after() {
+    let s = TestServer::start_with(|c| {
+        c.login_failures_per_account = 3;
+        c.login_throttle_window_seconds = 600;
+    })
+    .await;
+    s.register("soban", "msoban@gmail.com").await;
+    for _ in 0..3 {
+        assert_eq!(
+            s.login("msoban@gmail.com", "Wrong-Password-99")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = s.login("msoban@gmail.com", "Wrong-Password-99").await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    // The right password does not get through a throttled account either.
+    let r = s.login("msoban@gmail.com", PASSWORD).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    // Logging in by name targets the same account and is throttled too.
+    let r = s
+        .post(
+            "/auth/login",
+            json!({"name": "soban", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
+async fn unknown_accounts_are_throttled_like_real_ones() {
+    let s = TestServer::start_with(|c| c.login_failures_per_account = 2).await;
+    for _ in 0..2 {
+        assert_eq!(
+            s.login("ghost@example.com", "Wrong-Password-99")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = s.login("ghost@example.com", "Wrong-Password-99").await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
+async fn a_few_mistakes_then_the_right_password_still_logs_in_and_resets_the_count() {
+    let s = TestServer::start_with(|c| c.login_failures_per_account = 3).await;
+    s.register("soban", "msoban@gmail.com").await;
+    for _ in 0..2 {
+        s.login("msoban@gmail.com", "Wrong-Password-99").await;
+    }
+    assert_eq!(
+        s.login("msoban@gmail.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            s.login("msoban@gmail.com", "Wrong-Password-99")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        s.login("msoban@gmail.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn failures_across_many_accounts_from_one_address_are_throttled() {
+    let s = TestServer::start_with(|c| {
+        c.login_failures_per_account = 100;
+        c.login_failures_per_address = 4;
+    })
+    .await;
+    for i in 0..4 {
+        let r = s
+            .login(&format!("spray{i}@example.com"), "Wrong-Password-99")
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = s.login("spray-next@example.com", "Wrong-Password-99").await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
+async fn the_address_behind_trusted_proxies_is_what_gets_throttled() {
+    let s = TestServer::start_with(|c| {
+        c.login_failures_per_account = 100;
+        c.login_failures_per_address = 2;
+        c.trusted_proxy_hops = 1;
+    })
+    .await;
+    let attempt = |ip: &'static str, i: usize| {
+        let s = &s;
+        async move {
+            s.request(reqwest::Method::POST, "/auth/login")
+                .await
+                .header("X-Forwarded-For", ip)
+                .json(
+                    &json!({"email": format!("p{i}@example.com"), "password": "Wrong-Password-99"}),
+                )
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(attempt("203.0.113.7", 0).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(attempt("203.0.113.7", 1).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        attempt("203.0.113.7", 2).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(attempt("198.51.100.9", 3).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_exceed_the_account_limit() {
+    let s = TestServer::start_with(|c| c.login_failures_per_account = 5).await;
+    s.register("soban", "msoban@gmail.com").await;
+    let csrf = s.csrf().await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (client, url, csrf) = (s.client.clone(), s.url("/auth/login"), csrf.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("X-CSRFToken", csrf)
+                .json(&json!({"email": "msoban@gmail.com", "password": "Wrong-Password-99"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut checked = 0;
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+        checked += usize::from(status == StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        checked, 5,
+        "exactly the limit's worth of passwords were checked"
+    );
+}
