@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::auth::keys::KeyTooShort;
 use crate::auth::SecretKey;
+
+/// The environment variable holding the signing key.
+pub const SECRET_KEY_ENV: &str = "LATCHKEY_SECRET_KEY";
 
 /// Every option of `latchkey serve` (and the subset the other commands use).
 ///
@@ -38,9 +42,11 @@ pub struct Config {
     )]
     pub database_acquire_timeout_seconds: u64,
 
-    /// Signing key for tokens (at least 32 bytes). When unset, a random key is
-    /// generated once and kept in the database, so restarts keep tokens valid.
-    #[arg(long, env = "LATCHKEY_SECRET_KEY", hide_env_values = true)]
+    /// Signing key for tokens (at least 32 bytes), read from the environment
+    /// variable `LATCHKEY_SECRET_KEY` only, never from a flag, so it cannot
+    /// show in the process list. When unset, a random key is generated once
+    /// and kept in the database, so restarts keep tokens valid.
+    #[arg(skip)]
     pub secret_key: Option<SecretKey>,
 
     /// Comma-separated origins allowed to call the API with credentials (CORS)
@@ -171,7 +177,18 @@ impl Config {
             #[command(flatten)]
             config: Config,
         }
-        <EnvOnly as clap::Parser>::try_parse_from(["latchkey"]).map(|d| d.config)
+        let config = <EnvOnly as clap::Parser>::try_parse_from(["latchkey"]).map(|d| d.config)?;
+        config
+            .with_secret_from_env()
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))
+    }
+
+    /// Fill in [`Config::secret_key`] from `LATCHKEY_SECRET_KEY`, if set.
+    pub fn with_secret_from_env(mut self) -> Result<Self, KeyTooShort> {
+        if let Some(value) = std::env::var_os(SECRET_KEY_ENV) {
+            self.secret_key = Some(value.to_string_lossy().parse()?);
+        }
+        Ok(self)
     }
 
     /// Access token lifetime.

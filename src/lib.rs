@@ -29,8 +29,8 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] StoreError),
-    /// The key kept in the database is unusable.
-    #[error("stored signing key: {0}")]
+    /// The configured or stored signing key is unusable.
+    #[error("signing key: {0}")]
     Key(#[from] auth::keys::KeyTooShort),
     /// The password hasher could not be set up.
     #[error("password hasher: {0}")]

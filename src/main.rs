@@ -17,16 +17,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the HTTP server (migrations are applied first).
+    #[command(after_help = SECRET_KEY_HELP)]
     Serve(Config),
     /// Apply pending database migrations and exit.
     Migrate(Config),
 }
 
+const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => match config.with_secret_from_env() {
+            Ok(config) => serve(config).await,
+            Err(e) => Err(latchkey::StartError::Key(e)),
+        },
         Command::Migrate(config) => {
             telemetry::init(config.log_format, &config.log);
             latchkey::open_store(&config)
