@@ -166,7 +166,7 @@ pub struct Hasher {
 
 struct HasherInner {
     params: Params,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     queue: usize,
     /// A well-formed hash nobody's password matches, verified for unknown
@@ -203,7 +203,7 @@ impl Hasher {
         Ok(Self {
             inner: Arc::new(HasherInner {
                 params,
-                permits: Semaphore::new(workers.max(1)),
+                permits: Arc::new(Semaphore::new(workers.max(1))),
                 waiting: AtomicUsize::new(0),
                 queue,
                 dummy_hash,
@@ -227,21 +227,24 @@ impl Hasher {
         T: Send + 'static,
     {
         let inner = &self.inner;
-        let _permit = match inner.permits.try_acquire() {
+        let permit = match inner.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.queue {
-                    inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(HashError::Overloaded);
-                }
-                let permit = inner.permits.acquire().await;
-                inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                let waiting =
+                    QueueSlot::take(&inner.waiting, inner.queue).ok_or(HashError::Overloaded)?;
+                let permit = inner.permits.clone().acquire_owned().await;
+                drop(waiting);
                 permit.map_err(|e| HashError::Failed(e.to_string()))?
             }
         };
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| HashError::Failed(e.to_string()))
+        // The permit moves into the blocking task, so a caller that goes away
+        // mid-hash does not free its worker before the work is done.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| HashError::Failed(e.to_string()))
     }
 
     /// Hash `password` into a PHC string (`$argon2id$v=19$m=...`).
@@ -278,6 +281,26 @@ impl Hasher {
             hash_blocking(&params, &password).map(Ok)
         })
         .await?
+    }
+}
+
+/// A place in the waiting queue, given back on drop, even when the waiting
+/// request is cancelled (a client that disconnects must not leak a slot).
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        if waiting.fetch_add(1, Ordering::AcqRel) >= limit {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(waiting))
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -425,6 +448,41 @@ mod tests {
             .verify(Password::new("x".into()), Some("garbage".into()))
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_gives_its_queue_slot_back() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let held = {
+            let (hasher, gate) = (hasher.clone(), gate.clone());
+            tokio::spawn(async move {
+                hasher
+                    .run(move || {
+                        gate.wait();
+                    })
+                    .await
+            })
+        };
+        while hasher.inner.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiter = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| ()).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(
+            hasher.queue_depth(),
+            0,
+            "the aborted waiter's slot was returned"
+        );
+        gate.wait();
+        held.await.unwrap().unwrap();
     }
 
     #[tokio::test]
