@@ -533,6 +533,11 @@ impl Auth {
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = now();
         let claims = self.codec.decode(access_token, TokenType::Access, now)?;
+        self.principal(claims, now).await
+    }
+
+    /// The caller behind verified access-token claims, if the session is live.
+    async fn principal(&self, claims: Claims, now: i64) -> Result<Principal, AuthError> {
         let user = self
             .store
             .session_user(claims.sid.as_str(), now)
@@ -554,7 +559,7 @@ impl Auth {
         let now = now();
         let claims = self.codec.decode_any(token, now)?;
         match claims.token_type {
-            TokenType::Access => self.authenticate(token).await.map(|_| ()),
+            TokenType::Access => self.principal(claims, now).await.map(|_| ()),
             TokenType::Refresh => {
                 let state = self
                     .store
