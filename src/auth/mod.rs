@@ -605,12 +605,8 @@ impl Auth {
             state = self.known_refresh(&claims, now).await?;
         }
 
-        let rotated_at = state.rotated_at.unwrap_or(now);
         let just_rotated = state.last_rotated_jti.as_deref() == Some(jti);
-        if just_rotated
-            && now - rotated_at <= self.tokens.reuse_grace
-            && self.tokens.reuse_grace > 0
-        {
+        if within_reuse_grace(state.rotated_at, just_rotated, now, self.tokens.reuse_grace) {
             if self.store.add_refresh(&next).await? {
                 return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
             }
@@ -679,6 +675,16 @@ impl Auth {
     }
 }
 
+/// Whether presenting an already-rotated refresh token is forgiven: only the
+/// token rotated most recently in its session, only within `grace` seconds
+/// of its rotation, and never when the window is 0. Anything else is reuse.
+fn within_reuse_grace(rotated_at: Option<i64>, just_rotated: bool, now: i64, grace: i64) -> bool {
+    match rotated_at {
+        Some(at) => grace > 0 && just_rotated && now - at <= grace,
+        None => false,
+    }
+}
+
 fn view(user: &UserRecord) -> UserView {
     UserView {
         id: user.id,
@@ -689,4 +695,36 @@ fn view(user: &UserRecord) -> UserView {
 
 fn now_u64() -> u64 {
     u64::try_from(now()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_rotated_last_is_forgiven_within_the_window_only() {
+        assert!(within_reuse_grace(Some(100), true, 100, 10));
+        assert!(within_reuse_grace(Some(100), true, 110, 10));
+        assert!(!within_reuse_grace(Some(100), true, 111, 10));
+    }
+
+    #[test]
+    fn an_older_token_of_the_chain_is_never_forgiven() {
+        assert!(!within_reuse_grace(Some(100), false, 101, 10));
+    }
+
+    #[test]
+    fn a_zero_window_forgives_nothing() {
+        assert!(!within_reuse_grace(Some(100), true, 100, 0));
+    }
+
+    #[test]
+    fn field_errors_collect_messages_per_field() {
+        let mut e = FieldErrors::default();
+        e.add("password", "a");
+        e.add("password", "b");
+        e.add("email", "c");
+        assert_eq!(e.0["password"], ["a", "b"]);
+        assert_eq!(e.0.len(), 2);
+    }
 }
