@@ -46,6 +46,11 @@ impl FieldErrors {
         e
     }
 
+    /// The value of a parsed field, or `None` with its message recorded.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        parsed.map_err(|m| self.add(field, m)).ok()
+    }
+
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -307,27 +312,9 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(UserView, TokenPair), AuthError> {
         let mut errors = FieldErrors::default();
-        let name = form
-            .name
-            .and_then(|n| Name::parse(&n))
-            .map_err(|m| errors.add("name", m))
-            .ok();
-        let email = form
-            .email
-            .and_then(|e| Email::parse(&e))
-            .map_err(|m| errors.add("email", m))
-            .ok();
-        let password = form
-            .password
-            .and_then(|p| {
-                if p.expose().is_empty() {
-                    Err("This field may not be blank.".into())
-                } else {
-                    Ok(p)
-                }
-            })
-            .map_err(|m| errors.add("password", m))
-            .ok();
+        let name = errors.check("name", form.name.and_then(|n| Name::parse(&n)));
+        let email = errors.check("email", form.email.and_then(|e| Email::parse(&e)));
+        let password = errors.check("password", form.password.and_then(Password::non_blank));
 
         // The password policy needs a valid name and email to compare with, so
         // it runs only once those parse.
@@ -393,32 +380,23 @@ impl Auth {
     ) -> Result<(UserView, TokenPair), AuthError> {
         let mut errors = FieldErrors::default();
         let identifier = match (form.email, form.name) {
-            (Some(email), _) => email
-                .and_then(|e| Email::parse(&e))
-                .map(|e| ("email", e.lookup_key()))
-                .map_err(|m| errors.add("email", m))
-                .ok(),
-            (None, Some(name)) => name
-                .and_then(|n| Name::parse(&n))
-                .map(|n| ("name", n.lookup_key()))
-                .map_err(|m| errors.add("name", m))
-                .ok(),
+            (Some(email), _) => errors.check(
+                "email",
+                email
+                    .and_then(|e| Email::parse(&e))
+                    .map(|e| ("email", e.lookup_key())),
+            ),
+            (None, Some(name)) => errors.check(
+                "name",
+                name.and_then(|n| Name::parse(&n))
+                    .map(|n| ("name", n.lookup_key())),
+            ),
             (None, None) => {
                 errors.add("email", "This field is required.");
                 None
             }
         };
-        let password = form
-            .password
-            .and_then(|p| {
-                if p.expose().is_empty() {
-                    Err("This field may not be blank.".into())
-                } else {
-                    Ok(p)
-                }
-            })
-            .map_err(|m| errors.add("password", m))
-            .ok();
+        let password = errors.check("password", form.password.and_then(Password::non_blank));
         let (Some((kind, key)), Some(password)) = (identifier, password) else {
             return Err(AuthError::Invalid(errors));
         };

@@ -28,6 +28,15 @@ impl Password {
         Self(s)
     }
 
+    /// The password, refused with DRF's message when empty.
+    pub fn non_blank(self) -> Result<Self, String> {
+        if self.0.is_empty() {
+            Err("This field may not be blank.".into())
+        } else {
+            Ok(self)
+        }
+    }
+
     /// The plaintext, for hashing and the policy only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -453,9 +462,11 @@ mod tests {
             .unwrap());
     }
 
-    #[tokio::test]
-    async fn a_cancelled_waiter_gives_its_queue_slot_back() {
-        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+    type Held = tokio::task::JoinHandle<Result<(), HashError>>;
+
+    /// Start a job that holds the hasher's single worker until the returned
+    /// barrier is passed.
+    async fn occupy_the_only_worker(hasher: &Hasher) -> (Arc<std::sync::Barrier>, Held) {
         let gate = Arc::new(std::sync::Barrier::new(2));
         let held = {
             let (hasher, gate) = (hasher.clone(), gate.clone());
@@ -470,6 +481,13 @@ mod tests {
         while hasher.inner.permits.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
+        (gate, held)
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_gives_its_queue_slot_back() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
         let waiter = {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.run(|| ()).await })
@@ -491,21 +509,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_answers_overloaded_at_once() {
         let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 0).unwrap();
-        let gate = Arc::new(std::sync::Barrier::new(2));
-        let held = {
-            let (hasher, gate) = (hasher.clone(), gate.clone());
-            tokio::spawn(async move {
-                hasher
-                    .run(move || {
-                        gate.wait();
-                    })
-                    .await
-            })
-        };
-        // Wait until the only worker is taken.
-        while hasher.inner.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
         assert!(matches!(
             hasher.run(|| ()).await,
             Err(HashError::Overloaded)
