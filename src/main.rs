@@ -21,6 +21,9 @@ enum Command {
     Serve(Config),
     /// Apply pending database migrations and exit.
     Migrate(Config),
+    /// Delete expired sessions, refresh tokens and throttle counters (like
+    /// SimpleJWT's `flushexpiredtokens`). Safe to run while serving.
+    FlushExpired(Config),
 }
 
 const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).";
@@ -39,6 +42,7 @@ async fn main() -> ExitCode {
                 .await
                 .map(|_| tracing::info!("migrations applied"))
         }
+        Command::FlushExpired(config) => flush_expired(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +51,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn flush_expired(config: Config) -> Result<(), latchkey::StartError> {
+    telemetry::init(config.log_format, &config.log);
+    let store = latchkey::open_store(&config).await?;
+    let window = i64::try_from(config.login_throttle_window_seconds).unwrap_or(i64::MAX / 4);
+    let flushed = store.flush_expired(latchkey::auth::now(), window).await?;
+    println!(
+        "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters",
+        flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> Result<(), latchkey::StartError> {

@@ -7,6 +7,7 @@
 //! Constraint violations and connectivity failures become [`StoreError`]
 //! variants here, so the layers above never see a `sqlx::Error`.
 
+mod maintenance;
 mod sessions;
 mod settings;
 mod throttle;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _};
 
+pub use maintenance::Flushed;
 pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionSummary, SessionUser};
 pub use throttle::ThrottleWindow;
 pub use users::{NewUser, UserRecord};

@@ -1,0 +1,54 @@
+//! `latchkey flush-expired`: removes what can never matter again, and
+//! nothing that still does, while the server keeps serving.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{tokens, TestServer};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    let short = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |c| {
+        c.refresh_token_lifetime_seconds = 1;
+        c.access_token_lifetime_seconds = 1;
+    })
+    .await;
+    let live = TestServer::start_on(dir, url.clone(), |_| {}).await;
+    let a = short.new_user().await;
+    short.new_user().await;
+    // A rotation leaves a rotated token behind in the short session.
+    let r = short.post("/auth/token/refresh/", json!({"refresh": tokens(&a).1})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let keeper = live.new_user().await;
+    let throttled = live.login("ghost@example.com", "Wrong-Password-99").await;
+    assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["flush-expired", "--database-url", &url, "--login-throttle-window-seconds", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("flushed 2 expired sessions, 3 expired refresh tokens"), "{stdout}");
+    assert!(!stdout.contains(" 0 stale throttle counters"), "{stdout}");
+
+    // The live session was not touched and keeps working, refresh included.
+    let (access, refresh) = tokens(&keeper);
+    assert_eq!(live.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+    let r = live.post("/auth/token/refresh/", json!({"refresh": refresh})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A second run has nothing left to do.
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["flush-expired", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 0 expired sessions, 0 expired refresh tokens"));
+}
