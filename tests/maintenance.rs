@@ -23,7 +23,9 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let a = short.new_user().await;
     short.new_user().await;
     // A rotation leaves a rotated token behind in the short session.
-    let r = short.post("/auth/token/refresh/", json!({"refresh": tokens(&a).1})).await;
+    let r = short
+        .post("/auth/token/refresh/", json!({"refresh": tokens(&a).1}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let keeper = live.new_user().await;
     let throttled = live.login("ghost@example.com", "Wrong-Password-99").await;
@@ -31,18 +33,36 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     tokio::time::sleep(Duration::from_millis(2_100)).await;
 
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["flush-expired", "--database-url", &url, "--login-throttle-window-seconds", "1"])
+        .args([
+            "flush-expired",
+            "--database-url",
+            &url,
+            "--login-throttle-window-seconds",
+            "1",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("flushed 2 expired sessions, 3 expired refresh tokens"), "{stdout}");
+    assert!(
+        stdout.contains("flushed 2 expired sessions, 3 expired refresh tokens"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(" 0 stale throttle counters"), "{stdout}");
 
     // The live session was not touched and keeps working, refresh included.
     let (access, refresh) = tokens(&keeper);
-    assert_eq!(live.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
-    let r = live.post("/auth/token/refresh/", json!({"refresh": refresh})).await;
+    assert_eq!(
+        live.get_as(&access, "/auth/me").await.status(),
+        StatusCode::OK
+    );
+    let r = live
+        .post("/auth/token/refresh/", json!({"refresh": refresh}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     // A second run has nothing left to do.
@@ -50,5 +70,6 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
         .args(["flush-expired", "--database-url", &url])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 0 expired sessions, 0 expired refresh tokens"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("flushed 0 expired sessions, 0 expired refresh tokens"));
 }

@@ -22,17 +22,39 @@ async fn two_instances(extra: &[(&str, &str)]) -> Option<Pair> {
     env.extend_from_slice(extra);
     // Started together: migrations and the generated key must not race.
     let (a, b) = tokio::join!(ServerProcess::start(&env), ServerProcess::start(&env));
-    Some(Pair { a, b, client: Client::new() })
+    Some(Pair {
+        a,
+        b,
+        client: Client::new(),
+    })
 }
 
 impl Pair {
     async fn csrf(&self, on: &ServerProcess) -> String {
-        let body: Value = self.client.get(on.url("/auth/csrf/")).send().await.unwrap().json().await.unwrap();
+        let body: Value = self
+            .client
+            .get(on.url("/auth/csrf/"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         body["csrfToken"].as_str().unwrap().to_owned()
     }
 
-    async fn post(&self, on: &ServerProcess, path: &str, body: Value, bearer: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.post(on.url(path)).header("X-CSRFToken", self.csrf(on).await).json(&body);
+    async fn post(
+        &self,
+        on: &ServerProcess,
+        path: &str,
+        body: Value,
+        bearer: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(on.url(path))
+            .header("X-CSRFToken", self.csrf(on).await)
+            .json(&body);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
@@ -40,25 +62,54 @@ impl Pair {
     }
 
     async fn me(&self, on: &ServerProcess, access: &str) -> StatusCode {
-        self.client.get(on.url("/auth/me")).bearer_auth(access).send().await.unwrap().status()
+        self.client
+            .get(on.url("/auth/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 }
 
 fn pair_of(body: &Value) -> (String, String) {
-    let tokens = if body.get("tokens").is_some() { &body["tokens"] } else { body };
-    (tokens["access"].as_str().unwrap().to_owned(), tokens["refresh"].as_str().unwrap().to_owned())
+    let tokens = if body.get("tokens").is_some() {
+        &body["tokens"]
+    } else {
+        body
+    };
+    (
+        tokens["access"].as_str().unwrap().to_owned(),
+        tokens["refresh"].as_str().unwrap().to_owned(),
+    )
 }
 
 #[tokio::test]
 async fn tokens_issued_by_one_instance_work_on_the_other() {
-    let Some(p) = two_instances(&[]).await else { return };
-    let r = p.post(&p.a, "/auth/register", json!({"name": "n", "email": "n@example.com", "password": PASSWORD}), None).await;
+    let Some(p) = two_instances(&[]).await else {
+        return;
+    };
+    let r = p
+        .post(
+            &p.a,
+            "/auth/register",
+            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let (access, refresh) = pair_of(&r.json().await.unwrap());
     assert_eq!(p.me(&p.b, &access).await, StatusCode::OK);
     // A CSRF token from A is good on B too: both derive it from the shared key.
     let csrf_a = p.csrf(&p.a).await;
-    let r = p.client.post(p.b.url("/auth/token/refresh/")).header("X-CSRFToken", csrf_a).json(&json!({"refresh": refresh})).send().await.unwrap();
+    let r = p
+        .client
+        .post(p.b.url("/auth/token/refresh/"))
+        .header("X-CSRFToken", csrf_a)
+        .json(&json!({"refresh": refresh}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (access2, _) = pair_of(&r.json().await.unwrap());
     assert_eq!(p.me(&p.a, &access2).await, StatusCode::OK);
@@ -66,46 +117,100 @@ async fn tokens_issued_by_one_instance_work_on_the_other() {
 
 #[tokio::test]
 async fn logout_on_one_instance_makes_the_other_reject_both_tokens_at_once() {
-    let Some(p) = two_instances(&[]).await else { return };
-    let r = p.post(&p.a, "/auth/register", json!({"name": "n", "email": "n@example.com", "password": PASSWORD}), None).await;
+    let Some(p) = two_instances(&[]).await else {
+        return;
+    };
+    let r = p
+        .post(
+            &p.a,
+            "/auth/register",
+            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
     let (access, refresh) = pair_of(&r.json().await.unwrap());
     assert_eq!(p.me(&p.a, &access).await, StatusCode::OK);
-    let r = p.post(&p.b, "/auth/logout", json!({"refresh": refresh}), Some(&access)).await;
+    let r = p
+        .post(
+            &p.b,
+            "/auth/logout",
+            json!({"refresh": refresh}),
+            Some(&access),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     // No waiting: the very next request on A is refused.
     assert_eq!(p.me(&p.a, &access).await, StatusCode::UNAUTHORIZED);
-    let r = p.post(&p.a, "/auth/token/refresh/", json!({"refresh": refresh}), None).await;
+    let r = p
+        .post(
+            &p.a,
+            "/auth/token/refresh/",
+            json!({"refresh": refresh}),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn refresh_reuse_is_detected_across_instances() {
-    let Some(p) = two_instances(&[("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0")]).await else { return };
-    let r = p.post(&p.a, "/auth/register", json!({"name": "n", "email": "n@example.com", "password": PASSWORD}), None).await;
+    let Some(p) = two_instances(&[("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0")]).await else {
+        return;
+    };
+    let r = p
+        .post(
+            &p.a,
+            "/auth/register",
+            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
     let (_, r0) = pair_of(&r.json().await.unwrap());
-    let r = p.post(&p.a, "/auth/token/refresh/", json!({"refresh": r0}), None).await;
+    let r = p
+        .post(&p.a, "/auth/token/refresh/", json!({"refresh": r0}), None)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let (a1, r1) = pair_of(&r.json().await.unwrap());
-    let r = p.post(&p.b, "/auth/token/refresh/", json!({"refresh": r0}), None).await;
+    let r = p
+        .post(&p.b, "/auth/token/refresh/", json!({"refresh": r0}), None)
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "reuse on B");
     // The session is gone everywhere, newest tokens included.
     assert_eq!(p.me(&p.a, &a1).await, StatusCode::UNAUTHORIZED);
-    let r = p.post(&p.a, "/auth/token/refresh/", json!({"refresh": r1}), None).await;
+    let r = p
+        .post(&p.a, "/auth/token/refresh/", json!({"refresh": r1}), None)
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn login_throttling_is_shared_by_the_instances() {
-    let Some(p) =
-        two_instances(&[("LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT", "4"), ("LATCHKEY_LOGIN_THROTTLE_WINDOW_SECONDS", "600")]).await
+    let Some(p) = two_instances(&[
+        ("LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT", "4"),
+        ("LATCHKEY_LOGIN_THROTTLE_WINDOW_SECONDS", "600"),
+    ])
+    .await
     else {
         return;
     };
-    let r = p.post(&p.a, "/auth/register", json!({"name": "n", "email": "n@example.com", "password": PASSWORD}), None).await;
+    let r = p
+        .post(
+            &p.a,
+            "/auth/register",
+            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let wrong = json!({"email": "n@example.com", "password": "Wrong-Password-99"});
     for (i, on) in [&p.a, &p.b, &p.a, &p.b].into_iter().enumerate() {
-        assert_eq!(p.post(on, "/auth/login", wrong.clone(), None).await.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert_eq!(
+            p.post(on, "/auth/login", wrong.clone(), None)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}"
+        );
     }
     for on in [&p.a, &p.b] {
         let r = p.post(on, "/auth/login", wrong.clone(), None).await;
@@ -121,9 +226,20 @@ async fn instances_starting_together_migrate_once_and_agree_on_one_generated_key
     }
     let url = common::fresh_postgres_database().await;
     let env = [("LATCHKEY_DATABASE_URL", url.as_str())];
-    let (a, b, c) = tokio::join!(ServerProcess::start(&env), ServerProcess::start(&env), ServerProcess::start(&env));
+    let (a, b, c) = tokio::join!(
+        ServerProcess::start(&env),
+        ServerProcess::start(&env),
+        ServerProcess::start(&env)
+    );
     let client = Client::new();
-    let csrf: Value = client.get(a.url("/auth/csrf/")).send().await.unwrap().json().await.unwrap();
+    let csrf: Value = client
+        .get(a.url("/auth/csrf/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let r = client
         .post(c.url("/auth/register"))
         .header("X-CSRFToken", csrf["csrfToken"].as_str().unwrap())
@@ -134,6 +250,15 @@ async fn instances_starting_together_migrate_once_and_agree_on_one_generated_key
     assert_eq!(r.status(), StatusCode::CREATED);
     let (access, _) = pair_of(&r.json().await.unwrap());
     for on in [&a, &b, &c] {
-        assert_eq!(client.get(on.url("/auth/me")).bearer_auth(&access).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            client
+                .get(on.url("/auth/me"))
+                .bearer_auth(&access)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
     }
 }

@@ -27,7 +27,10 @@ pub fn backend() -> String {
 /// A database URL nobody else uses: a new SQLite file, or a new PostgreSQL database.
 pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     if backend() == "postgres" {
-        assert!(postgres_available().await, "PostgreSQL is required for LATCHKEY_TEST_BACKEND=postgres");
+        assert!(
+            postgres_available().await,
+            "PostgreSQL is required for LATCHKEY_TEST_BACKEND=postgres"
+        );
         fresh_postgres_database().await
     } else {
         format!("sqlite://{}", dir.path().join("latchkey.db").display())
@@ -210,10 +213,13 @@ pub fn claims(token: &str) -> Value {
 /// it does not and we are not in CI; a panic when CI=true and it is missing.
 pub async fn postgres_available() -> bool {
     use sqlx::Connection as _;
-    let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     match sqlx::PgConnection::connect(&format!("{base}/postgres")).await {
         Ok(_) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("PostgreSQL is required in CI: {e}"),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL is required in CI: {e}")
+        }
         Err(e) => {
             eprintln!("skipping: PostgreSQL not reachable at {base}: {e}");
             false
@@ -224,10 +230,19 @@ pub async fn postgres_available() -> bool {
 /// A fresh, empty PostgreSQL database; its URL.
 pub async fn fresh_postgres_database() -> String {
     use sqlx::Connection as _;
-    let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("latchkey_test_{}", latchkey::auth::ids::RandomId::generate().unwrap());
-    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres")).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!(
+        "latchkey_test_{}",
+        latchkey::auth::ids::RandomId::generate().unwrap()
+    );
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     format!("{base}/{name}")
 }
 
@@ -240,9 +255,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start the real binary on a free port with `env`, and wait until it serves.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
-        cmd.arg("serve").env("LATCHKEY_BIND", format!("127.0.0.1:{port}")).stderr(std::process::Stdio::null());
+        cmd.arg("serve")
+            .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+            .stderr(std::process::Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
