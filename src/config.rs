@@ -38,7 +38,7 @@ pub struct Config {
     #[arg(
         long,
         env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT_SECONDS",
-        default_value_t = 3
+        default_value_t = 2
     )]
     pub database_acquire_timeout_seconds: u64,
 
