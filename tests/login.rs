@@ -317,3 +317,57 @@ async fn parallel_guesses_cannot_exceed_the_account_limit() {
         "exactly the limit's worth of passwords were checked"
     );
 }
+
+#[tokio::test]
+async fn logins_beyond_the_hash_queue_get_503_at_once_and_do_not_count_as_attempts() {
+    let s = TestServer::start_with(|c| {
+        c.hash_workers = Some(1);
+        c.hash_queue = 0;
+    })
+    .await;
+    let csrf = s.csrf().await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (client, url, csrf) = (s.client.clone(), s.url("/auth/login"), csrf.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("X-CSRFToken", csrf)
+                .json(&json!({"email": format!("flood{i}@example.com"), "password": "Wrong-Password-99"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.headers().get("retry-after").cloned())
+        }));
+    }
+    let (mut overloaded, mut checked) = (0, 0);
+    for t in tasks {
+        let (status, retry_after) = t.await.unwrap();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            overloaded += 1;
+            assert_eq!(retry_after.unwrap(), "1");
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            checked += 1;
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "with one worker and no queue, parallel logins overflow"
+    );
+    // Only the attempts whose password was checked count against the address.
+    let store = latchkey::open_store(&{
+        let mut c = latchkey::config::Config::from_env().unwrap();
+        c.database_url = s.database_url.clone();
+        c
+    })
+    .await
+    .unwrap();
+    let counted = store
+        .throttle_hit("addr:127.0.0.1", latchkey::auth::now(), 900)
+        .await
+        .unwrap()
+        .attempts
+        - 1;
+    assert_eq!(counted, checked);
+}

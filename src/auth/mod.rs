@@ -430,7 +430,15 @@ impl Auth {
             .as_ref()
             .filter(|u| u.is_active && within_limit)
             .map(|u| u.password_hash.clone());
-        let verified = self.hasher.verify(password, stored_hash).await?;
+        let verified = match self.hasher.verify(password, stored_hash).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                // No password was checked (queue full): the attempt does not count.
+                self.store.throttle_forgive(&account_key).await?;
+                self.store.throttle_forgive(&address_key).await?;
+                return Err(e.into());
+            }
+        };
         let user = match user {
             Some(user) if verified => user,
             _ => {

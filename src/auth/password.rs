@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::PasswordHash;
+#[cfg(test)]
+use argon2::password_hash::SaltString;
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
-use tokio::sync::Semaphore;
 
 /// OWASP's minimum Argon2id memory cost, in KiB.
 pub const MIN_MEMORY_KIB: u32 = 19_456;
@@ -164,13 +165,19 @@ pub enum HashError {
     /// Every worker is busy and the waiting queue is full.
     #[error("the password hashing queue is full")]
     Overloaded,
-    /// The blocking task failed (a panic in a worker) or the OS RNG failed.
+    /// A worker failed (a panic in a job) or the OS RNG failed.
     #[error("password hashing failed: {0}")]
     Failed(String),
 }
 
-/// Argon2id hashing and verification on the blocking thread pool, at most
-/// `workers` at once, with at most `queue` callers waiting for a worker.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Argon2id hashing and verification on a small pool of dedicated threads
+/// (`workers` of them, never the async runtime's), with at most `queue` jobs
+/// waiting; beyond that, [`HashError::Overloaded`] at once.
+///
+/// Each worker keeps its Argon2 memory between jobs: no 19 MiB allocation per
+/// hash, and resident memory bounded by `workers` × the memory cost.
 #[derive(Clone)]
 pub struct Hasher {
     inner: Arc<HasherInner>,
@@ -178,9 +185,8 @@ pub struct Hasher {
 
 struct HasherInner {
     params: Params,
-    permits: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    queue: usize,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    queued: Arc<AtomicUsize>,
     /// A well-formed hash nobody's password matches, verified for unknown
     /// accounts so they cost the same work as a wrong password.
     dummy_hash: String,
@@ -205,58 +211,57 @@ impl Hasher {
         let mut output = [0u8; 32];
         getrandom::getrandom(&mut salt).map_err(|e| HashError::Failed(e.to_string()))?;
         getrandom::getrandom(&mut output).map_err(|e| HashError::Failed(e.to_string()))?;
-        let dummy_hash = format!(
-            "$argon2id$v=19$m={},t={},p=1${}${}",
-            params.m_cost(),
-            params.t_cost(),
-            STANDARD_NO_PAD.encode(salt),
-            STANDARD_NO_PAD.encode(output)
-        );
+        let dummy_hash = phc_string(&params, &salt, &output);
+
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let queued = Arc::new(AtomicUsize::new(0));
+        for n in 0..workers.max(1) {
+            let (receiver, queued) = (receiver.clone(), queued.clone());
+            std::thread::Builder::new()
+                .name(format!("latchkey-hash-{n}"))
+                .spawn(move || worker(&receiver, &queued))
+                .map_err(|e| HashError::Failed(e.to_string()))?;
+        }
         Ok(Self {
             inner: Arc::new(HasherInner {
                 params,
-                permits: Arc::new(Semaphore::new(workers.max(1))),
-                waiting: AtomicUsize::new(0),
-                queue,
+                jobs,
+                queued,
                 dummy_hash,
             }),
         })
     }
 
-    /// Callers currently waiting for a hashing worker.
+    /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
-        self.inner.waiting.load(Ordering::Relaxed)
+        self.inner.queued.load(Ordering::Relaxed)
     }
 
-    fn argon2(params: &Params) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-    }
-
-    /// Run CPU-bound `job` on the blocking pool once a worker is free.
+    /// Run CPU-bound `job` on a hashing worker.
     pub async fn run<T, F>(&self, job: F) -> Result<T, HashError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let inner = &self.inner;
-        let permit = match inner.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                let waiting =
-                    QueueSlot::take(&inner.waiting, inner.queue).ok_or(HashError::Overloaded)?;
-                let permit = inner.permits.clone().acquire_owned().await;
-                drop(waiting);
-                permit.map_err(|e| HashError::Failed(e.to_string()))?
-            }
-        };
-        // The permit moves into the blocking task, so a caller that goes away
-        // mid-hash does not free its worker before the work is done.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|e| HashError::Failed(e.to_string()))
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone away; its result is then dropped.
+            let _ = done.send(job());
+        });
+        self.inner.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.inner.jobs.try_send(job) {
+            self.inner.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(match e {
+                std::sync::mpsc::TrySendError::Full(_) => HashError::Overloaded,
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    HashError::Failed("hash workers stopped".into())
+                }
+            });
+        }
+        result
+            .await
+            .map_err(|_| HashError::Failed("a hashing job failed".into()))
     }
 
     /// Hash `password` into a PHC string (`$argon2id$v=19$m=...`).
@@ -296,44 +301,102 @@ impl Hasher {
     }
 }
 
-/// A place in the waiting queue, given back on drop, even when the waiting
-/// request is cancelled (a client that disconnects must not leak a slot).
-struct QueueSlot<'a>(&'a AtomicUsize);
-
-impl<'a> QueueSlot<'a> {
-    fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
-        if waiting.fetch_add(1, Ordering::AcqRel) >= limit {
-            waiting.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Self(waiting))
+/// A hashing thread: run jobs until every [`Hasher`] clone is gone.
+fn worker(receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, queued: &AtomicUsize) {
+    loop {
+        let job = match receiver.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        queued.fetch_sub(1, Ordering::AcqRel);
+        // A panicking job must not take the worker down with it; its caller
+        // sees the dropped result channel as a failure.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     }
 }
 
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+/// The largest memory cost a stored hash may ask for (1 GiB): verifying a
+/// corrupt or hostile hash must not exhaust the machine.
+const MAX_VERIFY_MEMORY_KIB: u32 = 1 << 20;
+
+thread_local! {
+    /// Argon2 working memory, kept by each worker between jobs.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Argon2id of `password` with `salt` into `out`, in this thread's reused memory.
+fn argon2id(
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let needed = params.block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, argon2::Block::default());
+        }
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    })
+}
+
+fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> String {
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(output)
+    )
 }
 
 fn hash_blocking(params: &Params, password: &Password) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| HashError::Failed(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Failed(e.to_string()))?;
-    Hasher::argon2(params)
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Failed(e.to_string()))
+    let mut output = [0u8; 32];
+    argon2id(params, password.expose().as_bytes(), &salt, &mut output)
+        .map_err(|e| HashError::Failed(e.to_string()))?;
+    Ok(phc_string(params, &salt, &output))
 }
 
+/// Verify against an Argon2id PHC string, with the parameters it records,
+/// comparing in constant time.
 fn verify_blocking(password: &Password, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        // Verification uses the parameters recorded in the hash itself.
-        Ok(hash) => Argon2::default()
-            .verify_password(password.expose().as_bytes(), &hash)
-            .is_ok(),
-        Err(_) => false,
+    use subtle::ConstantTimeEq as _;
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
+        return false;
+    };
+    if hash.algorithm.as_str() != "argon2id" || hash.version.is_some_and(|v| v != 0x13) {
+        return false;
     }
+    let Ok(recorded) = Params::try_from(&hash) else {
+        return false;
+    };
+    if recorded.m_cost() > MAX_VERIFY_MEMORY_KIB {
+        return false;
+    }
+    let Ok(params) = Params::new(
+        recorded.m_cost(),
+        recorded.t_cost(),
+        recorded.p_cost(),
+        Some(expected.len()),
+    ) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut computed = vec![0u8; expected.len()];
+    argon2id(&params, password.expose().as_bytes(), salt, &mut computed).is_ok()
+        && bool::from(computed.as_slice().ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -468,54 +531,87 @@ mod tests {
     /// barrier is passed.
     async fn occupy_the_only_worker(hasher: &Hasher) -> (Arc<std::sync::Barrier>, Held) {
         let gate = Arc::new(std::sync::Barrier::new(2));
+        let started = Arc::new(std::sync::Barrier::new(2));
         let held = {
-            let (hasher, gate) = (hasher.clone(), gate.clone());
+            let (hasher, gate, started) = (hasher.clone(), gate.clone(), started.clone());
             tokio::spawn(async move {
                 hasher
                     .run(move || {
+                        started.wait();
                         gate.wait();
                     })
                     .await
             })
         };
-        while hasher.inner.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        tokio::task::spawn_blocking(move || started.wait())
+            .await
+            .unwrap();
         (gate, held)
     }
 
     #[tokio::test]
-    async fn a_cancelled_waiter_gives_its_queue_slot_back() {
+    async fn a_full_queue_answers_overloaded_at_once() {
         let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
         let (gate, held) = occupy_the_only_worker(&hasher).await;
-        let waiter = {
+        let waiting = {
             let hasher = hasher.clone();
-            tokio::spawn(async move { hasher.run(|| ()).await })
+            tokio::spawn(async move { hasher.run(|| 7).await })
         };
         while hasher.queue_depth() == 0 {
             tokio::task::yield_now().await;
         }
-        waiter.abort();
-        let _ = waiter.await;
-        assert_eq!(
-            hasher.queue_depth(),
-            0,
-            "the aborted waiter's slot was returned"
-        );
-        gate.wait();
-        held.await.unwrap().unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_answers_overloaded_at_once() {
-        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 0).unwrap();
-        let (gate, held) = occupy_the_only_worker(&hasher).await;
         assert!(matches!(
             hasher.run(|| ()).await,
             Err(HashError::Overloaded)
         ));
         gate.wait();
         held.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), 7);
+        assert_eq!(hasher.queue_depth(), 0);
         assert!(hasher.run(|| ()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_worker_lives_on() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let failed = hasher.run(|| -> () { panic!("boom") }).await;
+        assert!(matches!(failed, Err(HashError::Failed(_))));
+        assert_eq!(hasher.run(|| 5).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn hashes_from_the_argon2_crate_verify_and_a_changed_byte_does_not() {
+        use argon2::password_hash::PasswordHasher as _;
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let reference = Argon2::default()
+            .hash_password(b"Tr1cky-Lantern-Owl", &salt)
+            .unwrap()
+            .to_string();
+        assert!(hasher
+            .verify(
+                Password::new("Tr1cky-Lantern-Owl".into()),
+                Some(reference.clone())
+            )
+            .await
+            .unwrap());
+        let mut tampered = reference.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(!hasher
+            .verify(Password::new("Tr1cky-Lantern-Owl".into()), Some(tampered))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_absurd_memory_cost_in_a_stored_hash_is_refused_not_attempted() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let hostile = "$argon2id$v=19$m=4194304,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!hasher
+            .verify(Password::new("x".into()), Some(hostile.into()))
+            .await
+            .unwrap());
     }
 }

@@ -267,7 +267,7 @@ impl ServerProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..400 {
@@ -278,6 +278,8 @@ impl ServerProcess {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("latchkey did not start on port {port}");
     }
 

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Drive the side-by-side benchmark (called by bench/run.sh after the build).
+
+Starts latchkey (release, fresh SQLite file), the Django reference
+(gunicorn, 5 workers) and a bare axum endpoint, loads each endpoint with wrk,
+repeats every row BENCH_RUNS times and reports medians. Standard library only.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+DJANGO = os.path.normpath(os.path.join(ROOT, "..", "shared", "reference", "django_seed"))
+LATCHKEY = os.path.join(ROOT, "target", "release", "latchkey")
+CEILING = os.path.join(ROOT, "target", "release", "examples", "ceiling")
+HASH_COST = os.path.join(ROOT, "target", "release", "examples", "hash_cost")
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+CONNECTIONS = 32
+THREADS = 2
+PASSWORD = "Tr1cky-Lantern-Owl"
+USERS = 64
+PORTS = {"latchkey": 8401, "django": 8402, "ceiling": 8403}
+
+
+def http(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def wait_up(url, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.05)
+    sys.exit(f"not serving: {url}")
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def process_tree(pid):
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children = {}
+    for line in out.split("\n"):
+        if line.strip():
+            p, pp = map(int, line.split())
+            children.setdefault(pp, []).append(p)
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def parse_ms(value):
+    m = re.match(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        return float("nan")
+    n, unit = float(m.group(1)), m.group(2)
+    return n * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url, script=None, connections=CONNECTIONS, duration=DURATION, env=None, timeout="10s"):
+    cmd = ["wrk", "-t", str(THREADS), "-c", str(connections), "-d", duration, "--latency", "--timeout", timeout]
+    if script:
+        cmd += ["-s", os.path.join(BENCH, script)]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = parse_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = parse_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = sum(map(int, sock.groups())) if sock else 0
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": non2xx + socket_errors, "raw": out}
+
+
+def measure(url, script=None, env=None, timeout="10s", connections=CONNECTIONS):
+    runs = [wrk(url, script, env=env, timeout=timeout, connections=connections) for _ in range(RUNS)]
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50": statistics.median(r["p50"] for r in runs),
+        "p99": statistics.median(r["p99"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+    }
+
+
+class Server:
+    def __init__(self, name, cmd, env=None, cwd=None):
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd, env={**os.environ, **(env or {})}, cwd=cwd,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{PORTS[name]}"
+
+    def pids(self):
+        return process_tree(self.proc.pid)
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+
+def prepare(base, tag, needs_csrf):
+    """Register USERS accounts; return a CSRF token, an access token and refresh tokens."""
+    csrf = http("GET", f"{base}/auth/csrf/")[1]["csrfToken"]
+    headers = {"X-CSRFToken": csrf} if needs_csrf else {}
+    refresh_tokens, access = [], None
+    for i in range(USERS):
+        status, body = http("POST", f"{base}/auth/register",
+                            {"name": f"{tag}{i}", "email": f"{tag}{i}@example.com", "password": PASSWORD}, headers)
+        if status != 201:
+            sys.exit(f"register on {base} failed: {status} {body}")
+        access = access or body["tokens"]["access"]
+        refresh_tokens.append(body["tokens"]["refresh"])
+    return csrf, access, refresh_tokens
+
+
+def endpoint_rows(server, csrf, access, refresh_tokens, workdir):
+    base = server.base
+    env = {"BENCH_CSRF": csrf, "BENCH_TOKEN": access, "BENCH_THREADS": str(THREADS)}
+    rows = {}
+    rows["GET /auth/csrf/"] = measure(f"{base}/auth/csrf/")
+    rows["GET /auth/me"] = measure(f"{base}/auth/me", "get_bearer.lua", env)
+    rows["POST /auth/token/verify/"] = measure(f"{base}/auth/token/verify/", "verify.lua", env)
+    tokens_file = os.path.join(workdir, f"{server.name}-refresh.txt")
+    with open(tokens_file, "w") as f:
+        f.write("\n".join(refresh_tokens) + "\n")
+    # Refresh tokens are single-use: one measured run consumes the chains.
+    rows["POST /auth/token/refresh/"] = measure_once(f"{base}/auth/token/refresh/", "refresh.lua",
+                                                      {**env, "BENCH_TOKENS": tokens_file})
+    return rows
+
+
+def measure_once(url, script, env, timeout="10s"):
+    r = wrk(url, script, env=env, timeout=timeout)
+    return {k: r[k] for k in ("rps", "p50", "p99", "errors")}
+
+
+def login_row(server, csrf, tag):
+    env = {"BENCH_CSRF": csrf, "BENCH_USERS": str(USERS), "BENCH_PREFIX": tag}
+    return measure(f"{server.base}/auth/login", "login.lua", env, timeout="60s")
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix="latchkey-bench-")
+    results, notes = {}, []
+    hash_seconds = float(subprocess.run([HASH_COST], capture_output=True, text=True).stdout.strip())
+    cores = os.cpu_count() or 1
+
+    # --- The bare axum ceiling.
+    ceiling = Server("ceiling", [CEILING, f"127.0.0.1:{PORTS['ceiling']}"])
+    wait_up(ceiling.base + "/")
+    results["ceiling"] = {"GET / (bare axum JSON)": measure(ceiling.base + "/")}
+    ceiling.stop()
+
+    # --- Django, the reference.
+    if not os.path.exists(os.path.join(DJANGO, ".venv", "bin", "gunicorn")):
+        subprocess.run([os.path.join(DJANGO, "setup.sh")], check=True)
+    django = Server("django", [os.path.join(DJANGO, "serve.sh"), str(PORTS["django"]), "5"], cwd=DJANGO)
+    wait_up(django.base + "/auth/csrf/")
+    tag = f"d{int(time.time())}"
+    csrf, access, refresh_tokens = prepare(django.base, tag, needs_csrf=False)
+    results["django"] = endpoint_rows(django, csrf, access, refresh_tokens, workdir)
+    results["django"]["POST /auth/login"] = login_row(django, csrf, tag)
+    django_rss = rss_kib(django.pids())
+    django.stop()
+
+    # --- latchkey, fresh database, default configuration.
+    db = os.path.join(workdir, "latchkey.db")
+    lk_env = {"LATCHKEY_DATABASE_URL": f"sqlite://{db}", "LATCHKEY_BIND": f"127.0.0.1:{PORTS['latchkey']}"}
+    lk = Server("latchkey", [LATCHKEY, "serve"], lk_env)
+    wait_up(lk.base + "/healthz")
+    csrf, access, refresh_tokens = prepare(lk.base, "lk", needs_csrf=True)
+    results["latchkey"] = endpoint_rows(lk, csrf, access, refresh_tokens, workdir)
+    results["latchkey"]["POST /auth/login"] = login_row(lk, csrf, "lk")
+
+    # Login flood: 64 connections posting logins while 4 others read /auth/me.
+    flood = subprocess.Popen(
+        ["wrk", "-t", "2", "-c", "64", "-d", "12s", "--timeout", "30s", "-s", os.path.join(BENCH, "login.lua"),
+         f"{lk.base}/auth/login"],
+        env={**os.environ, "BENCH_CSRF": csrf, "BENCH_USERS": str(USERS), "BENCH_PREFIX": "lk"},
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    status, retry_after = flood_probe(lk.base, csrf)
+    me = wrk(f"{lk.base}/auth/me", "get_bearer.lua", connections=4, duration="8s",
+             env={"BENCH_TOKEN": access})
+    flood_out = flood.communicate()[0]
+    flood_503 = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", flood_out)) else 0
+    flood_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", flood_out).group(1))
+    lk_rss = rss_kib(lk.pids())
+    lk.stop()
+
+    # Start-up to the first served request, on the existing database.
+    startups = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        p = Server("latchkey", [LATCHKEY, "serve"], lk_env)
+        wait_up(p.base + "/healthz")
+        startups.append((time.perf_counter() - t0) * 1000)
+        p.stop()
+
+    report(results, hash_seconds, cores, django_rss, lk_rss, me, flood_rps, flood_503, status, retry_after,
+           statistics.median(startups))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def flood_probe(base, csrf):
+    """One login during the flood: is an over-full queue answered with 503 + Retry-After?"""
+    seen = (None, None)
+    for _ in range(40):
+        req = urllib.request.Request(f"{base}/auth/login", method="POST",
+                                     data=json.dumps({"email": "lk1@example.com", "password": PASSWORD}).encode(),
+                                     headers={"Content-Type": "application/json", "X-CSRFToken": csrf})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                seen = (r.status, None)
+        except urllib.error.HTTPError as e:
+            seen = (e.code, e.headers.get("Retry-After"))
+            if e.code == 503:
+                return seen
+    return seen
+
+
+def report(results, hash_seconds, cores, django_rss, lk_rss, me, flood_rps, flood_503, probe_status, probe_retry,
+           startup_ms):
+    lk, dj, ceil = results["latchkey"], results["django"], results["ceiling"]["GET / (bare axum JSON)"]
+    limit = cores / hash_seconds
+    targets = {
+        "GET /auth/csrf/": ("≥30× Django, ≥60% of ceiling",
+                            lambda r: r["rps"] >= 30 * dj["GET /auth/csrf/"]["rps"] and r["rps"] >= 0.6 * ceil["rps"]),
+        "GET /auth/me": ("≥25× Django", lambda r: r["rps"] >= 25 * dj["GET /auth/me"]["rps"]),
+        "POST /auth/token/verify/": ("≥25× Django",
+                                     lambda r: r["rps"] >= 25 * dj["POST /auth/token/verify/"]["rps"]),
+        "POST /auth/token/refresh/": ("≥3,000/s and ≥10× Django",
+                                      lambda r: r["rps"] >= 3000 and r["rps"] >= 10 * dj["POST /auth/token/refresh/"]["rps"]),
+        "POST /auth/login": (f"≥90% of {limit:.1f}/s", lambda r: r["rps"] >= 0.9 * limit),
+    }
+    print()
+    print(f"runs per row: {RUNS} × {DURATION}, wrk -t{THREADS} -c{CONNECTIONS}; medians")
+    print(f"Argon2id (m=19456, t=2, p=1): {hash_seconds * 1000:.1f} ms per hash; {cores} cores → limit {limit:.1f} logins/s")
+    print()
+    print("| endpoint | latchkey req/s | p50 ms | p99 ms | errors | Django req/s | Django p99 ms | ratio | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, (target, check) in targets.items():
+        r, d = lk[name], dj[name]
+        ok = check(r) and r["errors"] == 0
+        print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {d['rps']:,.0f} | "
+              f"{d['p99']:.2f} | {r['rps'] / d['rps']:.1f}× | {target} | {'yes' if ok else 'NO'} |")
+    print(f"| bare axum JSON (ceiling) | {ceil['rps']:,.0f} | {ceil['p50']:.2f} | {ceil['p99']:.2f} | {ceil['errors']} "
+          f"| | | csrf = {lk['GET /auth/csrf/']['rps'] / ceil['rps']:.0%} of it | | |")
+    print()
+    flood_ok = me["p99"] < 25 and probe_status == 503 and probe_retry is not None
+    print(f"login flood (64 connections, {flood_rps:,.0f} answers/s, {flood_503:,} of them 503): "
+          f"/auth/me p99 {me['p99']:.2f} ms (target < 25), a login beyond the queue got {probe_status} "
+          f"with Retry-After {probe_retry} → {'yes' if flood_ok else 'NO'}")
+    print(f"resident memory after the run: latchkey {lk_rss / 1024:.1f} MiB (target < 64) "
+          f"{'yes' if lk_rss < 64 * 1024 else 'NO'}; Django {django_rss / 1024:.1f} MiB across its workers")
+    print(f"start-up to first served request (existing database, median of 10): {startup_ms:.1f} ms (target < 100) "
+          f"{'yes' if startup_ms < 100 else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
