@@ -65,7 +65,7 @@ impl Store {
             let deleted = sqlx::query(statement)
                 .bind(cutoff)
                 .bind(BATCH)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
             total += deleted;

@@ -122,7 +122,13 @@ pub struct PoolConfig {
 /// The database, behind the operations latchkey needs and nothing more.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads, and everything on PostgreSQL.
     pool: AnyPool,
+    /// Writes. On SQLite, one connection: SQLite allows one writer at a
+    /// time, and queueing writers here (FIFO, no sleeping) beats letting them
+    /// collide on the file lock and back off in SQLite's busy handler. On
+    /// PostgreSQL, the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -140,24 +146,37 @@ impl Store {
         };
         let options =
             AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Other(e.to_string()))?;
-        let mut pool_options = AnyPoolOptions::new()
-            .max_connections(pool.max_connections.max(1))
-            .acquire_timeout(pool.acquire_timeout);
-        if backend == Backend::Sqlite {
-            pool_options = pool_options
-                .test_before_acquire(false)
-                .after_connect(|conn, _| {
+        let open = |max_connections: u32| {
+            let builder = AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(pool.acquire_timeout);
+            let builder = match backend {
+                Backend::Postgres => builder,
+                Backend::Sqlite => builder.test_before_acquire(false).after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers run beside the single writer; NORMAL
                         // is durable across application crashes in WAL mode.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-                            .await
-                            .map(|_| ())
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await
+                        .map(|_| ())
                     })
-                });
-        }
-        let pool = pool_options.connect_lazy_with(options);
-        Ok(Self { pool, backend })
+                }),
+            };
+            builder.connect_lazy_with(options.clone())
+        };
+        let reader = open(pool.max_connections.max(1));
+        let writer = match backend {
+            Backend::Sqlite => open(1),
+            Backend::Postgres => reader.clone(),
+        };
+        Ok(Self {
+            pool: reader,
+            writer,
+            backend,
+        })
     }
 
     /// The backend in use.
@@ -172,7 +191,7 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.map_err(|e| match e {
+        migrator.run(&self.writer).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
             other => StoreError::Other(other.to_string()),
         })
@@ -192,5 +211,6 @@ impl Store {
     /// Close every connection (on shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }

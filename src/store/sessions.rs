@@ -98,7 +98,7 @@ impl Store {
         s: &NewSession<'_>,
         first: &NewRefreshToken<'_>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent) \
              VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -179,7 +179,7 @@ impl Store {
         let now = next.issued_at;
         // Start with a write so SQLite takes the write lock at once rather
         // than failing to upgrade a read snapshot under contention.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let rotated = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = $1 WHERE jti = $2 AND rotated_at IS NULL",
         )
@@ -206,7 +206,7 @@ impl Store {
     /// window), if the session is still live. Leaves the session's latest
     /// rotation as it is.
     pub async fn add_refresh(&self, next: &NewRefreshToken<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if !self.extend_live_session(&mut tx, next, None).await? {
             return Ok(false);
         }
@@ -247,7 +247,7 @@ impl Store {
             .bind(now)
             .bind(reason)
             .bind(sid)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -13,11 +13,11 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(SIGNING_KEY)
             .bind(candidate.to_vec())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let row = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
             .bind(SIGNING_KEY)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?;
         Ok(row.try_get(0)?)
     }

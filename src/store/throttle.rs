@@ -35,7 +35,7 @@ impl Store {
         .bind(key)
         .bind(now)
         .bind(now - window)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(ThrottleWindow {
             attempts: row.try_get(0)?,
@@ -49,7 +49,7 @@ impl Store {
             "UPDATE login_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
         )
         .bind(key)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -58,7 +58,7 @@ impl Store {
     pub async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_throttle WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -70,7 +70,7 @@ impl Store {
         .bind(user.name_key)
         .bind(user.password_hash)
         .bind(user.now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(user_from_row(&row)?)
     }
