@@ -105,14 +105,14 @@ impl App {
                 window_seconds: secs(config.login_throttle_window_seconds),
             },
         );
-        let state = http::AppState {
+        let state = std::sync::Arc::new(http::Shared {
             auth,
             origins: http::middleware::Origins::new(&config.allowed_origins),
             https: config.https,
             max_body_bytes: config.max_body_bytes,
             trusted_proxy_hops: config.trusted_proxy_hops,
             csrf_max_age: config.csrf_token_max_age_seconds,
-        };
+        });
         Ok(Self {
             router: http::router(state),
             store,

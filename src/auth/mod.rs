@@ -582,13 +582,15 @@ impl Auth {
             expires_at: now + self.tokens.refresh_lifetime,
         };
 
-        let mut state = self.known_refresh(&claims, now).await?;
+        // The common case in one transaction: an unrotated token of a live
+        // session. Anything else is sorted out from the stored state below.
+        if self.store.rotate_refresh(jti, &next).await? {
+            return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
+        }
+        let state = self.known_refresh(&claims, now).await?;
         if state.rotated_at.is_none() {
-            if self.store.rotate_refresh(jti, &next).await? {
-                return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
-            }
-            // Another request rotated it (or the session ended) meanwhile.
-            state = self.known_refresh(&claims, now).await?;
+            // Live session, unrotated token, yet no rotation: it ended meanwhile.
+            return Err(AuthError::Token(TokenRejection::Revoked));
         }
 
         let just_rotated = state.last_rotated_jti.as_deref() == Some(jti);

@@ -303,6 +303,7 @@ impl Hasher {
 
 /// A hashing thread: run jobs until every [`Hasher`] clone is gone.
 fn worker(receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, queued: &AtomicUsize) {
+    lower_own_priority();
     loop {
         let job = match receiver.lock() {
             Ok(rx) => rx.recv(),
@@ -313,6 +314,19 @@ fn worker(receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, queued: &
         // A panicking job must not take the worker down with it; its caller
         // sees the dropped result channel as a failure.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+/// Run this thread at a lower scheduling priority (nice 10), so that under a
+/// login flood the async workers serving cheap requests still get the CPU
+/// first; hashing takes whatever is left, which when idle is all of it.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory-safety preconditions; on Linux, `who`
+    // 0 with PRIO_PROCESS names the calling thread. Failure leaves the
+    // priority unchanged, which is harmless.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 

@@ -24,9 +24,12 @@ use middleware::Origins;
 /// Name of the CSRF cookie (Django's).
 pub const CSRF_COOKIE: &str = "csrftoken";
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler can reach, behind one `Arc`: axum clones the state
+/// for every request and every stateful layer.
+pub type AppState = std::sync::Arc<Shared>;
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The domain service.
     pub auth: Auth,
     /// CORS / CSRF allowed origins.

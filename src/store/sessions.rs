@@ -167,10 +167,11 @@ impl Store {
         }))
     }
 
-    /// Rotate `old_jti` into `next`: mark it rotated, record it as the
-    /// session's latest rotation, extend the session to `next`'s expiry and
-    /// insert `next`, all or nothing. False when the token was rotated
-    /// meanwhile (a racing request won) or the session is no longer live.
+    /// Rotate `old_jti` (of `next`'s session) into `next`: mark it rotated,
+    /// record it as the session's latest rotation, extend the session to
+    /// `next`'s expiry and insert `next`, all or nothing. False when the token
+    /// is unknown or already rotated, or the session (or its user) is no
+    /// longer live.
     pub async fn rotate_refresh(
         &self,
         old_jti: &str,
@@ -181,10 +182,11 @@ impl Store {
         // than failing to upgrade a read snapshot under contention.
         let mut tx = self.writer.begin().await?;
         let rotated = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1 WHERE jti = $2 AND rotated_at IS NULL",
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE jti = $2 AND session_id = $3 AND rotated_at IS NULL",
         )
         .bind(now)
         .bind(old_jti)
+        .bind(next.session_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -224,7 +226,8 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE sessions SET last_used_at = $1, expires_at = $2, \
                     last_rotated_jti = COALESCE($3, last_rotated_jti) \
-             WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1",
+             WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1 \
+               AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)",
         )
         .bind(next.issued_at)
         .bind(next.expires_at)
