@@ -401,6 +401,10 @@ impl Auth {
             return Err(AuthError::Invalid(errors));
         };
 
+        // A login flood beyond the hash queue is answered before any database work.
+        if self.hasher.is_saturated() {
+            return Err(AuthError::Overloaded);
+        }
         let user = match kind {
             "email" => self.store.user_by_email(&key).await?,
             _ => self.store.user_by_name(&key).await?,

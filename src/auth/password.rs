@@ -185,6 +185,9 @@ pub struct Hasher {
 
 struct HasherInner {
     params: Params,
+    workers: usize,
+    queue: usize,
+    busy: Arc<AtomicUsize>,
     jobs: std::sync::mpsc::SyncSender<Job>,
     queued: Arc<AtomicUsize>,
     /// A well-formed hash nobody's password matches, verified for unknown
@@ -216,16 +219,21 @@ impl Hasher {
         let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         let queued = Arc::new(AtomicUsize::new(0));
-        for n in 0..workers.max(1) {
-            let (receiver, queued) = (receiver.clone(), queued.clone());
+        let busy = Arc::new(AtomicUsize::new(0));
+        let workers = workers.max(1);
+        for n in 0..workers {
+            let (receiver, queued, busy) = (receiver.clone(), queued.clone(), busy.clone());
             std::thread::Builder::new()
                 .name(format!("latchkey-hash-{n}"))
-                .spawn(move || worker(&receiver, &queued))
+                .spawn(move || worker(&receiver, &queued, &busy))
                 .map_err(|e| HashError::Failed(e.to_string()))?;
         }
         Ok(Self {
             inner: Arc::new(HasherInner {
                 params,
+                workers,
+                queue,
+                busy,
                 jobs,
                 queued,
                 dummy_hash,
@@ -236,6 +244,13 @@ impl Hasher {
     /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
         self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue is full right now: lets a caller answer 503 before
+    /// doing any other work. Advisory only; [`Hasher::run`] decides.
+    pub fn is_saturated(&self) -> bool {
+        let inner = &self.inner;
+        inner.busy.load(Ordering::Relaxed) >= inner.workers && self.queue_depth() >= inner.queue
     }
 
     /// Run CPU-bound `job` on a hashing worker.
@@ -302,7 +317,11 @@ impl Hasher {
 }
 
 /// A hashing thread: run jobs until every [`Hasher`] clone is gone.
-fn worker(receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, queued: &AtomicUsize) {
+fn worker(
+    receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
+    queued: &AtomicUsize,
+    busy: &AtomicUsize,
+) {
     lower_own_priority();
     loop {
         let job = match receiver.lock() {
@@ -310,10 +329,12 @@ fn worker(receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, queued: &
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        busy.fetch_add(1, Ordering::AcqRel);
         queued.fetch_sub(1, Ordering::AcqRel);
         // A panicking job must not take the worker down with it; its caller
         // sees the dropped result channel as a failure.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -583,6 +604,28 @@ mod tests {
         assert_eq!(waiting.await.unwrap().unwrap(), 7);
         assert_eq!(hasher.queue_depth(), 0);
         assert!(hasher.run(|| ()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn saturation_means_every_worker_busy_and_the_queue_full() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        assert!(!hasher.is_saturated());
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
+        assert!(!hasher.is_saturated(), "the queue still has room");
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| ()).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(hasher.is_saturated());
+        gate.wait();
+        held.await.unwrap().unwrap();
+        waiting.await.unwrap().unwrap();
+        while hasher.is_saturated() {
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test]
