@@ -42,6 +42,12 @@ pub struct Config {
     )]
     pub database_acquire_timeout_seconds: u64,
 
+    /// Milliseconds a live-session lookup may be reused by this instance.
+    /// Revocations made here are seen at once; revocations made by another
+    /// instance within this time. 0: look the session up on every request.
+    #[arg(long, env = "LATCHKEY_SESSION_CACHE_MILLIS", default_value_t = 500)]
+    pub session_cache_millis: u64,
+
     /// Signing key for tokens (at least 32 bytes), read from the environment
     /// variable `LATCHKEY_SECRET_KEY` only, never from a flag, so it cannot
     /// show in the process list. When unset, a random key is generated once

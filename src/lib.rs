@@ -50,6 +50,7 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
         &PoolConfig {
             max_connections: config.database_max_connections,
             acquire_timeout: Duration::from_secs(config.database_acquire_timeout_seconds),
+            session_cache_ttl: Duration::from_millis(config.session_cache_millis),
         },
     )
     .await?;

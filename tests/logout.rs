@@ -195,3 +195,54 @@ async fn a_body_less_logout_reports_the_missing_field() {
         json!({"refresh": ["This field is required."]})
     );
 }
+
+#[tokio::test]
+async fn a_session_just_seen_is_refused_on_the_very_next_request_after_logout_or_reuse() {
+    let s = TestServer::start_with(|c| {
+        c.session_cache_millis = 60_000;
+        c.refresh_reuse_grace_seconds = 0;
+    })
+    .await;
+    let user = s.new_user().await;
+    let (access, refresh) = tokens(&user);
+    assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+    assert_eq!(
+        s.post_as(&access, "/auth/logout", json!({"refresh": refresh}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_error(
+        s.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+
+    let other: Value = s
+        .login(user["email"].as_str().unwrap(), common::PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (access, refresh) = tokens(&other);
+    assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+    assert_eq!(
+        s.post("/auth/token/refresh/", json!({"refresh": refresh}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.post("/auth/token/refresh/", json!({"refresh": refresh}))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_error(
+        s.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+}

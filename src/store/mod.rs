@@ -8,6 +8,7 @@
 //! variants here, so the layers above never see a `sqlx::Error`.
 
 mod maintenance;
+mod session_cache;
 mod sessions;
 mod settings;
 mod throttle;
@@ -117,6 +118,8 @@ pub struct PoolConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before failing.
     pub acquire_timeout: Duration,
+    /// How long a live-session lookup may be reused (0: never).
+    pub session_cache_ttl: Duration,
 }
 
 /// The database, behind the operations latchkey needs and nothing more.
@@ -130,6 +133,7 @@ pub struct Store {
     /// PostgreSQL, the same pool as reads.
     writer: AnyPool,
     backend: Backend,
+    sessions: std::sync::Arc<session_cache::SessionCache>,
 }
 
 impl Store {
@@ -172,10 +176,13 @@ impl Store {
             Backend::Sqlite => open(1),
             Backend::Postgres => reader.clone(),
         };
+        let sessions =
+            std::sync::Arc::new(session_cache::SessionCache::new(pool.session_cache_ttl));
         Ok(Self {
             pool: reader,
             writer,
             backend,
+            sessions,
         })
     }
 

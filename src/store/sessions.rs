@@ -117,15 +117,20 @@ impl Store {
     }
 
     /// The user of session `sid` if the session is live at `now` (not
-    /// revoked, not expired) and the user active. One indexed lookup: this
-    /// runs on every authenticated request.
+    /// revoked, not expired) and the user active. One indexed lookup, or the
+    /// session cache (see `session_cache.rs`): this runs on every
+    /// authenticated request.
     pub async fn session_user(
         &self,
         sid: &str,
         now: i64,
     ) -> Result<Option<SessionUser>, StoreError> {
+        if let Some(user) = self.sessions.get(sid, now) {
+            return Ok(Some(user));
+        }
+        let generation = self.sessions.generation();
         let row = sqlx::query(
-            "SELECT u.id, u.email, u.name FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.email, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1",
         )
         .bind(sid)
@@ -133,11 +138,13 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(SessionUser {
+        let user = SessionUser {
             user_id: row.try_get(0)?,
             email: row.try_get(1)?,
             name: row.try_get(2)?,
-        }))
+        };
+        self.sessions.put(sid, &user, row.try_get(3)?, generation);
+        Ok(Some(user))
     }
 
     /// The state of refresh token `jti` and its session, if it was ever issued.
@@ -252,6 +259,7 @@ impl Store {
             .bind(sid)
             .execute(&self.writer)
             .await?;
+        self.sessions.invalidate();
         Ok(())
     }
 
