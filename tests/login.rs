@@ -364,9 +364,9 @@ async fn logins_beyond_the_hash_queue_get_503_at_once_and_do_not_count_as_attemp
     .await
     .unwrap();
     let counted = store
-        .throttle_hit("addr:127.0.0.1", latchkey::auth::now(), 900)
+        .throttle_hit(["addr:127.0.0.1"], latchkey::auth::now(), 900)
         .await
-        .unwrap()
+        .unwrap()[0]
         .attempts
         - 1;
     assert_eq!(counted, checked);

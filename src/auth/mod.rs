@@ -415,8 +415,10 @@ impl Auth {
         // slip past the limit; a success takes its count back below.
         let now = now();
         let window = self.throttle.window_seconds;
-        let per_account = self.store.throttle_hit(&account_key, now, window).await?;
-        let per_address = self.store.throttle_hit(&address_key, now, window).await?;
+        let [per_account, per_address] = self
+            .store
+            .throttle_hit([&account_key, &address_key], now, window)
+            .await?;
         let mut retry_after = 0;
         if per_account.attempts > i64::from(self.throttle.per_account) {
             retry_after = self.throttle.retry_after(per_account.window_start, now);
@@ -438,8 +440,9 @@ impl Auth {
             Ok(verified) => verified,
             Err(e) => {
                 // No password was checked (queue full): the attempt does not count.
-                self.store.throttle_forgive(&account_key).await?;
-                self.store.throttle_forgive(&address_key).await?;
+                self.store
+                    .throttle_settle(&[], &[&account_key, &address_key])
+                    .await?;
                 return Err(e.into());
             }
         };
@@ -451,8 +454,9 @@ impl Auth {
             }
         };
 
-        self.store.throttle_clear(&account_key).await?;
-        self.store.throttle_forgive(&address_key).await?;
+        self.store
+            .throttle_settle(&[&account_key], &[&address_key])
+            .await?;
         let tokens = self.start_session(&user, client, now).await?;
         Ok((view(&user), tokens))
     }

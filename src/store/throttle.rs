@@ -15,51 +15,76 @@ pub struct ThrottleWindow {
 }
 
 impl Store {
-    /// Count one attempt against `key` in a window of `window` seconds,
-    /// starting a new window when the old one has passed. Atomic, so racing
-    /// attempts are all counted.
-    pub async fn throttle_hit(
+    /// Count one attempt against each of `keys` in a window of `window`
+    /// seconds, starting a new window where the old one has passed. One
+    /// atomic statement, so racing attempts are all counted. The windows come
+    /// back in the order of `keys`.
+    pub async fn throttle_hit<const N: usize>(
         &self,
-        key: &str,
+        keys: [&str; N],
         now: i64,
         window: i64,
-    ) -> Result<ThrottleWindow, StoreError> {
+    ) -> Result<[ThrottleWindow; N], StoreError> {
+        // ($3, $1, 1), ($4, $1, 1), ...: one row per key.
+        let rows: Vec<String> = (0..N).map(|i| format!("(${}, $1, 1)", i + 3)).collect();
         // Both engines evaluate every SET expression against the old row.
-        let row = sqlx::query(
-            "INSERT INTO login_throttle (key, window_start, attempts) VALUES ($1, $2, 1) \
+        let statement = format!(
+            "INSERT INTO login_throttle (key, window_start, attempts) VALUES {} \
              ON CONFLICT (key) DO UPDATE SET \
-               attempts = CASE WHEN login_throttle.window_start <= $3 THEN 1 ELSE login_throttle.attempts + 1 END, \
-               window_start = CASE WHEN login_throttle.window_start <= $3 THEN $2 ELSE login_throttle.window_start END \
-             RETURNING attempts, window_start",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(now - window)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(ThrottleWindow {
-            attempts: row.try_get(0)?,
-            window_start: row.try_get(1)?,
-        })
+               attempts = CASE WHEN login_throttle.window_start <= $2 THEN 1 ELSE login_throttle.attempts + 1 END, \
+               window_start = CASE WHEN login_throttle.window_start <= $2 THEN $1 ELSE login_throttle.window_start END \
+             RETURNING key, attempts, window_start",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&statement).bind(now).bind(now - window);
+        for key in keys {
+            query = query.bind(key);
+        }
+        let returned = query.fetch_all(&self.writer).await?;
+        let mut windows = [ThrottleWindow {
+            attempts: 0,
+            window_start: now,
+        }; N];
+        for row in returned {
+            let key: String = row.try_get(0)?;
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                windows[i] = ThrottleWindow {
+                    attempts: row.try_get(1)?,
+                    window_start: row.try_get(2)?,
+                };
+            }
+        }
+        Ok(windows)
     }
 
-    /// Take back one attempt counted against `key` (a login that succeeded).
-    pub async fn throttle_forgive(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE login_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
-        )
-        .bind(key)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// Forget every attempt counted against `key`.
-    pub async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
+    /// Settle attempts counted by [`Store::throttle_hit`]: `clear` keys start
+    /// over at zero (an account after a successful login), `forgive` keys
+    /// take one attempt back (an address whose attempt turned out fine).
+    pub async fn throttle_settle(
+        &self,
+        clear: &[&str],
+        forgive: &[&str],
+    ) -> Result<(), StoreError> {
+        let keys: Vec<&str> = clear.iter().chain(forgive).copied().collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 1)).collect();
+        let clear_list = if clear.is_empty() {
+            "NULL".to_owned()
+        } else {
+            placeholders[..clear.len()].join(", ")
+        };
+        let statement = format!(
+            "UPDATE login_throttle SET attempts = CASE WHEN key IN ({clear_list}) THEN 0 ELSE attempts - 1 END \
+             WHERE key IN ({}) AND attempts > 0",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&statement);
+        for key in keys {
+            query = query.bind(key);
+        }
+        query.execute(&self.writer).await?;
         Ok(())
     }
 }
