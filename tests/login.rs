@@ -371,3 +371,28 @@ async fn logins_beyond_the_hash_queue_get_503_at_once_and_do_not_count_as_attemp
         - 1;
     assert_eq!(counted, checked);
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_login_does_not_leave_an_attempt_counted() {
+    let s = TestServer::start_with(|c| c.login_failures_per_address = 3).await;
+    let user = s.register("soban", "msoban@gmail.com").await;
+    let csrf = s.csrf().await;
+    for _ in 0..8 {
+        // Give up long before the password check can finish.
+        let r = s
+            .client
+            .post(s.url("/auth/login"))
+            .header("X-CSRFToken", &csrf)
+            .timeout(std::time::Duration::from_millis(2))
+            .json(&json!({"email": "msoban@gmail.com", "password": PASSWORD}))
+            .send()
+            .await;
+        assert!(r.is_err() || r.unwrap().status() == StatusCode::OK);
+        // Let the abandoned login finish on the server before the next one.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Every abandoned login was a correct one: none may count against the address.
+    let r = s.login("msoban@gmail.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = user;
+}

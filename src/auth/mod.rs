@@ -373,7 +373,22 @@ impl Auth {
 
     /// Check credentials and start a session. Unknown accounts, inactive
     /// accounts and wrong passwords fail alike, after the same hashing work.
+    ///
+    /// Runs to completion even if the client goes away: an attempt counted
+    /// against the throttle must be settled by its outcome, not leaked by a
+    /// dropped connection.
     pub async fn login(
+        &self,
+        form: Credentials,
+        client: &ClientInfo,
+    ) -> Result<(UserView, TokenPair), AuthError> {
+        let (auth, client) = (self.clone(), client.clone());
+        tokio::spawn(async move { auth.login_to_completion(form, &client).await })
+            .await
+            .map_err(|e| AuthError::Internal(format!("login task failed: {e}")))?
+    }
+
+    async fn login_to_completion(
         &self,
         form: Credentials,
         client: &ClientInfo,
