@@ -39,22 +39,24 @@ pub enum CsrfError {
 /// Issues and verifies CSRF tokens with a key derived for this purpose only.
 #[derive(Clone)]
 pub struct CsrfSigner {
-    key: [u8; 32],
+    /// HMAC state with the key already absorbed (cloned per token).
+    keyed: Hmac<Sha256>,
     max_age_seconds: u64,
 }
 
 impl CsrfSigner {
     /// A signer with `key` whose tokens expire after `max_age_seconds`.
     pub fn new(key: [u8; 32], max_age_seconds: u64) -> Self {
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         Self {
-            key,
+            keyed,
             max_age_seconds,
         }
     }
 
     fn tag(&self, signed: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = self.keyed.clone();
         mac.update(signed);
         mac
     }

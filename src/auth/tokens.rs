@@ -72,7 +72,9 @@ pub enum TokenError {
 /// Signs and verifies tokens with one key.
 #[derive(Clone)]
 pub struct TokenCodec {
-    key: SecretKey,
+    /// HMAC state with the key already absorbed: cloning it skips the two
+    /// key-block compressions every token would otherwise pay for.
+    keyed: Hmac<Sha256>,
 }
 
 #[derive(Deserialize)]
@@ -86,12 +88,13 @@ impl TokenCodec {
     /// A codec signing with `key` (used directly, as SimpleJWT uses its
     /// `SIGNING_KEY`, so other services holding the key can verify tokens).
     pub fn new(key: SecretKey) -> Self {
-        Self { key }
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key.expose())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        Self { keyed }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+        self.keyed.clone()
     }
 
     /// Serialise and sign `claims`.
