@@ -71,6 +71,14 @@ impl Pair {
             .status()
     }
 
+    /// Register a user on instance A; its access and refresh tokens.
+    async fn register_on_a(&self) -> (String, String) {
+        let body = json!({"name": "n", "email": "n@example.com", "password": PASSWORD});
+        let r = self.post(&self.a, "/auth/register", body, None).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        pair_of(&r.json().await.unwrap())
+    }
+
     /// Poll `/auth/me` on `on` until it refuses `access`; how long that took.
     async fn refused_after(&self, on: &ServerProcess, access: &str) -> std::time::Duration {
         let start = std::time::Instant::now();
@@ -102,16 +110,7 @@ async fn tokens_issued_by_one_instance_work_on_the_other() {
     let Some(p) = two_instances(&[]).await else {
         return;
     };
-    let r = p
-        .post(
-            &p.a,
-            "/auth/register",
-            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let (access, refresh) = pair_of(&r.json().await.unwrap());
+    let (access, refresh) = p.register_on_a().await;
     assert_eq!(p.me(&p.b, &access).await, StatusCode::OK);
     // A CSRF token from A is good on B too: both derive it from the shared key.
     let csrf_a = p.csrf(&p.a).await;
@@ -133,15 +132,7 @@ async fn logout_on_one_instance_makes_the_other_reject_both_tokens_within_a_seco
     let Some(p) = two_instances(&[]).await else {
         return;
     };
-    let r = p
-        .post(
-            &p.a,
-            "/auth/register",
-            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await;
-    let (access, refresh) = pair_of(&r.json().await.unwrap());
+    let (access, refresh) = p.register_on_a().await;
     assert_eq!(p.me(&p.a, &access).await, StatusCode::OK);
     let r = p
         .post(
@@ -176,15 +167,7 @@ async fn refresh_reuse_is_detected_across_instances() {
     let Some(p) = two_instances(&[("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0")]).await else {
         return;
     };
-    let r = p
-        .post(
-            &p.a,
-            "/auth/register",
-            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await;
-    let (_, r0) = pair_of(&r.json().await.unwrap());
+    let (_, r0) = p.register_on_a().await;
     let r = p
         .post(&p.a, "/auth/token/refresh/", json!({"refresh": r0}), None)
         .await;
@@ -212,15 +195,7 @@ async fn login_throttling_is_shared_by_the_instances() {
     else {
         return;
     };
-    let r = p
-        .post(
-            &p.a,
-            "/auth/register",
-            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    p.register_on_a().await;
     let wrong = json!({"email": "n@example.com", "password": "Wrong-Password-99"});
     for (i, on) in [&p.a, &p.b, &p.a, &p.b].into_iter().enumerate() {
         assert_eq!(
@@ -243,15 +218,7 @@ async fn without_the_session_cache_another_instance_refuses_on_the_very_next_req
     let Some(p) = two_instances(&[("LATCHKEY_SESSION_CACHE_MILLIS", "0")]).await else {
         return;
     };
-    let r = p
-        .post(
-            &p.a,
-            "/auth/register",
-            json!({"name": "n", "email": "n@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await;
-    let (access, refresh) = pair_of(&r.json().await.unwrap());
+    let (access, refresh) = p.register_on_a().await;
     assert_eq!(p.me(&p.a, &access).await, StatusCode::OK);
     let r = p
         .post(
