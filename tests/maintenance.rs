@@ -15,8 +15,9 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(&dir).await;
     let short = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |c| {
-        c.refresh_token_lifetime_seconds = 1;
-        c.access_token_lifetime_seconds = 1;
+        // Long enough to register and rotate even on a loaded machine.
+        c.refresh_token_lifetime_seconds = 2;
+        c.access_token_lifetime_seconds = 2;
     })
     .await;
     let live = TestServer::start_on(dir, url.clone(), |_| {}).await;
@@ -30,7 +31,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let keeper = live.new_user().await;
     let throttled = live.login("ghost@example.com", "Wrong-Password-99").await;
     assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
 
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args([
