@@ -74,7 +74,7 @@ fn serve_starts_with_zero_configuration_on_a_sqlite_file_in_the_working_director
 }
 
 #[test]
-fn the_default_bind_address_is_the_seeds_runserver_address() {
+fn help_shows_the_seeds_runserver_address_and_the_sqlite_file_as_defaults() {
     let out = latchkey(std::path::Path::new("."))
         .args(["serve", "--help"])
         .output()

@@ -244,25 +244,15 @@ async fn a_duplicate_name_is_rejected_case_insensitively() {
 #[tokio::test]
 async fn racing_registrations_of_one_email_give_exactly_one_201_and_never_a_500() {
     let s = TestServer::start().await;
-    let csrf = s.csrf().await;
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let (client, url, csrf) = (s.client.clone(), s.url("/auth/register"), csrf.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .header("X-CSRFToken", csrf)
-                .json(&json!({"name": format!("racer{i}"), "email": "race@example.com", "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+    let bodies = (0..16)
+        .map(|i| json!({"name": format!("racer{i}"), "email": "race@example.com", "password": PASSWORD}))
+        .collect();
+    let statuses: Vec<StatusCode> = s
+        .post_all_at_once("/auth/register", bodies)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
     assert_eq!(
         statuses
             .iter()

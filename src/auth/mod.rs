@@ -271,11 +271,6 @@ impl Auth {
         &self.store
     }
 
-    /// The password hasher (for metrics).
-    pub fn hasher(&self) -> &Hasher {
-        &self.hasher
-    }
-
     // ---- CSRF -------------------------------------------------------------
 
     /// The CSRF token to hand out: the client's current one when it is still

@@ -74,13 +74,4 @@ impl Store {
             }
         }
     }
-
-    /// Number of refresh tokens stored (for operators and tests).
-    pub async fn count_refresh_tokens(&self) -> Result<i64, StoreError> {
-        use sqlx::Row as _;
-        Ok(sqlx::query("SELECT COUNT(*) FROM refresh_tokens")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
-    }
 }

@@ -22,7 +22,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _};
 
 pub use maintenance::Flushed;
-pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionSummary, SessionUser};
+pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionUser};
 pub use throttle::ThrottleWindow;
 pub use users::{NewUser, UserRecord};
 
@@ -186,11 +186,6 @@ impl Store {
         })
     }
 
-    /// The backend in use.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Apply the embedded migrations that have not run yet. On PostgreSQL the
     /// migrator holds an advisory lock, so instances starting together take turns.
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -208,11 +203,6 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Connections open and idle: for readiness and metrics.
-    pub fn pool_usage(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
     }
 
     /// Close every connection (on shutdown).

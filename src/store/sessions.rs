@@ -61,21 +61,6 @@ pub struct RefreshTokenState {
     pub last_rotated_jti: Option<String>,
 }
 
-/// A session as its user sees it in their session list.
-#[derive(Debug, Clone)]
-pub struct SessionSummary {
-    /// Session id.
-    pub id: String,
-    /// Start time.
-    pub created_at: i64,
-    /// Last login or refresh.
-    pub last_used_at: i64,
-    /// Client address at login.
-    pub client_addr: Option<String>,
-    /// Client `User-Agent` at login.
-    pub user_agent: Option<String>,
-}
-
 const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
                               VALUES ($1, $2, $3, $4, $5)";
@@ -261,16 +246,5 @@ impl Store {
             .await?;
         self.sessions.invalidate();
         Ok(())
-    }
-
-    /// Number of sessions that are not revoked (for operators and tests).
-    pub async fn count_live_sessions(&self, now: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?)
     }
 }

@@ -112,12 +112,4 @@ impl Store {
         .await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
-
-    /// Number of users (for operators and tests).
-    pub async fn count_users(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
-    }
 }

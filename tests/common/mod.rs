@@ -80,7 +80,11 @@ impl TestServer {
         Self {
             addr,
             base: format!("http://{addr}"),
-            client: reqwest::Client::builder().build().unwrap(),
+            // Never follow redirects: the contract answers every route in place.
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             database_url,
             shutdown: Some(tx),
             _dir: dir,
@@ -121,6 +125,35 @@ impl TestServer {
             .send()
             .await
             .unwrap()
+    }
+
+    /// POST every body to `path` at the same moment (one CSRF token, one task
+    /// each); each answer's status and headers, in the order of `bodies`.
+    pub async fn post_all_at_once(
+        &self,
+        path: &str,
+        bodies: Vec<Value>,
+    ) -> Vec<(StatusCode, reqwest::header::HeaderMap)> {
+        let csrf = self.csrf().await;
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let request = self
+                    .client
+                    .post(self.url(path))
+                    .header("X-CSRFToken", csrf.clone())
+                    .json(&body);
+                tokio::spawn(async move {
+                    let r = request.send().await.unwrap();
+                    (r.status(), r.headers().clone())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
     }
 
     /// POST a JSON body with a CSRF header and a Bearer token.
