@@ -93,19 +93,30 @@ async function main() {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
 
   // Every request the pages send to the API, with all their headers.
+  // Recording is asynchronous, and "requestfinished" may come just after the
+  // page has already shown the answer: `callsTo` lets both settle first.
   const apiCalls = [];
-  context.on("requestfinished", async (request) => {
+  const recording = new Set();
+  context.on("requestfinished", (request) => {
     if (!request.url().startsWith(apiUrl)) return;
-    const response = await request.response();
-    apiCalls.push({
-      method: request.method(),
-      path: new URL(request.url()).pathname,
-      headers: await request.allHeaders(),
-      body: request.postData(),
-      status: response?.status(),
-    });
+    const record = (async () => {
+      const response = await request.response();
+      apiCalls.push({
+        method: request.method(),
+        path: new URL(request.url()).pathname,
+        headers: await request.allHeaders(),
+        body: request.postData(),
+        status: response?.status(),
+      });
+    })();
+    recording.add(record);
+    record.finally(() => recording.delete(record));
   });
-  const callsTo = (path, method = "POST") => apiCalls.filter((c) => c.method === method && c.path.startsWith(path));
+  const callsTo = async (path, method = "POST") => {
+    await sleep(250);
+    await Promise.all([...recording]);
+    return apiCalls.filter((c) => c.method === method && c.path.startsWith(path));
+  };
   const cookieToken = async () => (await context.cookies(apiUrl)).find((c) => c.name === "csrftoken")?.value;
   const storedSession = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("latchkey.session")));
   /** An API call made from `page` (so from the app's origin), answering its status. */
@@ -122,7 +133,8 @@ async function main() {
     );
 
   const tab1 = await context.newPage();
-  let tabs = () => [tab1];
+  const openTabs = [tab1];
+  const tabs = () => openTabs;
   const signedIn = (page) => page.getByRole("heading", { name: `Signed in as ${user.name}` });
   const form = (page, name) => page.getByRole("form", { name });
 
@@ -135,7 +147,7 @@ async function main() {
   await step("start: CSRF token fetched, logged out", tabs, async () => {
     await tab1.goto(appOrigin);
     await tab1.getByText("You are logged out.").waitFor();
-    const csrf = callsTo("/auth/csrf", "GET");
+    const csrf = await callsTo("/auth/csrf", "GET");
     seed(csrf.length === 1 && csrf[0].status === 200, "the app fetched /auth/csrf/ once, at start");
     seed(Boolean(await cookieToken()), "the browser stored the csrftoken cookie from the cross-origin answer");
   });
@@ -161,8 +173,8 @@ async function main() {
     await fill(tab1, "Register", { Password: PASSWORD });
     await signedIn(tab1).waitFor();
     seed((await tab1.locator('[data-field="email"]').textContent()) === user.email, "the user is shown");
-    seed(callsTo("/auth/me", "GET").at(-1)?.status === 200, "the user shown is /auth/me's answer");
-    const posts = apiCalls.filter((c) => c.method === "POST");
+    seed((await callsTo("/auth/me", "GET")).at(-1)?.status === 200, "the user shown is /auth/me's answer");
+    const posts = await callsTo("/");
     const token = posts[0]?.headers["x-csrf-token"];
     seed(Boolean(token) && posts.every((c) => c.headers["x-csrf-token"] === token), "every POST carries X-CSRF-Token");
     seed(
@@ -194,7 +206,7 @@ async function main() {
   await step("log out", tabs, async () => {
     await tab1.getByRole("button", { name: "Log out" }).click();
     await tab1.getByText("You are logged out.").waitFor();
-    const [logout] = callsTo("/auth/logout").slice(-1);
+    const [logout] = (await callsTo("/auth/logout")).slice(-1);
     seed(logout?.status === 200, "POST /auth/logout answered 200");
     // The session may have been refreshed on the way (short access lifetime): compare with what was sent.
     const sentRefresh = JSON.parse(logout.body).refresh;
@@ -225,7 +237,7 @@ async function main() {
 
   await step("refresh: the access token expires, the app refreshes it", tabs, async () => {
     const before = await storedSession(tab1);
-    const refreshesBefore = callsTo("/auth/token/refresh").length;
+    const refreshesBefore = (await callsTo("/auth/token/refresh")).length;
     await sleep((ACCESS_SECONDS + 1.5) * 1000);
     await tab1.getByRole("button", { name: "Reload profile" }).click();
     await tab1.waitForFunction(
@@ -233,8 +245,8 @@ async function main() {
       before.tokens.access,
     );
     await signedIn(tab1).waitFor();
-    const me = callsTo("/auth/me", "GET").slice(-2);
-    const refresh = callsTo("/auth/token/refresh").slice(refreshesBefore);
+    const me = (await callsTo("/auth/me", "GET")).slice(-2);
+    const refresh = (await callsTo("/auth/token/refresh")).slice(refreshesBefore);
     seed(me[0]?.status === 401 && me[1]?.status === 200, "/auth/me: 401 with the expired token, 200 after");
     seed(refresh.length === 1 && refresh[0].status === 200, "one POST /auth/token/refresh/, answered 200");
     const after = await storedSession(tab1);
@@ -244,7 +256,7 @@ async function main() {
   let tab2;
   await step("a second tab logs out; the first tab's session is over", tabs, async () => {
     tab2 = await context.newPage();
-    tabs = () => [tab1, tab2];
+    openTabs.push(tab2);
     await tab2.goto(appOrigin);
     await signedIn(tab2).waitFor();
     seed(true, "the second tab shares the session (localStorage)");
@@ -271,8 +283,8 @@ async function main() {
     }
     seed(true, "the first tab shows the session ended once its access token is refused");
   });
+  openTabs.pop();
   await tab2.close();
-  tabs = () => [tab1];
 
   await step("throttling: the 429 message", tabs, async () => {
     let throttled = false;
@@ -294,7 +306,7 @@ async function main() {
       page = await context.newPage();
       const prefix = `mallory-${run}-${label.length}`;
       await page.goto(`${origin}/?api=${encodeURIComponent(apiUrl)}&email=${prefix}`);
-      const results = await page.waitForFunction(() => window.results).then((h) => h.jsonValue());
+      const results = await page.waitForFunction(() => window.e2eResults).then((h) => h.jsonValue());
       console.log(`      ${JSON.stringify(results)}`);
       if (label === "another site") {
         seed(results.cookieToken === null, "the page cannot read the csrftoken cookie");
@@ -309,12 +321,12 @@ async function main() {
         method: "POST",
         body: { email: `${prefix}-json@example.com`, password: PASSWORD },
       });
-      seed(json !== 200, `no account was created by the JSON POST (login: ${json})`);
+      seed(json !== 200, `no account was created by the JSON POST (${label}; login: ${json})`);
       const simple = await statusFrom(tab1, "/auth/login", {
         method: "POST",
         body: { email: `${prefix}-form@example.com`, password: PASSWORD },
       });
-      latchkeyOnly(simple !== 200, `no account was created by the form-encoded POST (login: ${simple})`);
+      latchkeyOnly(simple !== 200, `no account was created by the form-encoded POST (${label}; login: ${simple})`);
     });
     await page.close();
   }
