@@ -292,7 +292,7 @@ async function main() {
       await fill(tab1, "Log in", { Email: user.email, Password: `wrong-${attempt}-Horse-battery-staple` });
       const alert = form(tab1, "Log in").getByRole("alert");
       await tab1.waitForFunction(() => !document.querySelector("form button[disabled]"));
-      throttled = (await alert.textContent()).startsWith("Too many attempts.");
+      throttled = /^Too many attempts\. Try again in \d+ seconds\.$/.test(await alert.textContent());
     }
     latchkeyOnly(throttled, `repeated failures get 429, shown as "Too many attempts. Try again in N seconds."`);
   });
