@@ -39,7 +39,13 @@ pub fn asset(name: &str) -> Response {
     };
     let content_type = HeaderValue::from_str(&file.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let mut response = file.bytes.into_owned().into_response();
+    let mut bytes = file.bytes.into_owned();
+    if name == "index.html" {
+        // The page is served at `/docs` and `/docs/` alike (no redirects), so
+        // its relative links must not depend on the trailing slash.
+        bytes = absolute_links(&bytes).into_bytes();
+    }
+    let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(
@@ -47,4 +53,33 @@ pub fn asset(name: &str) -> Response {
         HeaderValue::from_static(CSP),
     );
     response
+}
+
+/// `index.html` with its asset links made absolute under `/docs/`.
+fn absolute_links(html: &[u8]) -> String {
+    String::from_utf8_lossy(html)
+        .replace("href=\"./", "href=\"/docs/")
+        .replace("src=\"./", "src=\"/docs/")
+        .replace("href=\"index.css\"", "href=\"/docs/index.css\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_links_only_to_its_own_files_by_absolute_path() {
+        let response = asset("index.html");
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        let file = utoipa_swagger_ui::serve("index.html", CONFIG.clone())
+            .ok()
+            .flatten()
+            .map(|f| absolute_links(&f.bytes))
+            .unwrap_or_default();
+        for attr in ["href=\"", "src=\""] {
+            for link in file.split(attr).skip(1) {
+                assert!(link.starts_with("/docs/"), "{attr}{link}");
+            }
+        }
+    }
 }
