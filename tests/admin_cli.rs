@@ -49,13 +49,23 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
     let s = server().await;
     let (ok, out, err) = latchkey(
         &s.database_url,
-        &["user", "create", "--email", "ops@example.com", "--name", "ops"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "ops",
+        ],
         &format!("{PASSWORD}\n"),
     );
     assert!(ok, "{out}{err}");
     assert!(out.contains("created user ops <ops@example.com>"), "{out}");
     assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
-    assert_eq!(s.login("ops@example.com", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.login("ops@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -64,25 +74,54 @@ async fn user_create_applies_the_apis_rules() {
     s.register("taken", "taken@example.com").await;
     let (ok, _, err) = latchkey(
         &s.database_url,
-        &["user", "create", "--email", "taken@example.com", "--name", "fresh"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "taken@example.com",
+            "--name",
+            "fresh",
+        ],
         &format!("{PASSWORD}\n"),
     );
     assert!(!ok);
-    assert!(err.contains("email: user with this email already exists."), "{err}");
+    assert!(
+        err.contains("email: user with this email already exists."),
+        "{err}"
+    );
     let (ok, _, err) = latchkey(
         &s.database_url,
-        &["user", "create", "--email", "weak@example.com", "--name", "weak"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "weak@example.com",
+            "--name",
+            "weak",
+        ],
         "12345678\n",
     );
     assert!(!ok);
     assert!(err.contains("password:"), "{err}");
-    assert!(!err.contains("12345678"), "the refused password is not echoed: {err}");
+    assert!(
+        !err.contains("12345678"),
+        "the refused password is not echoed: {err}"
+    );
 }
 
 #[test]
 fn the_password_is_never_accepted_as_an_argument() {
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["user", "create", "--email", "a@example.com", "--name", "a", "--password", "x"])
+        .args([
+            "user",
+            "create",
+            "--email",
+            "a@example.com",
+            "--name",
+            "a",
+            "--password",
+            "x",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -95,8 +134,14 @@ async fn user_list_shows_every_user_with_state_and_sessions() {
     s.register("bob", "bob@example.com").await;
     let (ok, out, err) = latchkey(&s.database_url, &["user", "list"], "");
     assert!(ok, "{err}");
-    let alice = out.lines().find(|l| l.contains("alice@example.com")).unwrap();
-    assert!(alice.contains("yes") && alice.trim_end().ends_with('1'), "{alice}");
+    let alice = out
+        .lines()
+        .find(|l| l.contains("alice@example.com"))
+        .unwrap();
+    assert!(
+        alice.contains("yes") && alice.trim_end().ends_with('1'),
+        "{alice}"
+    );
     assert!(out.contains("bob@example.com"));
     assert!(out.contains("2 users"));
 }
@@ -106,12 +151,26 @@ async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
     let s = server().await;
     let user = s.register("carol", "carol@example.com").await;
     let (access, refresh) = tokens(&user);
-    let (ok, out, err) = latchkey(&s.database_url, &["user", "deactivate", "carol@example.com"], "");
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &["user", "deactivate", "carol@example.com"],
+        "",
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("deactivated") && out.contains("1 sessions ended"), "{out}");
+    assert!(
+        out.contains("deactivated") && out.contains("1 sessions ended"),
+        "{out}"
+    );
 
-    assert_error(s.get_as(&access, "/auth/me").await, StatusCode::UNAUTHORIZED, "token_not_valid").await;
-    let r = s.post("/auth/token/refresh", json!({"refresh": refresh})).await;
+    assert_error(
+        s.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    let r = s
+        .post("/auth/token/refresh", json!({"refresh": refresh}))
+        .await;
     assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;
     // The same answer as a wrong password: nothing tells the account exists.
     let deactivated: serde_json::Value = s
@@ -131,7 +190,10 @@ async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
 
     let (ok, _, err) = latchkey(&s.database_url, &["user", "activate", "carol"], "");
     assert!(ok, "{err}");
-    assert_eq!(s.login("carol@example.com", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.login("carol@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -147,9 +209,20 @@ async fn set_password_replaces_the_password_and_ends_every_session() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("password set"), "{out}");
-    assert_error(s.get_as(&access, "/auth/me").await, StatusCode::UNAUTHORIZED, "token_not_valid").await;
-    assert_eq!(s.login("dave@example.com", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(s.login("dave@example.com", OTHER_PASSWORD).await.status(), StatusCode::OK);
+    assert_error(
+        s.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    assert_eq!(
+        s.login("dave@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.login("dave@example.com", OTHER_PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -162,16 +235,26 @@ async fn sessions_revoke_ends_every_session_of_one_user_only() {
     let frank = s.register("frank", "frank@example.com").await;
     let (frank_access, _) = tokens(&frank);
 
-    let (ok, out, err) = latchkey(&s.database_url, &["sessions", "revoke", "--user", "erin"], "");
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &["sessions", "revoke", "--user", "erin"],
+        "",
+    );
     assert!(ok, "{err}");
     assert!(out.contains("2 sessions ended"), "{out}");
     for access in [&erin_access, &erin_second] {
         let r = s.get_as(access, "/auth/me").await;
         assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;
     }
-    assert_eq!(s.get_as(&frank_access, "/auth/me").await.status(), StatusCode::OK);
+    assert_eq!(
+        s.get_as(&frank_access, "/auth/me").await.status(),
+        StatusCode::OK
+    );
     // Erin can still log in: revoking sessions is not deactivating.
-    assert_eq!(s.login("erin@example.com", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.login("erin@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -180,10 +263,17 @@ async fn a_revocation_by_the_cli_reaches_a_caching_server_within_a_second() {
     let user = s.register("gina", "gina@example.com").await;
     let (access, _) = tokens(&user);
     assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
-    let (ok, _, err) = latchkey(&s.database_url, &["sessions", "revoke", "--user", "gina"], "");
+    let (ok, _, err) = latchkey(
+        &s.database_url,
+        &["sessions", "revoke", "--user", "gina"],
+        "",
+    );
     assert!(ok, "{err}");
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get_as(&access, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
