@@ -132,6 +132,7 @@ impl App {
             csrf_max_age: config.csrf_token_max_age_seconds,
             metrics_here: config.metrics_bind.is_none(),
             openapi_json: serde_json::to_vec(&http::openapi())?.into(),
+            allow: http::allowed_methods(),
         });
         Ok(Self {
             metrics_router: config

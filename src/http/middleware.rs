@@ -44,7 +44,9 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     let method = req.method().clone();
     // The path only: query strings may carry secrets.
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %req.uri().path());
-    let mut response = handle(&state, req, next).instrument(span.clone()).await;
+    let mut response = handle(&state, route.as_deref(), req, next)
+        .instrument(span.clone())
+        .await;
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -105,7 +107,7 @@ fn new_request_id() -> String {
     )
 }
 
-async fn handle(state: &AppState, req: Request, next: Next) -> Response {
+async fn handle(state: &AppState, route: Option<&str>, req: Request, next: Next) -> Response {
     let private = req.uri().path().starts_with("/auth");
     let origin = req
         .headers()
@@ -114,8 +116,9 @@ async fn handle(state: &AppState, req: Request, next: Next) -> Response {
         .filter(|o| state.origins.allows(o))
         .and_then(|o| HeaderValue::from_str(o).ok());
 
-    let mut response = if req.method() == Method::OPTIONS {
-        preflight(origin.is_some())
+    let allow = route.and_then(|r| state.allow.get(r));
+    let mut response = if let (true, Some(allow)) = (req.method() == Method::OPTIONS, allow) {
+        preflight(allow.clone(), origin.is_some())
     } else if declares_oversized_body(req.headers(), state.max_body_bytes) {
         ApiError::PayloadTooLarge(state.max_body_bytes).into_response()
     } else {
@@ -172,21 +175,18 @@ impl Origins {
     }
 }
 
-const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-CSRFToken, X-CSRF-Token, X-Request-Id";
 const EXPOSE_HEADERS: &str = "Retry-After, X-Request-Id";
 
-/// The answer to any `OPTIONS` request; the CORS grant only for an allowed origin.
-fn preflight(allowed: bool) -> Response {
+/// The answer to `OPTIONS` on a route: the methods it answers (`allow`),
+/// and the CORS grant only for an allowed origin.
+fn preflight(allow: HeaderValue, allowed_origin: bool) -> Response {
     let mut r = StatusCode::OK.into_response();
     let h = r.headers_mut();
-    h.insert(header::ALLOW, HeaderValue::from_static(ALLOW_METHODS));
+    h.insert(header::ALLOW, allow.clone());
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    if allowed {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOW_METHODS),
-        );
+    if allowed_origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, allow);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOW_HEADERS),

@@ -44,6 +44,32 @@ pub struct Shared {
     pub metrics_here: bool,
     /// The OpenAPI document, serialised once.
     pub openapi_json: axum::body::Bytes,
+    /// Each route template's `Allow` value, for `OPTIONS`.
+    pub allow: std::collections::HashMap<String, axum::http::HeaderValue>,
+}
+
+/// Each route template (with and without its trailing slash) and the methods
+/// it answers, as an `Allow` header value (`OPTIONS` included).
+pub fn allowed_methods() -> std::collections::HashMap<String, axum::http::HeaderValue> {
+    let mut allow = std::collections::HashMap::new();
+    for (path, item) in openapi().paths.paths {
+        let mut methods: Vec<&str> = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(m, present)| present.then_some(m))
+        .collect();
+        methods.push("OPTIONS");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&methods.join(", ")) {
+            allow.insert(format!("{path}/"), value.clone());
+            allow.insert(path, value);
+        }
+    }
+    allow
 }
 
 /// Every route: each handler with the path and method its `#[utoipa::path]`

@@ -30,6 +30,7 @@ export default function App() {
         const next = { ...renewed, user };
         saveSession(next);
         setSession(next);
+        setNotice(null);
         setState("signedIn");
       } catch (error) {
         if (error instanceof SessionEnded) return signOut(error.message);
