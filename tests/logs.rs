@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::claims;
