@@ -65,8 +65,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main() {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
-  const started = Date.now();
-
+  const setupStarted = Date.now();
   const appPort = await freePort();
   const appOrigin = `http://127.0.0.1:${appPort}`;
   const apiUrl =
@@ -76,7 +75,9 @@ async function main() {
   await startApp({ apiUrl, port: appPort });
   const foreignPort = await freePort();
   await startForeignPage(foreignPort);
-  console.log(`e2e against ${target}: API ${apiUrl}, app ${appOrigin}`);
+  const setupSeconds = ((Date.now() - setupStarted) / 1000).toFixed(1);
+  console.log(`e2e against ${target}: API ${apiUrl}, app ${appOrigin} (set up in ${setupSeconds}s)`);
+  const started = Date.now();
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
