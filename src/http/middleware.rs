@@ -123,8 +123,10 @@ async fn handle(state: &AppState, route: Option<&str>, req: Request, next: Next)
         .filter(|o| state.origins.allows(o))
         .and_then(|o| HeaderValue::from_str(o).ok());
 
-    let allow = route.and_then(|r| state.allow.get(r));
-    let mut response = if let (true, Some(allow)) = (req.method() == Method::OPTIONS, allow) {
+    let allow = (req.method() == Method::OPTIONS)
+        .then(|| route.and_then(|r| state.allow.get(r)))
+        .flatten();
+    let mut response = if let Some(allow) = allow {
         preflight(allow.clone(), origin.is_some())
     } else if declares_oversized_body(req.headers(), state.max_body_bytes) {
         ApiError::PayloadTooLarge(state.max_body_bytes).into_response()
