@@ -3,7 +3,9 @@
 //! the worker threads), without HTTP.
 
 use super::password::{Hasher, Password, PasswordPolicy};
-use super::{create_account, now, view, AuthError, FieldErrors, Registration, UserView};
+use super::{
+    create_account, hash_new_password, now, view, AuthError, FieldErrors, Registration, UserView,
+};
 use crate::store::{Store, UserRecord, UserSummary};
 
 /// How an operator names a user: an id, an email (has `@`), or a name.
@@ -121,22 +123,8 @@ impl Admin {
         let password = password
             .non_blank()
             .map_err(|m| AuthError::Invalid(FieldErrors::one("password", m)))?;
-        let hash = self
-            .hasher
-            .check_and_hash(
-                self.passwords.clone(),
-                password,
-                user.name.clone(),
-                user.email.clone(),
-            )
-            .await?
-            .map_err(|violations| {
-                let mut errors = FieldErrors::default();
-                for v in violations {
-                    errors.add("password", v);
-                }
-                AuthError::Invalid(errors)
-            })?;
+        let hash =
+            hash_new_password(&self.hasher, &self.passwords, password, &user, "password").await?;
         let ended = self
             .store
             .set_password_hash(user.id, &hash, now(), None)

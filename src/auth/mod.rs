@@ -828,22 +828,8 @@ impl Auth {
         }
         self.store.throttle_settle(&[&account_key], &[]).await?;
 
-        let hash = self
-            .hasher
-            .check_and_hash(
-                self.passwords.clone(),
-                new,
-                user.name.clone(),
-                user.email.clone(),
-            )
-            .await?
-            .map_err(|violations| {
-                let mut errors = FieldErrors::default();
-                for v in violations {
-                    errors.add("new_password", v);
-                }
-                AuthError::Invalid(errors)
-            })?;
+        let hash =
+            hash_new_password(&self.hasher, &self.passwords, new, &user, "new_password").await?;
         let ended = self
             .store
             .set_password_hash(user.id, &hash, now, Some(caller.session_id.as_str()))
@@ -853,6 +839,32 @@ impl Auth {
         tracing::info!(target: "latchkey::security", event = "password_changed", user_id = user.id, sessions_ended = ended);
         Ok(())
     }
+}
+
+/// Check `password` against the policy for `user` and hash it; the policy's
+/// messages under `field` when it fails.
+pub(crate) async fn hash_new_password(
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    password: Password,
+    user: &UserRecord,
+    field: &str,
+) -> Result<String, AuthError> {
+    hasher
+        .check_and_hash(
+            policy.clone(),
+            password,
+            user.name.clone(),
+            user.email.clone(),
+        )
+        .await?
+        .map_err(|violations| {
+            let mut errors = FieldErrors::default();
+            for v in violations {
+                errors.add(field, v);
+            }
+            AuthError::Invalid(errors)
+        })
 }
 
 /// Validate a registration form, check the password policy, hash, and
