@@ -41,6 +41,9 @@ pub enum StartError {
     /// Binding or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// `latchkey import` failed; nothing was imported.
+    #[error("import: {0}")]
+    Import(#[from] auth::legacy::import::ImportError),
 }
 
 /// Open the configured database and apply pending migrations.
@@ -105,7 +108,8 @@ impl App {
                 per_address: config.login_failures_per_address,
                 window_seconds: secs(config.login_throttle_window_seconds),
             },
-        );
+        )
+        .with_legacy_django(config.legacy_django_key.as_ref());
         let state = std::sync::Arc::new(http::Shared {
             auth,
             origins: http::middleware::Origins::new(&config.allowed_origins),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use latchkey::config::Config;
+use latchkey::config::{Config, DjangoImportArgs};
 use latchkey::{telemetry, App};
 
 /// latchkey: an authentication API server for single-page apps.
@@ -24,6 +24,23 @@ enum Command {
     /// Delete expired sessions, refresh tokens and throttle counters (like
     /// SimpleJWT's `flushexpiredtokens`). Safe to run while serving.
     FlushExpired(Config),
+    /// Import users from another system into the configured database.
+    #[command(subcommand)]
+    Import(ImportFrom),
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// Users from a Django database (ids, emails, names, active flags, join
+    /// dates and password hashes, which logins upgrade to Argon2id), and
+    /// SimpleJWT's blacklisted refresh tokens. Idempotent: run it again to
+    /// pick up what changed in Django since.
+    Django {
+        #[command(flatten)]
+        source: DjangoImportArgs,
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).";
@@ -43,6 +60,9 @@ async fn main() -> ExitCode {
                 .map(|_| tracing::info!("migrations applied"))
         }
         Command::FlushExpired(config) => flush_expired(config).await,
+        Command::Import(ImportFrom::Django { source, config }) => {
+            import_django(config, source).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +82,18 @@ async fn flush_expired(config: Config) -> Result<(), latchkey::StartError> {
         "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters",
         flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters
     );
+    Ok(())
+}
+
+async fn import_django(
+    config: Config,
+    source: DjangoImportArgs,
+) -> Result<(), latchkey::StartError> {
+    telemetry::init(config.log_format, &config.log);
+    let store = latchkey::open_store(&config).await?;
+    let report = latchkey::auth::legacy::import::import_django(&store, &source.options()).await;
+    store.close().await;
+    print!("{}", report?);
     Ok(())
 }
 

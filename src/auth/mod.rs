@@ -5,6 +5,7 @@ pub mod account;
 pub mod csrf;
 pub mod ids;
 pub mod keys;
+pub mod legacy;
 pub mod password;
 pub mod throttle;
 pub mod tokens;
@@ -233,6 +234,8 @@ pub struct Auth {
     passwords: PasswordPolicy,
     tokens: TokenPolicy,
     throttle: ThrottlePolicy,
+    /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
+    legacy: Option<legacy::tokens::SimpleJwtVerifier>,
 }
 
 /// Seconds since the Unix epoch.
@@ -263,6 +266,7 @@ impl Auth {
             passwords,
             tokens,
             throttle,
+            legacy: None,
         }
     }
 
@@ -446,7 +450,7 @@ impl Auth {
             .as_ref()
             .filter(|u| u.is_active && within_limit)
             .map(|u| u.password_hash.clone());
-        let verified = match self.hasher.verify(password, stored_hash).await {
+        let verified = match self.hasher.verify_and_upgrade(password, stored_hash).await {
             Ok(verified) => verified,
             Err(e) => {
                 // No password was checked (queue full): the attempt does not count.
@@ -457,7 +461,7 @@ impl Auth {
             }
         };
         let user = match user {
-            Some(user) if verified => user,
+            Some(user) if verified.matched => user,
             _ => {
                 tracing::info!(target: "latchkey::security", event = "login_failed", client = %client.addr);
                 return Err(AuthError::InvalidCredentials);
@@ -467,8 +471,31 @@ impl Auth {
         self.store
             .throttle_settle(&[&account_key], &[&address_key])
             .await?;
+        if let Some(upgraded) = verified.upgraded {
+            self.store_upgraded_hash(&user, &upgraded).await;
+        }
         let tokens = self.start_session(&user, client, now).await?;
         Ok((view(&user), tokens))
+    }
+
+    /// Replace a user's hash after a login found it outdated (imported from
+    /// Django, or below the configured cost). Best effort: the login succeeds
+    /// either way, and the next one tries again.
+    async fn store_upgraded_hash(&self, user: &UserRecord, upgraded: &str) {
+        match self
+            .store
+            .replace_password_hash(user.id, &user.password_hash, upgraded)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(target: "latchkey::security", event = "password_rehashed", user_id = user.id);
+            }
+            // The password changed meanwhile: the newer hash wins.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(target: "latchkey::security", event = "password_rehash_failed", user_id = user.id, error = %e);
+            }
+        }
     }
 
     async fn start_session(
@@ -536,7 +563,10 @@ impl Auth {
     /// every call, so a logout on any instance takes effect at once.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = now();
-        let claims = self.codec.decode(access_token, TokenType::Access, now)?;
+        let claims = match self.codec.decode(access_token, TokenType::Access, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_principal(access_token, own, now).await,
+        };
         self.principal(claims, now).await
     }
 
@@ -561,7 +591,10 @@ impl Auth {
     /// `/auth/token/verify/`: whether a token of either type is valid now.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = now();
-        let claims = self.codec.decode_any(token, now)?;
+        let claims = match self.codec.decode_any(token, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_verify(token, own, now).await,
+        };
         match claims.token_type {
             TokenType::Access => self.principal(claims, now).await.map(|_| ()),
             TokenType::Refresh => {
@@ -589,7 +622,10 @@ impl Auth {
     /// rotated last, within the grace window (two tabs refreshing at once).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
         let now = now();
-        let claims = self.codec.decode(refresh_token, TokenType::Refresh, now)?;
+        let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_refresh(refresh_token, own, now).await,
+        };
         let jti = claims.jti.as_str();
         let next_jti = RandomId::generate()?;
         let next = NewRefreshToken {

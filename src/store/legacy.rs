@@ -1,0 +1,139 @@
+//! What the migration window from Django needs: the `legacy_tokens` table
+//! (SimpleJWT refresh tokens Django blacklisted, and those already exchanged
+//! for a latchkey session), the user a legacy token names, and the
+//! compare-and-swap that stores an upgraded password hash.
+
+use sqlx::Row as _;
+
+use super::sessions::{insert_refresh, insert_session};
+use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
+
+/// `legacy_tokens.state` of a token Django blacklisted.
+pub(super) const BLACKLISTED: &str = "blacklisted";
+/// `legacy_tokens.state` of a token exchanged for a latchkey session.
+const REDEEMED: &str = "redeemed";
+
+/// What became of an attempt to exchange a legacy refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacyRedemption {
+    /// First use: the session and its first refresh token were created.
+    Redeemed,
+    /// Django blacklisted it before the import.
+    Blacklisted,
+    /// It was exchanged before, at `redeemed_at`, for session `session_id`.
+    AlreadyRedeemed {
+        /// The session the first exchange started.
+        session_id: Option<String>,
+        /// When.
+        redeemed_at: i64,
+    },
+}
+
+/// What latchkey knows of a legacy token id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyTokenState {
+    /// Blacklisted in Django.
+    Blacklisted,
+    /// Already exchanged for a latchkey session.
+    Redeemed,
+}
+
+impl Store {
+    /// The active user with id `user_id`, as a legacy token's `user_id` names it.
+    pub async fn legacy_token_user(&self, user_id: i64) -> Result<Option<SessionUser>, StoreError> {
+        let row = sqlx::query("SELECT id, email, name FROM users WHERE id = $1 AND is_active = 1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionUser {
+            user_id: row.try_get(0)?,
+            email: row.try_get(1)?,
+            name: row.try_get(2)?,
+        }))
+    }
+
+    /// Exchange legacy refresh token `jti` (expiring at `expires_at`) for a
+    /// new session: record the jti as redeemed and start `session` with
+    /// `first`, all or nothing. Of any number of concurrent attempts, exactly
+    /// one redeems; the others see what it recorded.
+    pub async fn redeem_legacy_refresh(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        session: &NewSession<'_>,
+        first: &NewRefreshToken<'_>,
+    ) -> Result<LegacyRedemption, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let recorded = sqlx::query(
+            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(REDEEMED)
+        .bind(session.id)
+        .bind(session.now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded == 1 {
+            insert_session(session).execute(&mut *tx).await?;
+            insert_refresh(first).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(LegacyRedemption::Redeemed);
+        }
+        let row =
+            sqlx::query("SELECT state, session_id, recorded_at FROM legacy_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_one(&mut *tx)
+                .await?;
+        let state: String = row.try_get(0)?;
+        Ok(if state == REDEEMED {
+            LegacyRedemption::AlreadyRedeemed {
+                session_id: row.try_get(1)?,
+                redeemed_at: row.try_get(2)?,
+            }
+        } else {
+            LegacyRedemption::Blacklisted
+        })
+    }
+
+    /// Whether legacy token `jti` was blacklisted or redeemed.
+    pub async fn legacy_token_state(
+        &self,
+        jti: &str,
+    ) -> Result<Option<LegacyTokenState>, StoreError> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM legacy_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(state.map(|s| {
+            if s == REDEEMED {
+                LegacyTokenState::Redeemed
+            } else {
+                LegacyTokenState::Blacklisted
+            }
+        }))
+    }
+
+    /// Replace user `user_id`'s password hash with `new_hash`, only if it is
+    /// still `old_hash` (a password changed meanwhile wins). True if replaced.
+    pub async fn replace_password_hash(
+        &self,
+        user_id: i64,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+                .bind(new_hash)
+                .bind(user_id)
+                .bind(old_hash)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(replaced == 1)
+    }
+}
