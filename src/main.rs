@@ -43,7 +43,7 @@ enum ImportFrom {
     },
 }
 
-const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).";
+const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).\n  LATCHKEY_LEGACY_DJANGO_KEY  The Django project's SECRET_KEY, during a migration from Django:\n                       tokens SimpleJWT issued are accepted (access until they expire, refresh\n                       once). Unset: no legacy token is accepted.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -79,8 +79,8 @@ async fn flush_expired(config: Config) -> Result<(), latchkey::StartError> {
     let window = i64::try_from(config.login_throttle_window_seconds).unwrap_or(i64::MAX / 4);
     let flushed = store.flush_expired(latchkey::auth::now(), window).await?;
     println!(
-        "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters",
-        flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters
+        "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters, {} expired legacy token ids",
+        flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters, flushed.legacy_tokens
     );
     Ok(())
 }

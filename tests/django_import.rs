@@ -354,6 +354,32 @@ async fn django_users_keep_their_ids_passwords_and_tokens() {
     )
     .await;
 
+    // Logging out with Django's tokens (an SPA that has not refreshed since
+    // the switch) blacklists the refresh token; only the caller's own.
+    let foreign = server
+        .post_as(
+            token(&made, "alan_access"),
+            "/auth/logout",
+            json!({"refresh": token(&made, "grace_refresh")}),
+        )
+        .await;
+    assert_error(foreign, StatusCode::FORBIDDEN, "permission_denied").await;
+    let logout = server
+        .post_as(
+            token(&made, "alan_access"),
+            "/auth/logout",
+            json!({"refresh": token(&made, "alan_refresh")}),
+        )
+        .await;
+    assert_eq!(logout.status(), StatusCode::OK);
+    let after = server
+        .post(
+            "/auth/token/refresh/",
+            json!({"refresh": token(&made, "alan_refresh")}),
+        )
+        .await;
+    assert_error(after, StatusCode::UNAUTHORIZED, "token_not_valid").await;
+
     // Everyone logs in with their Django password; the hash becomes Argon2id.
     let wrong = server.login("alan@example.com", "Enigma-Bombe-1941").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
@@ -576,4 +602,89 @@ async fn an_import_refuses_odd_table_names_and_missing_databases() {
     let (ok, _, stderr) = import(&db, &db, &[]);
     assert!(!ok);
     assert!(stderr.contains("no user table found"), "{stderr}");
+}
+
+/// A token as SimpleJWT 5.5 signs it: HS256 with the Django key, string `user_id`.
+fn simplejwt_token(key: &str, token_type: &str, user_id: i64, exp: i64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let jti = latchkey::auth::ids::RandomId::generate().unwrap();
+    let payload = format!(
+        r#"{{"token_type":"{token_type}","exp":{exp},"iat":{},"jti":"{jti}","user_id":"{user_id}"}}"#,
+        exp - 60
+    );
+    let head = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(head.as_bytes());
+    format!(
+        "{head}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[tokio::test]
+async fn the_django_key_is_read_from_the_environment_only() {
+    const KEY: &str = "django-insecure-a-key-as-django-makes-them-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database_url(&dir).await;
+    let server = common::ServerProcess::start(&[
+        ("LATCHKEY_DATABASE_URL", &db),
+        ("LATCHKEY_LEGACY_DJANGO_KEY", KEY),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let csrf: Value = client
+        .get(server.url("/auth/csrf/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let registered: Value = client
+        .post(server.url("/auth/register"))
+        .header("X-CSRFToken", csrf["csrfToken"].as_str().unwrap())
+        .json(
+            &json!({"name": "Keyed Kim", "email": "kim@example.com", "password": common::PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = registered["id"].as_i64().unwrap();
+    let exp = latchkey::auth::now() + 300;
+
+    let me = client
+        .get(server.url("/auth/me"))
+        .bearer_auth(simplejwt_token(KEY, "access", id, exp))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let forged = client
+        .get(server.url("/auth/me"))
+        .bearer_auth(simplejwt_token(
+            "another-key-entirely-0123456789abcdef",
+            "access",
+            id,
+            exp,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let unknown_user = client
+        .get(server.url("/auth/me"))
+        .bearer_auth(simplejwt_token(KEY, "access", id + 1000, exp))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_user.status(), StatusCode::UNAUTHORIZED);
 }

@@ -688,7 +688,10 @@ impl Auth {
     /// and the session of the caller's access token with it.
     pub async fn logout(&self, caller: &Principal, refresh_token: &str) -> Result<(), AuthError> {
         let now = now();
-        let claims = self.codec.decode(refresh_token, TokenType::Refresh, now)?;
+        let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_logout(caller, refresh_token, own, now).await,
+        };
         let state = self
             .store
             .refresh_token_state(claims.jti.as_str(), now)

@@ -99,6 +99,28 @@ impl Store {
         })
     }
 
+    /// Blacklist legacy refresh token `jti` (a logout presented it). False
+    /// when it was blacklisted or redeemed already.
+    pub async fn blacklist_legacy_refresh(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
+             VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(BLACKLISTED)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
     /// Whether legacy token `jti` was blacklisted or redeemed.
     pub async fn legacy_token_state(
         &self,

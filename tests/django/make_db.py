@@ -88,6 +88,7 @@ grace_access = grace_refresh.access_token
 # Logged out in Django: SimpleJWT blacklists the refresh token.
 grace_refresh.blacklist()
 grace_refresh_unused = RefreshToken.for_user(by_id[12])
+alan_refresh = RefreshToken.for_user(by_id[19])
 ian_access = RefreshToken.for_user(by_id[23]).access_token
 expired = AccessToken.for_user(by_id[19])
 expired.set_exp(lifetime=timedelta(seconds=-60))
@@ -105,6 +106,8 @@ with open(out_path, "w") as f:
                 "grace_access": str(grace_access),
                 "grace_refresh_blacklisted": str(grace_refresh),
                 "grace_refresh": str(grace_refresh_unused),
+                "alan_access": str(alan_refresh.access_token),
+                "alan_refresh": str(alan_refresh),
                 "inactive_access": str(ian_access),
                 "expired_access": str(expired),
             },

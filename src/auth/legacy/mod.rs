@@ -111,6 +111,36 @@ impl Auth {
         }
     }
 
+    /// Logout with a SimpleJWT refresh token (an SPA that has not refreshed
+    /// since the switch): the token, which must be the caller's, is
+    /// blacklisted, and the caller's latchkey session, if any, ends. A
+    /// SimpleJWT access token stays valid until it expires, as in Django.
+    pub(super) async fn legacy_logout(
+        &self,
+        caller: &Principal,
+        token: &str,
+        own: TokenError,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let claims = self.legacy_claims(token, own, Some(TokenType::Refresh), now)?;
+        if claims.user_id != caller.user.id {
+            tracing::warn!(target: "latchkey::security", event = "logout_foreign_token", user_id = caller.user.id, legacy = true);
+            return Err(AuthError::NotOwner);
+        }
+        if !self
+            .store
+            .blacklist_legacy_refresh(claims.jti.as_str(), claims.exp, now)
+            .await?
+        {
+            return Err(AuthError::Token(TokenRejection::Revoked));
+        }
+        self.store
+            .revoke_session(caller.session_id.as_str(), now, "logout")
+            .await?;
+        tracing::info!(target: "latchkey::security", event = "logout", user_id = caller.user.id, legacy = true);
+        Ok(())
+    }
+
     /// Exchange a SimpleJWT refresh token for a new latchkey session, once.
     /// A second presentation is reuse, as for latchkey's own tokens: within
     /// the grace window it gets a sibling pair in the session the first one
