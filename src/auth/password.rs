@@ -426,20 +426,25 @@ fn argon2_with(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
+    let argon2 = Argon2::new(algorithm, Version::V0x13, params.clone());
+    let needed = params.block_count();
+    if needed > MAX_KEPT_BLOCKS {
+        // A costlier hash than a worker keeps memory for (Django's argon2
+        // uses 100 MiB): memory for this one computation only.
+        let mut blocks = vec![argon2::Block::default(); needed];
+        return argon2.hash_password_into_with_memory(password, salt, out, &mut blocks);
+    }
     BLOCKS.with(|blocks| {
         let mut blocks = blocks.borrow_mut();
-        let needed = params.block_count();
         if blocks.len() < needed {
             blocks.resize(needed, argon2::Block::default());
         }
-        Argon2::new(algorithm, Version::V0x13, params.clone()).hash_password_into_with_memory(
-            password,
-            salt,
-            out,
-            &mut blocks[..needed],
-        )
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
     })
 }
+
+/// Most Argon2 memory a worker keeps between jobs, in 1 KiB blocks (64 MiB).
+const MAX_KEPT_BLOCKS: usize = 64 * 1024;
 
 fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> String {
     format!(
