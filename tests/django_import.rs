@@ -296,6 +296,18 @@ async fn django_users_keep_their_ids_passwords_and_tokens() {
     )
     .await;
 
+    // /auth/token/verify/ knows them too.
+    for (name, status) in [
+        ("grace_refresh", StatusCode::OK),
+        ("grace_refresh_blacklisted", StatusCode::UNAUTHORIZED),
+        ("inactive_access", StatusCode::UNAUTHORIZED),
+    ] {
+        let r = server
+            .post("/auth/token/verify/", json!({"token": token(&made, name)}))
+            .await;
+        assert_eq!(r.status(), status, "{name}");
+    }
+
     // A refresh token Django blacklisted is refused.
     let blacklisted = assert_error(
         server
@@ -687,4 +699,44 @@ async fn the_django_key_is_read_from_the_environment_only() {
         .await
         .unwrap();
     assert_eq!(unknown_user.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn two_tabs_exchanging_one_legacy_refresh_token_share_one_session() {
+    const KEY: &str = "django-insecure-another-key-as-django-makes-them-42";
+    let server = TestServer::start_with(|c| {
+        c.legacy_django_key = Some(KEY.parse().unwrap());
+    })
+    .await;
+    let user = server.new_user().await;
+    let id = user["id"].as_i64().unwrap();
+    let legacy = simplejwt_token(KEY, "refresh", id, latchkey::auth::now() + 3600);
+
+    let answers = server
+        .post_all_at_once(
+            "/auth/token/refresh/",
+            vec![json!({ "refresh": legacy }), json!({ "refresh": legacy })],
+        )
+        .await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == StatusCode::OK),
+        "{answers:?}"
+    );
+
+    // Both tabs hold pairs of one session: a refresh of either works.
+    let r = server
+        .post("/auth/token/refresh/", json!({ "refresh": legacy }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "still within the grace window");
+    let pair: Value = r.json().await.unwrap();
+    let me = server
+        .get_as(pair["access"].as_str().unwrap(), "/auth/me")
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let sid = claims(pair["refresh"].as_str().unwrap())["sid"].clone();
+    let again = server
+        .post("/auth/token/refresh/", json!({ "refresh": legacy }))
+        .await;
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(claims(again["refresh"].as_str().unwrap())["sid"], sid);
 }
