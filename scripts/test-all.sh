@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and property tests, and the
-# HTTP integration suite once per database backend (SQLite, then PostgreSQL).
+# The whole test suite: formatting, lints, unit and property tests, the
+# HTTP integration suite once per database backend (SQLite, then PostgreSQL),
+# and a schemathesis run against the served OpenAPI document.
 #
 #   scripts/test-all.sh
 #
@@ -22,6 +23,9 @@ cargo clippy --all-targets -- -D warnings
 
 step "tests on SQLite (unit, property, integration)"
 LATCHKEY_TEST_BACKEND=sqlite cargo test --all-targets
+
+step "schema-driven API fuzzing (schemathesis against /openapi.json)"
+scripts/api-fuzz.sh
 
 pg_up() {
   if command -v pg_isready >/dev/null 2>&1; then

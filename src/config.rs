@@ -169,6 +169,11 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
 
+    /// Serve `/metrics` on this address instead of the main one (e.g.
+    /// `127.0.0.1:9100`, so metrics need not be public). Unset: on the main address.
+    #[arg(long, env = "LATCHKEY_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Log format: `text` (human-readable) or `json`.
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

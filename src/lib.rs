@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 
@@ -41,6 +42,12 @@ pub enum StartError {
     /// Binding or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The metrics registry could not be set up.
+    #[error("{0}")]
+    Metrics(#[from] metrics::MetricsError),
+    /// The OpenAPI document could not be serialised.
+    #[error("OpenAPI document: {0}")]
+    OpenApi(#[from] serde_json::Error),
     /// `latchkey import` failed; nothing was imported.
     #[error("import: {0}")]
     Import(#[from] auth::legacy::import::ImportError),
@@ -64,7 +71,28 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
 /// A built application, ready to serve.
 pub struct App {
     router: axum::Router,
+    metrics_router: Option<axum::Router>,
     store: Store,
+}
+
+/// A password hasher at the configured cost and concurrency.
+pub fn hasher(config: &Config) -> Result<Hasher, HashError> {
+    let workers = config
+        .hash_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    Hasher::new(
+        config.argon2_memory_kib,
+        config.argon2_iterations,
+        workers,
+        config.hash_queue,
+    )
+}
+
+/// The password policy as configured.
+pub fn password_policy(config: &Config) -> PasswordPolicy {
+    PasswordPolicy {
+        max_length: config.password_max_length,
+    }
 }
 
 impl App {
@@ -81,35 +109,24 @@ impl App {
                 SecretKey::from_bytes(store.signing_key_or_insert(candidate.expose()).await?)?
             }
         };
-        let workers = config
-            .hash_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-        let hasher = Hasher::new(
-            config.argon2_memory_kib,
-            config.argon2_iterations,
-            workers,
-            config.hash_queue,
-        )?;
-        let auth = Auth::new(
-            store.clone(),
-            key,
-            config.csrf_token_max_age_seconds,
-            hasher,
-            PasswordPolicy {
-                max_length: config.password_max_length,
-            },
-            TokenPolicy {
+        let hasher = hasher(config)?;
+        let metrics = metrics::Metrics::new(hasher.wait_histogram())?;
+        let policies = auth::Policies {
+            passwords: password_policy(config),
+            tokens: TokenPolicy {
                 access_lifetime: secs(config.access_token_lifetime_seconds),
                 refresh_lifetime: secs(config.refresh_token_lifetime_seconds),
                 reuse_grace: secs(config.refresh_reuse_grace_seconds),
             },
-            ThrottlePolicy {
+            throttle: ThrottlePolicy {
                 per_account: config.login_failures_per_account,
                 per_address: config.login_failures_per_address,
                 window_seconds: secs(config.login_throttle_window_seconds),
             },
-        )
-        .with_legacy_django(config.legacy_django_key.as_ref());
+            csrf_max_age: config.csrf_token_max_age_seconds,
+        };
+        let auth = Auth::new(store.clone(), key, hasher, policies, metrics)
+            .with_legacy_django(config.legacy_django_key.as_ref());
         let state = std::sync::Arc::new(http::Shared {
             auth,
             origins: http::middleware::Origins::new(&config.allowed_origins),
@@ -117,8 +134,14 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             trusted_proxy_hops: config.trusted_proxy_hops,
             csrf_max_age: config.csrf_token_max_age_seconds,
+            metrics_here: config.metrics_bind.is_none(),
+            openapi_json: serde_json::to_vec(&http::openapi())?.into(),
+            allow: http::allowed_methods(),
         });
         Ok(Self {
+            metrics_router: config
+                .metrics_bind
+                .map(|_| http::metrics_router(state.clone())),
             router: http::router(state),
             store,
         })
@@ -129,21 +152,44 @@ impl App {
         self.router.clone()
     }
 
-    /// Serve on `listener` until `shutdown` completes, then finish in-flight
-    /// requests and close the database pool.
+    /// Serve on `listener` (and `/metrics` on `metrics_listener`, when
+    /// `LATCHKEY_METRICS_BIND` is set) until `shutdown` completes, then
+    /// finish in-flight requests and close the database pool.
     pub async fn serve(
         self,
         listener: TcpListener,
+        metrics_listener: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let metrics = match (self.metrics_router, metrics_listener) {
+            (Some(router), Some(listener)) => {
+                let mut stopped = stopped.clone();
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.changed().await;
+                        })
+                        .await
+                }))
+            }
+            _ => None,
+        };
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        drop(stop);
+        if let Some(task) = metrics {
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "metrics listener failed");
+            }
+        }
         self.store.close().await;
-        Ok(())
+        Ok(served?)
     }
 }
 

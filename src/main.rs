@@ -1,10 +1,14 @@
 //! The `latchkey` command: parse arguments, dispatch. Nothing else.
 
+use std::io::{BufRead as _, IsTerminal as _};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use latchkey::auth::admin::{Admin, Changed, UserRef};
+use latchkey::auth::password::Password;
+use latchkey::auth::AuthError;
 use latchkey::config::{Config, DjangoImportArgs};
-use latchkey::{telemetry, App};
+use latchkey::{telemetry, App, StartError};
 
 /// latchkey: an authentication API server for single-page apps.
 #[derive(Parser)]
@@ -27,6 +31,59 @@ enum Command {
     /// Import users from another system into the configured database.
     #[command(subcommand)]
     Import(ImportFrom),
+    /// Print the OpenAPI 3.1 document (the one served at /openapi.json).
+    Openapi,
+    /// Manage users (like Django's createsuperuser / changepassword).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an active user. The password is prompted for on a terminal,
+    /// else read from the first line of standard input; never an argument.
+    Create {
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// List users: id, email, name, active, joined, live sessions.
+    List(Config),
+    /// Stop a user from logging in or refreshing, and end their sessions.
+    Deactivate(Target),
+    /// Let a deactivated user log in again.
+    Activate(Target),
+    /// Set a user's password (prompted, or the first line of standard input)
+    /// and end their sessions.
+    SetPassword(Target),
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End every live session of a user (they must log in again).
+    Revoke {
+        /// The user: id, email or name.
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        config: Config,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// The user: id, email or name.
+    user: String,
+    #[command(flatten)]
+    config: Config,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +120,17 @@ async fn main() -> ExitCode {
         Command::Import(ImportFrom::Django { source, config }) => {
             import_django(config, source).await
         }
+        Command::Openapi => print_openapi(),
+        Command::User(command) => user(command).await,
+        Command::Sessions(SessionsCommand::Revoke { user, config }) => {
+            admin_action(&config, |admin| async move {
+                report(
+                    admin.revoke_sessions(&UserRef::parse(&user)).await,
+                    "sessions revoked",
+                )
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +139,164 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("{0}")]
+    Refused(String),
+    #[error("reading the password: {0}")]
+    Input(#[from] std::io::Error),
+}
+
+impl From<AuthError> for CliError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::NotFound => Self::NoSuchUser,
+            AuthError::Invalid(fields) => Self::Refused(
+                fields
+                    .0
+                    .iter()
+                    .flat_map(|(field, messages)| {
+                        messages.iter().map(move |m| format!("{field}: {m}"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            other => Self::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<CliError> for StartError {
+    fn from(e: CliError) -> Self {
+        match e {
+            CliError::Start(e) => e,
+            other => StartError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
+}
+
+async fn user(command: UserCommand) -> Result<(), StartError> {
+    match command {
+        UserCommand::Create {
+            email,
+            name,
+            config,
+        } => {
+            admin_action(&config, |admin| async move {
+                let password = read_password("Password: ", true)?;
+                let user = admin.create_user(&name, &email, password).await?;
+                println!(
+                    "created user {} <{}> (id {})",
+                    user.name, user.email, user.id
+                );
+                Ok(())
+            })
+            .await
+        }
+        UserCommand::List(config) => {
+            admin_action(&config, |admin| async move {
+                let users = admin.list_users().await?;
+                println!(
+                    "{:>6}  {:<32}  {:<24}  {:<6}  {:<20}  sessions",
+                    "id", "email", "name", "active", "joined"
+                );
+                for u in &users {
+                    println!(
+                        "{:>6}  {:<32}  {:<24}  {:<6}  {:<20}  {}",
+                        u.id,
+                        u.email,
+                        u.name,
+                        if u.is_active { "yes" } else { "no" },
+                        latchkey::http::rfc3339(u.date_joined),
+                        u.live_sessions
+                    );
+                }
+                println!("{} users", users.len());
+                Ok(())
+            })
+            .await
+        }
+        UserCommand::Deactivate(Target { user, config }) => {
+            admin_action(&config, |admin| async move {
+                report(
+                    admin.deactivate(&UserRef::parse(&user)).await,
+                    "deactivated",
+                )
+            })
+            .await
+        }
+        UserCommand::Activate(Target { user, config }) => {
+            admin_action(&config, |admin| async move {
+                report(admin.activate(&UserRef::parse(&user)).await, "activated")
+            })
+            .await
+        }
+        UserCommand::SetPassword(Target { user, config }) => {
+            admin_action(&config, |admin| async move {
+                let password = read_password("New password: ", true)?;
+                report(
+                    admin.set_password(&UserRef::parse(&user), password).await,
+                    "password set",
+                )
+            })
+            .await
+        }
+    }
+}
+
+/// Open the store, build the admin service, run `action` on it.
+async fn admin_action<F, Fut>(config: &Config, action: F) -> Result<(), StartError>
+where
+    F: FnOnce(Admin) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CliError>>,
+{
+    telemetry::init(config.log_format, &config.log);
+    let store = latchkey::open_store(config).await?;
+    let hasher = latchkey::hasher(config)?;
+    let admin = Admin::new(store.clone(), hasher, latchkey::password_policy(config));
+    let result = action(admin).await;
+    store.close().await;
+    Ok(result?)
+}
+
+fn report(changed: Result<Changed, AuthError>, what: &str) -> Result<(), CliError> {
+    let changed = changed?;
+    println!(
+        "{what}: {} <{}> (id {}); {} sessions ended",
+        changed.user.name, changed.user.email, changed.user.id, changed.sessions_ended
+    );
+    Ok(())
+}
+
+/// A password from the terminal (asked twice, not echoed) or, when standard
+/// input is not a terminal, its first line. Never from the command line,
+/// where other users could read it in the process list.
+fn read_password(prompt: &str, confirm: bool) -> Result<Password, CliError> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(prompt)?;
+        if confirm && rpassword::prompt_password("Again: ")? != first {
+            return Err(CliError::Refused("the passwords differ".into()));
+        }
+        return Ok(Password::new(first));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Ok(Password::new(line.to_owned()))
+}
+
+fn print_openapi() -> Result<(), StartError> {
+    let doc = latchkey::http::openapi();
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }
 
 async fn flush_expired(config: Config) -> Result<(), latchkey::StartError> {
@@ -102,7 +328,16 @@ async fn serve(config: Config) -> Result<(), latchkey::StartError> {
     let app = App::build(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     tracing::info!(address = %listener.local_addr()?, "latchkey listening");
-    app.serve(listener, shutdown_signal()).await
+    let metrics_listener = match config.metrics_bind {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(address = %l.local_addr()?, "metrics listening");
+            Some(l)
+        }
+        None => None,
+    };
+    app.serve(listener, metrics_listener, shutdown_signal())
+        .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -2,6 +2,7 @@
 //! No HTTP types here; the HTTP layer turns [`AuthError`] into responses.
 
 pub mod account;
+pub mod admin;
 pub mod csrf;
 pub mod ids;
 pub mod keys;
@@ -22,7 +23,9 @@ use ids::RandomId;
 use password::{HashError, Hasher, Password, PasswordPolicy};
 use throttle::ThrottlePolicy;
 use tokens::{Claims, TokenCodec, TokenError, TokenType};
+use tracing::Instrument as _;
 
+use crate::metrics::{LoginOutcome, Metrics, RefreshOutcome, Revocation, Sampled};
 use crate::store::{
     NewRefreshToken, NewSession, NewUser, Store, StoreError, UniqueField, UserRecord,
 };
@@ -89,6 +92,9 @@ pub enum AuthError {
     /// A refresh token of another user was presented at logout.
     #[error("the token belongs to another user")]
     NotOwner,
+    /// The thing asked for does not exist (or is not the caller's).
+    #[error("not found")]
+    NotFound,
     /// A CSRF check failed.
     #[error("CSRF failed: {0}")]
     Csrf(CsrfError),
@@ -170,6 +176,38 @@ pub struct Credentials {
     pub password: Result<Password, String>,
 }
 
+/// The password-change form.
+#[derive(Debug)]
+pub struct PasswordChange {
+    /// The current password.
+    pub old_password: Result<Password, String>,
+    /// The new password.
+    pub new_password: Result<Password, String>,
+}
+
+/// Django's message for a wrong current password.
+pub const WRONG_OLD_PASSWORD: &str =
+    "Your old password was entered incorrectly. Please enter it again.";
+
+/// A live session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// Session id (the tokens' `sid`).
+    pub id: String,
+    /// Start (login or registration), Unix seconds.
+    pub created_at: i64,
+    /// Last time it issued tokens (start or refresh), Unix seconds.
+    pub last_used_at: i64,
+    /// When it ends unless refreshed, Unix seconds.
+    pub expires_at: i64,
+    /// Client address at login.
+    pub client_addr: Option<String>,
+    /// `User-Agent` at login.
+    pub user_agent: Option<String>,
+    /// Whether the caller's access token belongs to it.
+    pub current: bool,
+}
+
 /// Who is calling, as far as sessions and throttling care.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
@@ -234,6 +272,7 @@ pub struct Auth {
     passwords: PasswordPolicy,
     tokens: TokenPolicy,
     throttle: ThrottlePolicy,
+    metrics: Metrics,
     /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
     legacy: Option<legacy::tokens::SimpleJwtVerifier>,
 }
@@ -246,26 +285,38 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The rules an [`Auth`] applies, as configured.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    /// Password length and strength.
+    pub passwords: PasswordPolicy,
+    /// Token lifetimes and rotation.
+    pub tokens: TokenPolicy,
+    /// Login attempt limits.
+    pub throttle: ThrottlePolicy,
+    /// Oldest CSRF token accepted, in seconds.
+    pub csrf_max_age: u64,
+}
+
 impl Auth {
     /// Assemble the service from its parts.
     pub fn new(
         store: Store,
         key: SecretKey,
-        csrf_max_age: u64,
         hasher: Hasher,
-        passwords: PasswordPolicy,
-        tokens: TokenPolicy,
-        throttle: ThrottlePolicy,
+        policies: Policies,
+        metrics: Metrics,
     ) -> Self {
-        let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), csrf_max_age);
+        let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age);
         Self {
             store,
             codec: TokenCodec::new(key),
             csrf,
             hasher,
-            passwords,
-            tokens,
-            throttle,
+            passwords: policies.passwords,
+            tokens: policies.tokens,
+            throttle: policies.throttle,
+            metrics,
             legacy: None,
         }
     }
@@ -273,6 +324,22 @@ impl Auth {
     /// The store (for readiness checks).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics text, with current queue and pool gauges.
+    pub fn render_metrics(&self) -> String {
+        let pool = self.store.pool_stats();
+        self.metrics.render(Sampled {
+            hash_queue_depth: self.hasher.queue_depth(),
+            pool_size: pool.size,
+            pool_idle: pool.idle,
+            pool_max: pool.max,
+        })
     }
 
     // ---- CSRF -------------------------------------------------------------
@@ -310,62 +377,9 @@ impl Auth {
         form: Registration,
         client: &ClientInfo,
     ) -> Result<(UserView, TokenPair), AuthError> {
-        let mut errors = FieldErrors::default();
-        let name = errors.check("name", form.name.and_then(|n| Name::parse(&n)));
-        let email = errors.check("email", form.email.and_then(|e| Email::parse(&e)));
-        let password = errors.check("password", form.password.and_then(Password::non_blank));
-
-        // The password policy needs a valid name and email to compare with, so
-        // it runs only once those parse.
-        let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-            return Err(AuthError::Invalid(errors));
-        };
-
-        let (email_taken, name_taken) = self
-            .store
-            .taken(&email.lookup_key(), &name.lookup_key())
-            .await?;
-        if email_taken {
-            errors.0.extend(duplicate(UniqueField::Email).0);
-        }
-        if name_taken {
-            errors.0.extend(duplicate(UniqueField::Name).0);
-        }
-
-        let hashed = self
-            .hasher
-            .check_and_hash(
-                self.passwords.clone(),
-                password,
-                name.as_str().to_owned(),
-                email.as_str().to_owned(),
-            )
-            .await?;
-        let hash = match hashed {
-            Ok(hash) => hash,
-            Err(violations) => {
-                for v in violations {
-                    errors.add("password", v);
-                }
-                String::new()
-            }
-        };
-        if !errors.is_empty() {
-            return Err(AuthError::Invalid(errors));
-        }
-
         let now = now();
-        let user = self
-            .store
-            .create_user(&NewUser {
-                email: email.as_str(),
-                email_key: &email.lookup_key(),
-                name: name.as_str(),
-                name_key: &name.lookup_key(),
-                password_hash: &hash,
-                now,
-            })
-            .await?;
+        let user = create_account(&self.store, &self.hasher, &self.passwords, form, now).await?;
+        self.metrics.registration();
         let tokens = self.start_session(&user, client, now).await?;
         Ok((view(&user), tokens))
     }
@@ -382,7 +396,22 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(UserView, TokenPair), AuthError> {
         let (auth, client) = (self.clone(), client.clone());
-        tokio::spawn(async move { auth.login_to_completion(form, &client).await })
+        let attempt = async move {
+            let result = auth.login_to_completion(form, &client).await;
+            let outcome = match &result {
+                Ok(_) => Some(LoginOutcome::Success),
+                Err(AuthError::InvalidCredentials) => Some(LoginOutcome::InvalidCredentials),
+                Err(AuthError::Throttled { .. }) => Some(LoginOutcome::Throttled),
+                Err(AuthError::Overloaded) => Some(LoginOutcome::Overloaded),
+                Err(_) => None,
+            };
+            if let Some(outcome) = outcome {
+                auth.metrics.login(outcome);
+            }
+            result
+        };
+        // The request's span goes along, so its log lines keep the request id.
+        tokio::spawn(attempt.instrument(tracing::Span::current()))
             .await
             .map_err(|e| AuthError::Internal(format!("login task failed: {e}")))?
     }
@@ -621,6 +650,15 @@ impl Auth {
     /// retired token again revokes the whole session, except for the token
     /// rotated last, within the grace window (two tabs refreshing at once).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        let result = self.rotate(refresh_token).await;
+        match &result {
+            Ok((_, outcome)) => self.metrics.refresh(*outcome),
+            Err(_) => self.metrics.refresh(RefreshOutcome::Refused),
+        }
+        result.map(|(pair, _)| pair)
+    }
+
+    async fn rotate(&self, refresh_token: &str) -> Result<(TokenPair, RefreshOutcome), AuthError> {
         let now = now();
         let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
             Ok(claims) => claims,
@@ -639,7 +677,8 @@ impl Auth {
         // The common case in one transaction: an unrotated token of a live
         // session. Anything else is sorted out from the stored state below.
         if self.store.rotate_refresh(jti, &next).await? {
-            return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
+            let pair = self.sign_pair(claims.user_id, &claims.sid, next_jti, now)?;
+            return Ok((pair, RefreshOutcome::Rotated));
         }
         let state = self.known_refresh(&claims, now).await?;
         if state.rotated_at.is_none() {
@@ -650,7 +689,8 @@ impl Auth {
         let just_rotated = state.last_rotated_jti.as_deref() == Some(jti);
         if within_reuse_grace(state.rotated_at, just_rotated, now, self.tokens.reuse_grace) {
             if self.store.add_refresh(&next).await? {
-                return self.sign_pair(claims.user_id, &claims.sid, next_jti, now);
+                let pair = self.sign_pair(claims.user_id, &claims.sid, next_jti, now)?;
+                return Ok((pair, RefreshOutcome::Grace));
             }
             return Err(AuthError::Token(TokenRejection::Revoked));
         }
@@ -658,6 +698,8 @@ impl Auth {
         self.store
             .revoke_session(&state.session_id, now, "refresh token reuse")
             .await?;
+        self.metrics.reuse_detected();
+        self.metrics.revoked(Revocation::Reuse, 1);
         tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id = claims.user_id);
         Err(AuthError::Token(TokenRejection::Revoked))
     }
@@ -710,14 +752,208 @@ impl Auth {
         self.store
             .revoke_session(&state.session_id, now, "logout")
             .await?;
+        let mut ended = 1;
         if caller.session_id.as_str() != state.session_id {
             self.store
                 .revoke_session(caller.session_id.as_str(), now, "logout")
                 .await?;
+            ended += 1;
         }
+        self.metrics.revoked(Revocation::Logout, ended);
         tracing::info!(target: "latchkey::security", event = "logout", user_id = caller.user.id);
         Ok(())
     }
+
+    // ---- Account -------------------------------------------------------------
+
+    /// End every session of the caller, the current one included; how many ended.
+    pub async fn logout_all(&self, caller: &Principal) -> Result<u64, AuthError> {
+        let ended = self
+            .store
+            .revoke_sessions_of(caller.user.id, now(), "logout all")
+            .await?;
+        self.metrics.revoked(Revocation::LogoutAll, ended);
+        tracing::info!(target: "latchkey::security", event = "logout_all", user_id = caller.user.id, sessions = ended);
+        Ok(ended)
+    }
+
+    /// The caller's live sessions, most recently used first.
+    pub async fn sessions(&self, caller: &Principal) -> Result<Vec<SessionView>, AuthError> {
+        let sessions = self.store.sessions_of(caller.user.id, now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.id == caller.session_id.as_str(),
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                client_addr: s.client_addr,
+                user_agent: s.user_agent,
+            })
+            .collect())
+    }
+
+    /// End one of the caller's live sessions. [`AuthError::NotFound`] for
+    /// anything else, another user's session included: ids are not disclosed.
+    pub async fn end_session(&self, caller: &Principal, session_id: &str) -> Result<(), AuthError> {
+        let ended = self
+            .store
+            .revoke_session_of(caller.user.id, session_id, now(), "ended by user")
+            .await?;
+        if !ended {
+            return Err(AuthError::NotFound);
+        }
+        self.metrics.revoked(Revocation::SessionEnded, 1);
+        tracing::info!(target: "latchkey::security", event = "session_ended", user_id = caller.user.id);
+        Ok(())
+    }
+
+    /// Change the caller's password: the current one must be right (wrong
+    /// guesses count against the account's login throttle), the new one must
+    /// pass the policy. Every other session of the user ends; this one stays.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        form: PasswordChange,
+    ) -> Result<(), AuthError> {
+        let mut errors = FieldErrors::default();
+        let old = errors.check(
+            "old_password",
+            form.old_password.and_then(Password::non_blank),
+        );
+        let new = errors.check(
+            "new_password",
+            form.new_password.and_then(Password::non_blank),
+        );
+        let (Some(old), Some(new)) = (old, new) else {
+            return Err(AuthError::Invalid(errors));
+        };
+        if self.hasher.is_saturated() {
+            return Err(AuthError::Overloaded);
+        }
+        let user = self
+            .store
+            .user_by_id(caller.user.id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+
+        let now = now();
+        let account_key = throttle::account_key(Some(user.id), "id", "");
+        let [attempts] = self
+            .store
+            .throttle_hit([&account_key], now, self.throttle.window_seconds)
+            .await?;
+        if attempts.attempts > i64::from(self.throttle.per_account) {
+            let retry_after = self.throttle.retry_after(attempts.window_start, now);
+            tracing::warn!(target: "latchkey::security", event = "password_change_throttled", user_id = user.id, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let within_limit = old.expose().chars().count() <= self.passwords.max_length;
+        let stored = within_limit.then(|| user.password_hash.clone());
+        let verified = match self.hasher.verify(old, stored).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                self.store.throttle_settle(&[], &[&account_key]).await?;
+                return Err(e.into());
+            }
+        };
+        if !verified {
+            tracing::info!(target: "latchkey::security", event = "password_change_failed", user_id = user.id);
+            return Err(AuthError::Invalid(FieldErrors::one(
+                "old_password",
+                WRONG_OLD_PASSWORD,
+            )));
+        }
+        self.store.throttle_settle(&[&account_key], &[]).await?;
+
+        let hash = self
+            .hasher
+            .check_and_hash(
+                self.passwords.clone(),
+                new,
+                user.name.clone(),
+                user.email.clone(),
+            )
+            .await?
+            .map_err(|violations| {
+                let mut errors = FieldErrors::default();
+                for v in violations {
+                    errors.add("new_password", v);
+                }
+                AuthError::Invalid(errors)
+            })?;
+        let ended = self
+            .store
+            .set_password_hash(user.id, &hash, now, Some(caller.session_id.as_str()))
+            .await?
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        self.metrics.revoked(Revocation::PasswordChanged, ended);
+        tracing::info!(target: "latchkey::security", event = "password_changed", user_id = user.id, sessions_ended = ended);
+        Ok(())
+    }
+}
+
+/// Validate a registration form, check the password policy, hash, and
+/// insert the user. Shared by `POST /auth/register` and `latchkey user create`.
+pub(crate) async fn create_account(
+    store: &Store,
+    hasher: &Hasher,
+    passwords: &PasswordPolicy,
+    form: Registration,
+    now: i64,
+) -> Result<UserRecord, AuthError> {
+    let mut errors = FieldErrors::default();
+    let name = errors.check("name", form.name.and_then(|n| Name::parse(&n)));
+    let email = errors.check("email", form.email.and_then(|e| Email::parse(&e)));
+    let password = errors.check("password", form.password.and_then(Password::non_blank));
+
+    // The password policy needs a valid name and email to compare with, so
+    // it runs only once those parse.
+    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+        return Err(AuthError::Invalid(errors));
+    };
+
+    let (email_taken, name_taken) = store.taken(&email.lookup_key(), &name.lookup_key()).await?;
+    if email_taken {
+        errors.0.extend(duplicate(UniqueField::Email).0);
+    }
+    if name_taken {
+        errors.0.extend(duplicate(UniqueField::Name).0);
+    }
+
+    let hashed = hasher
+        .check_and_hash(
+            passwords.clone(),
+            password,
+            name.as_str().to_owned(),
+            email.as_str().to_owned(),
+        )
+        .await?;
+    let hash = match hashed {
+        Ok(hash) => hash,
+        Err(violations) => {
+            for v in violations {
+                errors.add("password", v);
+            }
+            String::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AuthError::Invalid(errors));
+    }
+
+    Ok(store
+        .create_user(&NewUser {
+            email: email.as_str(),
+            email_key: &email.lookup_key(),
+            name: name.as_str(),
+            name_key: &name.lookup_key(),
+            password_hash: &hash,
+            now,
+        })
+        .await?)
 }
 
 /// Whether presenting an already-rotated refresh token is forgiven: only the

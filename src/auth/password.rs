@@ -189,6 +189,9 @@ pub enum HashError {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Buckets of the queue-wait histogram, in seconds.
+const WAIT_BUCKETS: [f64; 10] = [0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
 /// Argon2id hashing and verification on a small pool of dedicated threads
 /// (`workers` of them, never the async runtime's), with at most `queue` jobs
 /// waiting; beyond that, [`HashError::Overloaded`] at once.
@@ -207,6 +210,8 @@ struct HasherInner {
     busy: Arc<AtomicUsize>,
     jobs: std::sync::mpsc::SyncSender<Job>,
     queued: Arc<AtomicUsize>,
+    /// Seconds each job waited for a worker.
+    wait: prometheus::Histogram,
     /// A well-formed hash nobody's password matches, verified for unknown
     /// accounts so they cost the same work as a wrong password.
     dummy_hash: String,
@@ -253,9 +258,22 @@ impl Hasher {
                 busy,
                 jobs,
                 queued,
+                wait: prometheus::Histogram::with_opts(
+                    prometheus::HistogramOpts::new(
+                        "latchkey_password_hash_wait_seconds",
+                        "Time password-hash jobs waited for a worker.",
+                    )
+                    .buckets(WAIT_BUCKETS.to_vec()),
+                )
+                .map_err(|e| HashError::Failed(e.to_string()))?,
                 dummy_hash,
             }),
         })
+    }
+
+    /// The histogram of queue waits, for the metrics registry.
+    pub fn wait_histogram(&self) -> prometheus::Histogram {
+        self.inner.wait.clone()
     }
 
     /// Jobs waiting for a worker.
@@ -277,7 +295,9 @@ impl Hasher {
         T: Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
+        let (enqueued, wait) = (std::time::Instant::now(), self.inner.wait.clone());
         let job: Job = Box::new(move || {
+            wait.observe(enqueued.elapsed().as_secs_f64());
             // The caller may have gone away; its result is then dropped.
             let _ = done.send(job());
         });

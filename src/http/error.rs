@@ -96,6 +96,7 @@ impl IntoResponse for ApiError {
                     "The refresh token does not belong to the authenticated user.",
                     "permission_denied",
                 ),
+                AuthError::NotFound => detail(S::NOT_FOUND, "Not found.", "not_found"),
                 AuthError::Csrf(reason) => detail(S::FORBIDDEN, &format!("CSRF Failed: {reason}"), "csrf_failed"),
                 AuthError::Overloaded => with_header(
                     detail(

@@ -1,20 +1,24 @@
 //! Route handlers: extract, call the domain, shape the JSON.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::{cookie, Caller, Client, JsonObject};
+use super::openapi::{
+    ErrorBody, LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
+};
 use super::{AppState, CSRF_COOKIE};
-use crate::auth::{Credentials, Registration, TokenPair, UserView};
+use crate::auth::{Credentials, PasswordChange, Registration, SessionView, TokenPair, UserView};
 
-/// `{"id","email","name"}`.
-#[derive(Serialize)]
-struct UserBody<'a> {
+/// A user: `{"id","email","name"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
+pub(super) struct UserBody<'a> {
     id: i64,
     email: &'a str,
     name: &'a str,
@@ -31,17 +35,90 @@ impl<'a> From<&'a UserView> for UserBody<'a> {
 }
 
 /// The seed's "user + tokens" shape; `refresh` before `access`, as the seed.
-#[derive(Serialize)]
-struct UserWithTokens<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = UserWithTokens)]
+pub(super) struct UserWithTokens<'a> {
     #[serde(flatten)]
     user: UserBody<'a>,
     tokens: RefreshFirst<'a>,
 }
 
-#[derive(Serialize)]
-struct RefreshFirst<'a> {
+/// A fresh token pair.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokenPair)]
+pub(super) struct RefreshFirst<'a> {
+    /// Refresh token (JWT, `token_type` `refresh`).
     refresh: &'a str,
+    /// Access token (JWT, `token_type` `access`).
     access: &'a str,
+}
+
+/// `GET /auth/csrf/`'s body.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CsrfBody {
+    /// The token to send back in `X-CSRF-Token` (also set as the `csrftoken` cookie).
+    #[serde(rename = "csrfToken")]
+    csrf_token: String,
+}
+
+/// A success message.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DetailBody {
+    /// What happened.
+    detail: String,
+}
+
+/// `POST /auth/logout/all`'s body.
+#[derive(Serialize, ToSchema)]
+pub(super) struct LogoutAllBody {
+    /// What happened.
+    detail: String,
+    /// How many sessions ended.
+    sessions_ended: u64,
+}
+
+/// A token-verification success: an empty object.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Empty {}
+
+/// `{"status": "ok"}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct StatusBody {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// One of the caller's live sessions.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionBody {
+    /// Session id (the tokens' `sid` claim).
+    id: String,
+    /// Start (login or registration), RFC 3339 UTC.
+    created: String,
+    /// Last time the session issued tokens (start or refresh), RFC 3339 UTC.
+    last_used: String,
+    /// When the session ends unless refreshed, RFC 3339 UTC.
+    expires: String,
+    /// Client address at login.
+    client_addr: Option<String>,
+    /// `User-Agent` at login.
+    user_agent: Option<String>,
+    /// Whether the access token of this request belongs to it.
+    current: bool,
+}
+
+impl From<SessionView> for SessionBody {
+    fn from(s: SessionView) -> Self {
+        Self {
+            id: s.id,
+            created: super::rfc3339(s.created_at),
+            last_used: super::rfc3339(s.last_used_at),
+            expires: super::rfc3339(s.expires_at),
+            client_addr: s.client_addr,
+            user_agent: s.user_agent,
+            current: s.current,
+        }
+    }
 }
 
 fn user_with_tokens(status: StatusCode, user: &UserView, tokens: &TokenPair) -> Response {
@@ -55,7 +132,10 @@ fn user_with_tokens(status: StatusCode, user: &UserView, tokens: &TokenPair) -> 
     (status, Json(body)).into_response()
 }
 
-/// `GET /auth/csrf/`: the token in the body and in a script-readable cookie.
+/// A CSRF token, in the body and in a script-readable cookie. A request
+/// carrying a still-valid `csrftoken` cookie gets that same token back.
+#[utoipa::path(get, path = "/auth/csrf", tag = "auth",
+    responses((status = 200, description = "A CSRF token; also `Set-Cookie: csrftoken=...`", body = CsrfBody)))]
 pub async fn csrf_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -66,14 +146,20 @@ pub async fn csrf_token(
         "{CSRF_COOKIE}={token}; Max-Age={}; Path=/; SameSite=Lax{secure}",
         state.csrf_max_age
     );
-    let mut response = Json(json!({ "csrfToken": token })).into_response();
+    let mut response = Json(CsrfBody { csrf_token: token }).into_response();
     if let Ok(value) = HeaderValue::from_str(&set_cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
 }
 
-/// `POST /auth/register`.
+/// Create an account and log it in.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    security(("csrf" = [])),
+    responses(
+        (status = 201, description = "Registered; the first session's tokens", body = UserWithTokens),
+        (status = 400, description = "Invalid fields, taken email or name, weak password", body = super::openapi::FieldErrorsBody),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     Client(client): Client,
@@ -88,7 +174,16 @@ pub async fn register(
     Ok(user_with_tokens(StatusCode::CREATED, &user, &tokens))
 }
 
-/// `POST /auth/login`.
+/// Log in with `email` (or `name`) and `password`; starts a session.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    security(("csrf" = [])),
+    responses(
+        (status = 200, description = "Logged in", body = UserWithTokens),
+        (status = 400, description = "Missing or invalid fields", body = super::openapi::FieldErrorsBody),
+        (status = 401, description = "Wrong password, unknown or inactive account (indistinguishable)", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for the account or address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -103,7 +198,15 @@ pub async fn login(
     Ok(user_with_tokens(StatusCode::OK, &user, &tokens))
 }
 
-/// `POST /auth/logout`: needs the access token and the refresh token.
+/// End the session of the given refresh token (and the access token's).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
+    security(("bearer" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = DetailBody),
+        (status = 400, description = "Missing refresh field", body = super::openapi::FieldErrorsBody),
+        (status = 401, description = "Missing, invalid or revoked access or refresh token", body = ErrorBody),
+        (status = 403, description = "CSRF failed, or the refresh token belongs to another user", body = ErrorBody),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -111,29 +214,135 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     let refresh = token_field(&body, "refresh")?;
     state.auth.logout(&caller, &refresh).await?;
-    Ok(Json(json!({ "detail": "Successfully logged out." })).into_response())
+    Ok(Json(DetailBody {
+        detail: "Successfully logged out.".into(),
+    })
+    .into_response())
 }
 
-/// `GET /auth/me`.
+/// End every session of the caller, this one included.
+#[utoipa::path(post, path = "/auth/logout/all", tag = "account",
+    security(("bearer" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Every session ended", body = LogoutAllBody),
+        (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
+    ))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    let ended = state.auth.logout_all(&caller).await?;
+    Ok(Json(LogoutAllBody {
+        detail: "Successfully logged out of all sessions.".into(),
+        sessions_ended: ended,
+    })
+    .into_response())
+}
+
+/// Change the password; every other session of the user ends.
+#[utoipa::path(post, path = "/auth/password/change", tag = "account",
+    request_body = PasswordChangeRequest,
+    security(("bearer" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Changed; other sessions ended, this one kept", body = DetailBody),
+        (status = 400, description = "Wrong old password, or the new one fails the policy", body = super::openapi::FieldErrorsBody),
+        (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
+        (status = 429, description = "Too many wrong old passwords (the login throttle of the account)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let form = PasswordChange {
+        old_password: body.password("old_password"),
+        new_password: body.password("new_password"),
+    };
+    state.auth.change_password(&caller, form).await?;
+    Ok(Json(DetailBody {
+        detail: "Password changed.".into(),
+    })
+    .into_response())
+}
+
+/// The caller's live sessions, most recently used first.
+#[utoipa::path(get, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = Vec<SessionBody>),
+        (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
+    ))]
+pub async fn sessions(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    let sessions = state.auth.sessions(&caller).await?;
+    let body: Vec<SessionBody> = sessions.into_iter().map(SessionBody::from).collect();
+    Ok(Json(body).into_response())
+}
+
+/// End one of the caller's sessions (the current one included).
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "account",
+    params(("id" = String, Path, description = "Session id, from `GET /auth/sessions`")),
+    security(("bearer" = [], "csrf" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
+        (status = 404, description = "No live session of the caller with that id", body = ErrorBody),
+    ))]
+pub async fn end_session(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.auth.end_session(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The user behind the access token.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The current user", body = UserBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody),
+    ))]
 pub async fn me(Caller(caller): Caller) -> Response {
     Json(UserBody::from(&caller.user)).into_response()
 }
 
-/// `POST /auth/token/refresh/`: rotation.
+/// Rotate a refresh token into a new pair. The old token is retired;
+/// presenting it again (after a short grace) revokes the whole session.
+#[utoipa::path(post, path = "/auth/token/refresh", tag = "tokens", request_body = RefreshRequest,
+    security(("csrf" = [])),
+    responses(
+        (status = 200, description = "A new pair", body = RefreshFirst),
+        (status = 400, description = "Missing refresh field", body = super::openapi::FieldErrorsBody),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = ErrorBody),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let refresh = token_field(&body, "refresh")?;
     let tokens = state.auth.refresh(&refresh).await?;
-    Ok(Json(json!({ "access": tokens.access, "refresh": tokens.refresh })).into_response())
+    Ok(Json(RefreshFirst {
+        refresh: &tokens.refresh,
+        access: &tokens.access,
+    })
+    .into_response())
 }
 
-/// `POST /auth/token/verify/`.
+/// Whether a token (access or refresh) is valid now.
+#[utoipa::path(post, path = "/auth/token/verify", tag = "tokens", request_body = VerifyRequest,
+    security(("csrf" = [])),
+    responses(
+        (status = 200, description = "Valid", body = Empty),
+        (status = 400, description = "Missing token field", body = super::openapi::FieldErrorsBody),
+        (status = 401, description = "Invalid, expired or revoked", body = ErrorBody),
+    ))]
 pub async fn verify(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
     let token = token_field(&body, "token")?;
     state.auth.verify(&token).await?;
-    Ok(Json(json!({})).into_response())
+    Ok(Json(Empty {}).into_response())
 }
 
 /// A required, non-blank token field.
@@ -149,15 +358,68 @@ fn token_field(body: &JsonObject, name: &str) -> Result<String, ApiError> {
         .map_err(|m| crate::auth::AuthError::Invalid(crate::auth::FieldErrors::one(name, m)).into())
 }
 
-/// `GET /healthz`: the process serves.
+/// Liveness: the process serves.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Serving", body = StatusBody)))]
 pub async fn healthz() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
+    Json(StatusBody { status: "ok" }).into_response()
 }
 
-/// `GET /readyz`: the database answers.
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = StatusBody),
+        (status = 503, description = "The database is not reachable", body = ErrorBody),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.auth.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(()) => Json(StatusBody { status: "ok" }).into_response(),
         Err(_) => super::unavailable(),
     }
+}
+
+/// Prometheus metrics (text format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        state.auth.render_metrics(),
+    )
+        .into_response()
+}
+
+/// This document: the OpenAPI 3.1 description of the API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi_json.clone(),
+    )
+        .into_response()
+}
+
+/// The interactive API reference (Swagger UI, served from the binary).
+#[utoipa::path(get, path = "/docs", tag = "operations",
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+pub async fn docs_page() -> Response {
+    super::docs::asset("index.html")
+}
+
+/// A file of the API reference page (scripts, styles, icons).
+#[utoipa::path(get, path = "/docs/{file}", tag = "operations",
+    params(("file" = String, Path, description = "Asset name")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "No such file", body = ErrorBody),
+    ))]
+pub async fn docs_asset(Path(file): Path<String>) -> Response {
+    super::docs::asset(&file)
 }

@@ -1,14 +1,23 @@
 //! Cross-cutting request handling: security headers, CORS, CSRF, early body
 //! size checks, and JSON bodies for errors produced outside our handlers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::Instant;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use tracing::Instrument as _;
+
 use super::error::{self, ApiError};
 use super::AppState;
+
+/// The request-id header, read from clients and proxies and echoed back.
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// Everything every request goes through, in one layer (one boxed future
 /// per request instead of four):
@@ -20,8 +29,85 @@ use super::AppState;
 /// - error responses made outside our handlers (the router's 404/405) get
 ///   the contract's JSON body;
 /// - `X-Content-Type-Options: nosniff` on every response, `Cache-Control:
-///   no-store` on everything under `/auth/` (tokens, user data, CSRF tokens).
+///   no-store` on everything under `/auth/` (tokens, user data, CSRF tokens);
+/// - a request id (the client's `X-Request-Id` when well-formed, else a new
+///   one) on a span around the request, so every log line it causes carries
+///   it, and echoed in the response;
+/// - request count and latency metrics by route template, method and status.
 pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let method = req.method().clone();
+    // The path only: query strings may carry secrets.
+    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %req.uri().path());
+    let mut response = handle(&state, route.as_deref(), req, next)
+        .instrument(span.clone())
+        .await;
+
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::debug!(status, latency_ms = elapsed.as_secs_f64() * 1e3, "served");
+    });
+    state.auth.metrics().http_request(
+        route.as_deref().unwrap_or("unmatched"),
+        method.as_str(),
+        status,
+        elapsed.as_secs_f64(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The client's request id when it is 1–128 characters of `[A-Za-z0-9._:-]`
+/// (anything else could forge or break log lines), else a fresh one.
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v));
+    match given {
+        Some(id) => id.to_owned(),
+        None => new_request_id(),
+    }
+}
+
+/// Whether a client-supplied request id is safe to log and echo.
+pub fn is_valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// 32 hex digits: a random per-process prefix and a counter. Unique, not
+/// secret (ids are for correlating logs, never for authorising anything).
+fn new_request_id() -> String {
+    static PREFIX: LazyLock<u64> = LazyLock::new(|| {
+        let mut b = [0u8; 8];
+        // Without the OS RNG, the start time still separates processes.
+        if getrandom::getrandom(&mut b).is_err() {
+            return std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+        }
+        u64::from_le_bytes(b)
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:016x}{:016x}",
+        *PREFIX,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn handle(state: &AppState, route: Option<&str>, req: Request, next: Next) -> Response {
     let private = req.uri().path().starts_with("/auth");
     let origin = req
         .headers()
@@ -30,8 +116,9 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
         .filter(|o| state.origins.allows(o))
         .and_then(|o| HeaderValue::from_str(o).ok());
 
-    let mut response = if req.method() == Method::OPTIONS {
-        preflight(origin.is_some())
+    let allow = route.and_then(|r| state.allow.get(r));
+    let mut response = if let (true, Some(allow)) = (req.method() == Method::OPTIONS, allow) {
+        preflight(allow.clone(), origin.is_some())
     } else if declares_oversized_body(req.headers(), state.max_body_bytes) {
         ApiError::PayloadTooLarge(state.max_body_bytes).into_response()
     } else {
@@ -88,21 +175,18 @@ impl Origins {
     }
 }
 
-const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
-const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-CSRFToken, X-CSRF-Token";
+const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-CSRFToken, X-CSRF-Token, X-Request-Id";
 const EXPOSE_HEADERS: &str = "Retry-After, X-Request-Id";
 
-/// The answer to any `OPTIONS` request; the CORS grant only for an allowed origin.
-fn preflight(allowed: bool) -> Response {
+/// The answer to `OPTIONS` on a route: the methods it answers (`allow`),
+/// and the CORS grant only for an allowed origin.
+fn preflight(allow: HeaderValue, allowed_origin: bool) -> Response {
     let mut r = StatusCode::OK.into_response();
     let h = r.headers_mut();
-    h.insert(header::ALLOW, HeaderValue::from_static(ALLOW_METHODS));
+    h.insert(header::ALLOW, allow.clone());
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    if allowed {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOW_METHODS),
-        );
+    if allowed_origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, allow);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOW_HEADERS),

@@ -1,22 +1,20 @@
 //! The HTTP layer: routes, extractors, middleware and the error mapping.
 //! Handlers are thin: extract, call the domain, shape the JSON.
 
+mod docs;
 pub mod error;
 pub mod extract;
 mod handlers;
 pub mod middleware;
+pub mod openapi;
 
-use std::time::Duration;
-
-use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
-use tracing::Span;
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use middleware::Origins;
@@ -42,67 +40,153 @@ pub struct Shared {
     pub trusted_proxy_hops: usize,
     /// CSRF cookie `Max-Age`.
     pub csrf_max_age: u64,
+    /// `/metrics` is served by this router (else on its own address).
+    pub metrics_here: bool,
+    /// The OpenAPI document, serialised once.
+    pub openapi_json: axum::body::Bytes,
+    /// Each route template's `Allow` value, for `OPTIONS`.
+    pub allow: std::collections::HashMap<String, axum::http::HeaderValue>,
 }
 
-/// The API routes, each answering with and without a trailing slash.
-pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+/// Each route template (with and without its trailing slash) and the methods
+/// it answers, as an `Allow` header value (`OPTIONS` included).
+pub fn allowed_methods() -> std::collections::HashMap<String, axum::http::HeaderValue> {
+    let mut allow = std::collections::HashMap::new();
+    for (path, item) in openapi().paths.paths {
+        let mut methods: Vec<&str> = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(m, present)| present.then_some(m))
+        .collect();
+        methods.push("OPTIONS");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&methods.join(", ")) {
+            allow.insert(format!("{path}/"), value.clone());
+            allow.insert(path, value);
+        }
+    }
+    allow
+}
+
+/// Every route: each handler with the path and method its `#[utoipa::path]`
+/// attribute gives. The router and the OpenAPI document are both built from
+/// this list, so they cannot disagree.
+pub fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
     vec![
-        ("/auth/csrf", get(handlers::csrf_token)),
-        ("/auth/register", post(handlers::register)),
-        ("/auth/login", post(handlers::login)),
-        ("/auth/logout", post(handlers::logout)),
-        ("/auth/me", get(handlers::me)),
-        ("/auth/token/refresh", post(handlers::refresh)),
-        ("/auth/token/verify", post(handlers::verify)),
+        routes!(handlers::csrf_token),
+        routes!(handlers::register),
+        routes!(handlers::login),
+        routes!(handlers::logout),
+        routes!(handlers::logout_all),
+        routes!(handlers::me),
+        routes!(handlers::change_password),
+        routes!(handlers::sessions),
+        routes!(handlers::end_session),
+        routes!(handlers::refresh),
+        routes!(handlers::verify),
+        routes!(handlers::healthz),
+        routes!(handlers::readyz),
+        routes!(handlers::metrics),
+        routes!(handlers::openapi_json),
+        routes!(handlers::docs_page),
+        routes!(handlers::docs_asset),
     ]
 }
+
+/// The OpenAPI 3.1 document of [`api_routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut paths = utoipa::openapi::path::Paths::new();
+    let mut schemas = Vec::new();
+    for (route_schemas, route_paths, _) in api_routes() {
+        paths.merge(route_paths);
+        schemas.extend(route_schemas);
+    }
+    openapi::document(paths, schemas)
+}
+
+/// The path `/metrics` is served at.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The whole application: routes, middleware and error mapping.
 pub fn router(state: AppState) -> Router {
     let mut auth = Router::new();
-    for (path, route) in api_routes() {
-        auth = auth
-            .route(path, route.clone())
-            .route(&format!("{path}/"), route);
+    let mut open = Router::new();
+    for (_, paths, method_router) in api_routes() {
+        for path in paths.paths.keys() {
+            if path == METRICS_PATH && !state.metrics_here {
+                continue;
+            }
+            let slashed = format!("{path}/");
+            let target = if path.starts_with("/auth/") {
+                &mut auth
+            } else {
+                &mut open
+            };
+            *target = std::mem::take(target)
+                .route(path, method_router.clone())
+                .route(&slashed, method_router.clone());
+        }
     }
     let auth = auth.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         middleware::csrf,
     ));
+    with_edge(Router::new().merge(auth).merge(open), state)
+}
 
-    let ops = Router::new()
-        .route("/healthz", get(handlers::healthz))
-        .route("/healthz/", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/readyz/", get(handlers::readyz));
+/// A router serving only `/metrics` (for `LATCHKEY_METRICS_BIND`).
+pub fn metrics_router(state: AppState) -> Router {
+    let route = axum::routing::get(handlers::metrics);
+    with_edge(
+        Router::new()
+            .route(METRICS_PATH, route.clone())
+            .route(&format!("{METRICS_PATH}/"), route),
+        state,
+    )
+}
 
-    Router::new()
-        .merge(auth)
-        .merge(ops)
+/// JSON 404/405 fallbacks, panics to 500, and the edge middleware.
+fn with_edge(router: Router<AppState>, state: AppState) -> Router {
+    router
         .fallback(|| async { error::ApiError::NotFound })
-        .method_not_allowed_fallback(|method: Method| async move { error::ApiError::MethodNotAllowed(method.to_string()) })
+        .method_not_allowed_fallback(|method: Method| async move {
+            error::ApiError::MethodNotAllowed(method.to_string())
+        })
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
-                .layer(CatchPanicLayer::custom(|_| error::internal_error()))
-                .layer(
-                    TraceLayer::new_for_http()
-                        // Path only: query strings and headers may carry secrets.
-                        .make_span_with(|req: &Request| {
-                            // DEBUG: at INFO the span alone costs more than a cheap request.
-                            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-                        })
-                        .on_request(())
-                        // Access lines at DEBUG: at tens of thousands of requests
-                        // a second, a line each would cost more than the work.
-                        // Security events are logged by the domain at INFO/WARN.
-                        .on_response(|res: &axum::response::Response, latency: Duration, _: &Span| {
-                            tracing::debug!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "served");
-                        })
-                        .on_failure(()),
-                )
-                .layer(axum::middleware::from_fn_with_state(state, middleware::edge)),
+                .layer(axum::middleware::from_fn_with_state(
+                    state,
+                    middleware::edge,
+                ))
+                .layer(CatchPanicLayer::custom(|_| error::internal_error())),
         )
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-11-25T09:30:00Z`).
+pub fn rfc3339(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
 }
 
 /// `503` for readiness failures (shared with the handler module).
@@ -112,4 +196,26 @@ fn unavailable() -> axum::response::Response {
         axum::Json(serde_json::json!({"detail": "The database is not reachable.", "code": "service_unavailable"})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_unix_seconds_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_519_799), "2026-11-24T11:29:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfc3339_never_panics_and_has_a_fixed_shape(unix in -62_135_596_800i64..253_402_300_799) {
+            let s = rfc3339(unix);
+            proptest::prop_assert_eq!(s.len(), 20);
+            proptest::prop_assert!(s.ends_with('Z'));
+        }
+    }
 }

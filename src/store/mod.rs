@@ -25,12 +25,23 @@ use sqlx::{AnyPool, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenState};
 pub use maintenance::Flushed;
-pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionUser};
+pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser};
 pub use throttle::ThrottleWindow;
-pub use users::{NewUser, UserRecord};
+pub use users::{NewUser, UserRecord, UserSummary};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Database connection counts, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Idle connections.
+    pub idle: usize,
+    /// The maximum.
+    pub max: u32,
+}
 
 /// Which database engine a URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +217,21 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Connections open, idle, and allowed, over every pool of this store.
+    pub fn pool_stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections(),
+        };
+        if self.backend == Backend::Sqlite {
+            stats.size += self.writer.size();
+            stats.idle += self.writer.num_idle();
+            stats.max += self.writer.options().get_max_connections();
+        }
+        stats
     }
 
     /// Close every connection (on shutdown).

@@ -252,3 +252,112 @@ impl Store {
         Ok(())
     }
 }
+
+/// A live session as its user sees it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// Session id (the tokens' `sid`).
+    pub id: String,
+    /// Start (login or registration).
+    pub created_at: i64,
+    /// Last time it issued tokens (start or refresh).
+    pub last_used_at: i64,
+    /// When it ends unless refreshed.
+    pub expires_at: i64,
+    /// Client address at login.
+    pub client_addr: Option<String>,
+    /// `User-Agent` at login.
+    pub user_agent: Option<String>,
+}
+
+/// Revoke every live session of `user_id` except `keep`; the count revoked.
+pub(super) async fn revoke_all_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    now: i64,
+    reason: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1 \
+           AND ($4 IS NULL OR id <> $4)",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(revoked)
+}
+
+impl Store {
+    /// The live sessions of `user_id` at `now`, most recently used first.
+    pub async fn sessions_of(
+        &self,
+        user_id: i64,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, last_used_at, expires_at, client_addr, user_agent FROM sessions \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY last_used_at DESC, created_at DESC, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    id: row.try_get(0)?,
+                    created_at: row.try_get(1)?,
+                    last_used_at: row.try_get(2)?,
+                    expires_at: row.try_get(3)?,
+                    client_addr: row.try_get(4)?,
+                    user_agent: row.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Revoke every live session of `user_id`; the count revoked.
+    pub async fn revoke_sessions_of(
+        &self,
+        user_id: i64,
+        now: i64,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let revoked = revoke_all_of(&mut tx, user_id, now, reason, None).await?;
+        tx.commit().await?;
+        self.sessions.invalidate();
+        Ok(revoked)
+    }
+
+    /// Revoke session `sid` if it is a live session of `user_id`; false otherwise.
+    pub async fn revoke_session_of(
+        &self,
+        user_id: i64,
+        sid: &str,
+        now: i64,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(sid)
+        .bind(user_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        self.sessions.invalidate();
+        Ok(revoked == 1)
+    }
+}

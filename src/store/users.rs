@@ -113,3 +113,109 @@ impl Store {
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 }
+
+/// A user as the admin listing shows them.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    /// Integer id.
+    pub id: i64,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Whether the user may log in.
+    pub is_active: bool,
+    /// Registration time.
+    pub date_joined: i64,
+    /// Sessions neither revoked nor expired.
+    pub live_sessions: i64,
+}
+
+impl Store {
+    /// The user with id `id`.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    /// Every user, by id, with their live session count at `now`.
+    pub async fn list_users(&self, now: i64) -> Result<Vec<UserSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.is_active, u.date_joined, \
+                    (SELECT COUNT(*) FROM sessions s \
+                      WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1) \
+             FROM users u ORDER BY u.id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserSummary {
+                    id: row.try_get(0)?,
+                    email: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                    is_active: row.try_get::<i64, _>(3)? != 0,
+                    date_joined: row.try_get(4)?,
+                    live_sessions: row.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Activate or deactivate user `id`; deactivating also revokes every
+    /// session of theirs, in the same transaction. The number of sessions
+    /// revoked, or `None` for an unknown id.
+    pub async fn set_active(
+        &self,
+        id: i64,
+        active: bool,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
+            .bind(i64::from(active))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let mut revoked = 0;
+        if updated == 1 && !active {
+            revoked = super::sessions::revoke_all_of(&mut tx, id, now, "deactivated", None).await?;
+        }
+        tx.commit().await?;
+        self.sessions.invalidate();
+        Ok((updated == 1).then_some(revoked))
+    }
+
+    /// Replace user `id`'s password hash and revoke every session of theirs
+    /// except `keep`, in one transaction. The number of sessions revoked, or
+    /// `None` for an unknown id.
+    pub async fn set_password_hash(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: i64,
+        keep: Option<&str>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let mut revoked = 0;
+        if updated == 1 {
+            revoked =
+                super::sessions::revoke_all_of(&mut tx, id, now, "password changed", keep).await?;
+        }
+        tx.commit().await?;
+        self.sessions.invalidate();
+        Ok((updated == 1).then_some(revoked))
+    }
+}

@@ -74,7 +74,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.serve(listener, async move {
+        tokio::spawn(app.serve(listener, None, async move {
             let _ = rx.await;
         }));
         Self {

@@ -21,6 +21,7 @@ use tokens::{DjangoKey, LegacyClaims, SimpleJwtVerifier};
 use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
 use super::{within_reuse_grace, Auth, AuthError, Principal, TokenPair, TokenRejection, UserView};
+use crate::metrics::{RefreshOutcome, Revocation};
 use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, NewSession};
 
 impl Auth {
@@ -134,9 +135,13 @@ impl Auth {
         {
             return Err(AuthError::Token(TokenRejection::Revoked));
         }
-        self.store
-            .revoke_session(caller.session_id.as_str(), now, "logout")
-            .await?;
+        if self
+            .store
+            .revoke_session_of(caller.user.id, caller.session_id.as_str(), now, "logout")
+            .await?
+        {
+            self.metrics.revoked(Revocation::Logout, 1);
+        }
         tracing::info!(target: "latchkey::security", event = "logout", user_id = caller.user.id, legacy = true);
         Ok(())
     }
@@ -150,7 +155,7 @@ impl Auth {
         token: &str,
         own: TokenError,
         now: i64,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<(TokenPair, RefreshOutcome), AuthError> {
         let claims = self.legacy_claims(token, own, Some(TokenType::Refresh), now)?;
         let user = self
             .store
@@ -185,7 +190,8 @@ impl Auth {
         match outcome {
             LegacyRedemption::Redeemed => {
                 tracing::info!(target: "latchkey::security", event = "legacy_refresh_redeemed", user_id = user.user_id);
-                self.sign_pair(user.user_id, &session_id, refresh_jti, now)
+                let pair = self.sign_pair(user.user_id, &session_id, refresh_jti, now)?;
+                Ok((pair, RefreshOutcome::Rotated))
             }
             LegacyRedemption::Blacklisted => Err(AuthError::Token(TokenRejection::Revoked)),
             LegacyRedemption::AlreadyRedeemed {
@@ -203,13 +209,16 @@ impl Auth {
                         expires_at,
                     };
                     if self.store.add_refresh(&next).await? {
-                        return self.sign_pair(user.user_id, &first, refresh_jti, now);
+                        let pair = self.sign_pair(user.user_id, &first, refresh_jti, now)?;
+                        return Ok((pair, RefreshOutcome::Grace));
                     }
                     return Err(AuthError::Token(TokenRejection::Revoked));
                 }
                 self.store
                     .revoke_session(first.as_str(), now, "legacy refresh token reuse")
                     .await?;
+                self.metrics.reuse_detected();
+                self.metrics.revoked(Revocation::Reuse, 1);
                 tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id = user.user_id, legacy = true);
                 Err(AuthError::Token(TokenRejection::Revoked))
             }

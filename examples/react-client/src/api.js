@@ -1,0 +1,100 @@
+// The HTTP side of the app: one function per endpoint of the seed's API.
+//
+// Every call follows the seed's instructions:
+//   - `credentials: "include"`, so the browser sends and stores the
+//     `csrftoken` cookie even though the API lives on another origin;
+//   - the CSRF token from GET /auth/csrf/ in the `X-CSRF-Token` header of
+//     every request;
+//   - `Authorization: Bearer <access>` on the endpoints that need a user.
+
+/** Where the API listens, without a trailing slash. Set VITE_API_URL when building. */
+export const API_URL = (import.meta.env.VITE_API_URL || "http://127.0.0.1:8000").replace(/\/+$/, "");
+
+/** The CSRF token, fetched once at start (`loadCsrfToken`) and kept in memory. */
+let csrfToken = null;
+
+/** A non-2xx answer from the API, with its JSON body (DRF's error shapes). */
+export class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    super(describeError(status, body, retryAfter));
+    this.status = status;
+    this.body = body;
+    this.retryAfter = retryAfter;
+  }
+
+  /** `{field: ["message", ...]}` for a 400 field validation error, else `{}`. */
+  get fieldErrors() {
+    if (this.status !== 400 || !this.body || "detail" in this.body) return {};
+    return this.body;
+  }
+}
+
+/** A one-line message for the user, from DRF's `{"detail"}` or `{"non_field_errors"}` bodies. */
+function describeError(status, body, retryAfter) {
+  if (status === 429) {
+    // Retry-After is readable cross-origin because the API lists it in
+    // Access-Control-Expose-Headers; the detail says the same in words.
+    const wait = retryAfter ? ` Try again in ${retryAfter} seconds.` : "";
+    return `Too many attempts.${wait}`;
+  }
+  if (body?.detail) return body.detail;
+  if (body?.non_field_errors) return body.non_field_errors.join(" ");
+  if (status === 400) return "Please correct the errors below.";
+  return `The server answered ${status}.`;
+}
+
+async function request(path, { method = "GET", body, accessToken } = {}) {
+  const headers = {};
+  if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (accessToken) headers.Authorization = `Bearer ${accessToken}`;
+
+  const response = await fetch(`${API_URL}${path}`, {
+    method,
+    credentials: "include",
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  // Every answer is JSON, errors included; tolerate an empty body anyway.
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
+  return data;
+}
+
+/**
+ * GET /auth/csrf/: the seed's first request. The answer sets the `csrftoken`
+ * cookie and carries the same token in its body; we keep the body's copy,
+ * because a page cannot read another origin's cookies.
+ */
+export async function loadCsrfToken() {
+  // No Content-Type: a GET has no body, and the header would only cost a preflight.
+  const response = await fetch(`${API_URL}/auth/csrf/`, { method: "GET", credentials: "include" });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  csrfToken = (await response.json()).csrfToken;
+  return csrfToken;
+}
+
+/** POST /auth/register → `{id, email, name, tokens: {refresh, access}}`. */
+export function register({ name, email, password }) {
+  return request("/auth/register", { method: "POST", body: { name, email, password } });
+}
+
+/** POST /auth/login → the same shape as register. */
+export function login({ email, password }) {
+  return request("/auth/login", { method: "POST", body: { email, password } });
+}
+
+/** POST /auth/token/refresh/ → `{access, refresh}`: the old refresh token is spent. */
+export function refreshTokens(refresh) {
+  return request("/auth/token/refresh/", { method: "POST", body: { refresh } });
+}
+
+/** GET /auth/me → `{id, email, name}`. */
+export function fetchMe(accessToken) {
+  return request("/auth/me", { accessToken });
+}
+
+/** POST /auth/logout, with the access token in the header and the refresh token in the body. */
+export function logout(accessToken, refresh) {
+  return request("/auth/logout", { method: "POST", accessToken, body: { refresh } });
+}

@@ -1,0 +1,199 @@
+//! Operator actions behind the `latchkey user ...` and `latchkey sessions
+//! ...` commands: the same rules as the API (password policy, hashing on
+//! the worker threads), without HTTP.
+
+use super::password::{Hasher, Password, PasswordPolicy};
+use super::{create_account, now, view, AuthError, FieldErrors, Registration, UserView};
+use crate::store::{Store, UserRecord, UserSummary};
+
+/// How an operator names a user: an id, an email (has `@`), or a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    /// `users.id`.
+    Id(i64),
+    /// An email, matched case-insensitively.
+    Email(String),
+    /// A name, matched case-insensitively.
+    Name(String),
+}
+
+impl UserRef {
+    /// Read an operator's argument: digits are an id, anything with `@` an
+    /// email, the rest a name.
+    pub fn parse(s: &str) -> Self {
+        let s = s.trim();
+        if let Ok(id) = s.parse::<i64>() {
+            return Self::Id(id);
+        }
+        if s.contains('@') {
+            Self::Email(s.to_owned())
+        } else {
+            Self::Name(s.to_owned())
+        }
+    }
+}
+
+/// What an operator action did to a user.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The user, as they now are.
+    pub user: UserView,
+    /// Sessions ended by the action.
+    pub sessions_ended: u64,
+}
+
+/// The operator's service.
+#[derive(Clone)]
+pub struct Admin {
+    store: Store,
+    hasher: Hasher,
+    passwords: PasswordPolicy,
+}
+
+impl Admin {
+    /// Assemble from a migrated store and a hasher.
+    pub fn new(store: Store, hasher: Hasher, passwords: PasswordPolicy) -> Self {
+        Self {
+            store,
+            hasher,
+            passwords,
+        }
+    }
+
+    /// Create an active user, with the API's validation and password policy.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        email: &str,
+        password: Password,
+    ) -> Result<UserView, AuthError> {
+        let form = Registration {
+            name: Ok(name.to_owned()),
+            email: Ok(email.to_owned()),
+            password: Ok(password),
+        };
+        let user = create_account(&self.store, &self.hasher, &self.passwords, form, now()).await?;
+        tracing::info!(target: "latchkey::security", event = "user_created", user_id = user.id);
+        Ok(view(&user))
+    }
+
+    /// Every user, by id.
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, AuthError> {
+        Ok(self.store.list_users(now()).await?)
+    }
+
+    /// Let a user log in again.
+    pub async fn activate(&self, who: &UserRef) -> Result<Changed, AuthError> {
+        self.set_active(who, true).await
+    }
+
+    /// Stop a user from logging in or refreshing, and end their sessions.
+    pub async fn deactivate(&self, who: &UserRef) -> Result<Changed, AuthError> {
+        self.set_active(who, false).await
+    }
+
+    async fn set_active(&self, who: &UserRef, active: bool) -> Result<Changed, AuthError> {
+        let user = self.find(who).await?;
+        let ended = self
+            .store
+            .set_active(user.id, active, now())
+            .await?
+            .ok_or(AuthError::NotFound)?;
+        let event = if active {
+            "user_activated"
+        } else {
+            "user_deactivated"
+        };
+        tracing::info!(target: "latchkey::security", event, user_id = user.id, sessions_ended = ended);
+        Ok(Changed {
+            user: view(&user),
+            sessions_ended: ended,
+        })
+    }
+
+    /// Set a user's password (policy checked) and end all their sessions.
+    pub async fn set_password(
+        &self,
+        who: &UserRef,
+        password: Password,
+    ) -> Result<Changed, AuthError> {
+        let user = self.find(who).await?;
+        let password = password
+            .non_blank()
+            .map_err(|m| AuthError::Invalid(FieldErrors::one("password", m)))?;
+        let hash = self
+            .hasher
+            .check_and_hash(
+                self.passwords.clone(),
+                password,
+                user.name.clone(),
+                user.email.clone(),
+            )
+            .await?
+            .map_err(|violations| {
+                let mut errors = FieldErrors::default();
+                for v in violations {
+                    errors.add("password", v);
+                }
+                AuthError::Invalid(errors)
+            })?;
+        let ended = self
+            .store
+            .set_password_hash(user.id, &hash, now(), None)
+            .await?
+            .ok_or(AuthError::NotFound)?;
+        tracing::info!(target: "latchkey::security", event = "password_set", user_id = user.id, sessions_ended = ended);
+        Ok(Changed {
+            user: view(&user),
+            sessions_ended: ended,
+        })
+    }
+
+    /// End every live session of a user.
+    pub async fn revoke_sessions(&self, who: &UserRef) -> Result<Changed, AuthError> {
+        let user = self.find(who).await?;
+        let ended = self
+            .store
+            .revoke_sessions_of(user.id, now(), "revoked by operator")
+            .await?;
+        tracing::info!(target: "latchkey::security", event = "sessions_revoked", user_id = user.id, sessions_ended = ended);
+        Ok(Changed {
+            user: view(&user),
+            sessions_ended: ended,
+        })
+    }
+
+    async fn find(&self, who: &UserRef) -> Result<UserRecord, AuthError> {
+        let user = match who {
+            UserRef::Id(id) => self.store.user_by_id(*id).await?,
+            UserRef::Email(email) => {
+                let key = super::account::Email::parse(email)
+                    .map_err(|_| AuthError::NotFound)?
+                    .lookup_key();
+                self.store.user_by_email(&key).await?
+            }
+            UserRef::Name(name) => {
+                let key = super::account::Name::parse(name)
+                    .map_err(|_| AuthError::NotFound)?
+                    .lookup_key();
+                self.store.user_by_name(&key).await?
+            }
+        };
+        user.ok_or(AuthError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_name_an_id_an_at_sign_an_email_anything_else_a_name() {
+        assert_eq!(UserRef::parse("42"), UserRef::Id(42));
+        assert_eq!(
+            UserRef::parse("Ada@Example.com"),
+            UserRef::Email("Ada@Example.com".into())
+        );
+        assert_eq!(UserRef::parse("ada"), UserRef::Name("ada".into()));
+    }
+}

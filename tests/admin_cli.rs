@@ -1,0 +1,291 @@
+//! The admin commands, run as the real binary against the database a live
+//! server uses: `user create|list|deactivate|activate|set-password`,
+//! `sessions revoke --user`.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{assert_error, tokens, TestServer, PASSWORD};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const OTHER_PASSWORD: &str = "Velvet-Canyon-Drum-58";
+
+/// Run `latchkey <args>` on `database_url`, with `stdin` as standard input.
+fn latchkey(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env("LATCHKEY_DATABASE_URL", database_url)
+        .env("LATCHKEY_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A server with no session cache, so changes made by another process show at once.
+async fn server() -> TestServer {
+    TestServer::start_with(|c| c.session_cache_millis = 0).await
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
+    let s = server().await;
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "ops",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("created user ops <ops@example.com>"), "{out}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
+    assert_eq!(
+        s.login("ops@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn user_create_applies_the_apis_rules() {
+    let s = server().await;
+    s.register("taken", "taken@example.com").await;
+    let (ok, _, err) = latchkey(
+        &s.database_url,
+        &[
+            "user",
+            "create",
+            "--email",
+            "taken@example.com",
+            "--name",
+            "fresh",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("email: user with this email already exists."),
+        "{err}"
+    );
+    let (ok, _, err) = latchkey(
+        &s.database_url,
+        &[
+            "user",
+            "create",
+            "--email",
+            "weak@example.com",
+            "--name",
+            "weak",
+        ],
+        "12345678\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("password:"), "{err}");
+    assert!(
+        !err.contains("12345678"),
+        "the refused password is not echoed: {err}"
+    );
+}
+
+#[test]
+fn the_password_is_never_accepted_as_an_argument() {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args([
+            "user",
+            "create",
+            "--email",
+            "a@example.com",
+            "--name",
+            "a",
+            "--password",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn user_list_shows_every_user_with_state_and_sessions() {
+    let s = server().await;
+    s.register("alice", "alice@example.com").await;
+    s.register("bob", "bob@example.com").await;
+    let (ok, out, err) = latchkey(&s.database_url, &["user", "list"], "");
+    assert!(ok, "{err}");
+    let alice = out
+        .lines()
+        .find(|l| l.contains("alice@example.com"))
+        .unwrap();
+    assert!(
+        alice.contains("yes") && alice.trim_end().ends_with('1'),
+        "{alice}"
+    );
+    assert!(out.contains("bob@example.com"));
+    assert!(out.contains("2 users"));
+}
+
+#[tokio::test]
+async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
+    let s = server().await;
+    let user = s.register("carol", "carol@example.com").await;
+    let (access, refresh) = tokens(&user);
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &["user", "deactivate", "carol@example.com"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("deactivated") && out.contains("1 sessions ended"),
+        "{out}"
+    );
+
+    assert_error(
+        s.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    let r = s
+        .post("/auth/token/refresh", json!({"refresh": refresh}))
+        .await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;
+    // The same answer as a wrong password: nothing tells the account exists.
+    let deactivated: serde_json::Value = s
+        .login("carol@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let wrong: serde_json::Value = s
+        .login("carol@example.com", "Wrong-Password-77")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deactivated, wrong);
+    assert_eq!(deactivated["code"], "no_active_account");
+
+    let (ok, _, err) = latchkey(&s.database_url, &["user", "activate", "carol"], "");
+    assert!(ok, "{err}");
+    assert_eq!(
+        s.login("carol@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn set_password_replaces_the_password_and_ends_every_session() {
+    let s = server().await;
+    let user = s.register("dave", "dave@example.com").await;
+    let (access, _) = tokens(&user);
+    let id = user["id"].to_string();
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &["user", "set-password", &id],
+        &format!("{OTHER_PASSWORD}\r\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("password set"), "{out}");
+    assert_error(
+        s.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    assert_eq!(
+        s.login("dave@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.login("dave@example.com", OTHER_PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn sessions_revoke_ends_every_session_of_one_user_only() {
+    let s = server().await;
+    let erin = s.register("erin", "erin@example.com").await;
+    let (erin_access, _) = tokens(&erin);
+    let login = s.login("erin@example.com", PASSWORD).await;
+    let (erin_second, _) = tokens(&login.json().await.unwrap());
+    let frank = s.register("frank", "frank@example.com").await;
+    let (frank_access, _) = tokens(&frank);
+
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &["sessions", "revoke", "--user", "erin"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("2 sessions ended"), "{out}");
+    for access in [&erin_access, &erin_second] {
+        let r = s.get_as(access, "/auth/me").await;
+        assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;
+    }
+    assert_eq!(
+        s.get_as(&frank_access, "/auth/me").await.status(),
+        StatusCode::OK
+    );
+    // Erin can still log in: revoking sessions is not deactivating.
+    assert_eq!(
+        s.login("erin@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_by_the_cli_reaches_a_caching_server_within_a_second() {
+    let s = TestServer::start().await; // default 500 ms session cache
+    let user = s.register("gina", "gina@example.com").await;
+    let (access, _) = tokens(&user);
+    assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+    let (ok, _, err) = latchkey(
+        &s.database_url,
+        &["sessions", "revoke", "--user", "gina"],
+        "",
+    );
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        s.get_as(&access, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_an_error_not_a_silent_success() {
+    let s = server().await;
+    for args in [
+        &["user", "deactivate", "nobody@example.com"][..],
+        &["user", "activate", "4242"][..],
+        &["sessions", "revoke", "--user", "nobody"][..],
+    ] {
+        let (ok, _, err) = latchkey(&s.database_url, args, "");
+        assert!(!ok, "{args:?}");
+        assert!(err.contains("no such user"), "{err}");
+    }
+}

@@ -1,0 +1,272 @@
+//! What the logs say: structured security events with the request id on
+//! every line, and never a password, token or key, at any level down to
+//! DEBUG, in both formats.
+
+mod common;
+
+use std::io::Read as _;
+use std::process::Command;
+use std::time::Duration;
+
+use common::claims;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const SECRET_KEY: &str = "k3y-material-that-must-never-be-logged-0123456789";
+const PASSWORD: &str = "Sapphire-Otter-Banjo-31";
+const NEW_PASSWORD: &str = "Copper-Meadow-Kite-64";
+const WRONG_PASSWORD: &str = "Wrong-Guess-Marble-12";
+
+struct Run {
+    log: String,
+    secrets: Vec<String>,
+}
+
+/// Start the binary with `format` logs at DEBUG, drive every flow that
+/// handles a secret, stop it, and return its whole output and the secrets seen.
+async fn drive(format: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = dir.path().join("out.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("serve")
+        .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "LATCHKEY_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("l.db").display()),
+        )
+        .env("LATCHKEY_SECRET_KEY", SECRET_KEY)
+        .env("LATCHKEY_LOG", "debug")
+        .env("LATCHKEY_LOG_FORMAT", format)
+        .env("LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT", "2")
+        .env("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0")
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..400 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "server started");
+
+    let csrf: Value = client
+        .get(format!("{base}/auth/csrf"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = csrf["csrfToken"].as_str().unwrap().to_owned();
+    let post = |path: &str, body: Value, bearer: Option<&str>| {
+        let mut r = client
+            .post(format!("{base}{path}"))
+            .header("X-CSRFToken", &csrf)
+            .header("Cookie", format!("csrftoken={csrf}"))
+            .json(&body);
+        if let Some(token) = bearer {
+            r = r.bearer_auth(token);
+        }
+        r.send()
+    };
+    let email = "logs@example.com";
+    let r = post(
+        "/auth/register",
+        json!({"name": "logs", "email": email, "password": PASSWORD}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: Value = r.json().await.unwrap();
+    let access = body["tokens"]["access"].as_str().unwrap().to_owned();
+    let refresh = body["tokens"]["refresh"].as_str().unwrap().to_owned();
+
+    let r = post(
+        "/auth/login",
+        json!({"email": email, "password": WRONG_PASSWORD}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = post(
+        "/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+        None,
+    )
+    .await
+    .unwrap();
+    let second: Value = r.json().await.unwrap();
+    let second_access = second["tokens"]["access"].as_str().unwrap().to_owned();
+    let second_refresh = second["tokens"]["refresh"].as_str().unwrap().to_owned();
+
+    client
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let r = post("/auth/token/verify", json!({"token": refresh}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let rotated: Value = post("/auth/token/refresh", json!({"refresh": refresh}), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rotated_refresh = rotated["refresh"].as_str().unwrap().to_owned();
+    // Reuse of the rotated token: a security event.
+    let r = post("/auth/token/refresh", json!({"refresh": refresh}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = post(
+        "/auth/password/change",
+        json!({"old_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        Some(&second_access),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = post(
+        "/auth/logout",
+        json!({"refresh": second_refresh}),
+        Some(&second_access),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A throttled burst, with a request id of our own on the last try.
+    for _ in 0..2 {
+        post(
+            "/auth/login",
+            json!({"email": email, "password": WRONG_PASSWORD}),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let r = client
+        .post(format!("{base}/auth/login"))
+        .header("X-CSRFToken", &csrf)
+        .header("X-Request-Id", "trace-me-123")
+        .json(&json!({"email": email, "password": WRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A malformed body that echoes a password-like value in a parse error.
+    client
+        .post(format!("{base}/auth/login"))
+        .header("X-CSRFToken", &csrf)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"password\": \"{PASSWORD}\""))
+        .send()
+        .await
+        .unwrap();
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut log = String::new();
+    std::fs::File::open(&log_path)
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+
+    let mut secrets = vec![
+        SECRET_KEY.to_owned(),
+        PASSWORD.to_owned(),
+        NEW_PASSWORD.to_owned(),
+        WRONG_PASSWORD.to_owned(),
+        csrf.clone(),
+    ];
+    for token in [
+        &access,
+        &refresh,
+        &second_access,
+        &second_refresh,
+        &rotated_refresh,
+    ] {
+        secrets.push(token.clone());
+        // Any JWT part long enough to matter: the signature, the payload.
+        secrets.extend(token.split('.').skip(1).map(str::to_owned));
+        secrets.push(claims(token)["jti"].as_str().unwrap().to_owned());
+    }
+    Run { log, secrets }
+}
+
+fn assert_no_secret(run: &Run) {
+    assert!(run.log.lines().count() > 20, "the run logged: {}", run.log);
+    for secret in &run.secrets {
+        assert!(
+            !run.log.contains(secret.as_str()),
+            "secret {secret:.12}... found in the log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_password_token_or_key_reaches_the_text_log_at_debug() {
+    let run = drive("text").await;
+    assert_no_secret(&run);
+    assert!(run.log.contains("login_failed"));
+    assert!(run.log.contains("refresh_reuse_detected"));
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_on_every_request_line_and_no_secret() {
+    let run = drive("json").await;
+    assert_no_secret(&run);
+    let lines: Vec<Value> = run
+        .log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let events =
+        |name: &str| -> Vec<&Value> { lines.iter().filter(|l| l["event"] == name).collect() };
+    for name in [
+        "login_failed",
+        "login_throttled",
+        "refresh_reuse_detected",
+        "logout",
+        "password_changed",
+    ] {
+        let found = events(name);
+        assert!(!found.is_empty(), "{name} logged");
+        for line in found {
+            assert_eq!(line["target"], "latchkey::security", "{line}");
+            let id = line["span"]["id"].as_str().unwrap_or_default();
+            assert_eq!(
+                id.len(),
+                if id == "trace-me-123" { 12 } else { 32 },
+                "{line}"
+            );
+        }
+    }
+    assert!(events("login_throttled")
+        .iter()
+        .any(|l| l["span"]["id"] == "trace-me-123"));
+    // Every line written while serving a request carries its id.
+    let served: Vec<_> = lines.iter().filter(|l| l["message"] == "served").collect();
+    assert!(served.len() >= 10, "one access line per request at DEBUG");
+    for line in served {
+        assert!(line["span"]["id"].is_string(), "{line}");
+    }
+}
