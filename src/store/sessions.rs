@@ -173,9 +173,11 @@ impl Store {
         old_jti: &str,
         next: &NewRefreshToken<'_>,
     ) -> Result<bool, StoreError> {
+        if self.backend == super::Backend::Sqlite {
+            return self.rotate_refresh_sqlite(old_jti, next).await;
+        }
         let now = next.issued_at;
-        // Start with a write so SQLite takes the write lock at once rather
-        // than failing to upgrade a read snapshot under contention.
+        // Start with a write so the row lock is taken at once.
         let mut tx = self.writer.begin().await?;
         let rotated = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = $1 WHERE jti = $2 AND session_id = $3 AND rotated_at IS NULL",
@@ -196,6 +198,46 @@ impl Store {
             return Ok(false);
         }
         insert_refresh(next).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// [`Store::rotate_refresh`] on SQLite: the three writes in one round
+    /// trip to the writer connection (SQLite runs a multi-statement string
+    /// in order, binding `$n` by number in each). Each statement runs only if
+    /// the one before it changed exactly one row (`changes()`), and the first
+    /// only for an unrotated token of a live session of an active user, so
+    /// the result is all three rows or none; the transaction makes that
+    /// atomic against a crash, too.
+    async fn rotate_refresh_sqlite(
+        &self,
+        old_jti: &str,
+        next: &NewRefreshToken<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1 \
+              WHERE jti = $2 AND session_id = $3 AND rotated_at IS NULL \
+                AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+                             WHERE s.id = $3 AND s.revoked_at IS NULL AND s.expires_at > $1 AND u.is_active = 1); \
+             UPDATE sessions SET last_used_at = $1, expires_at = $5, last_rotated_jti = $2 \
+              WHERE id = $3 AND changes() = 1; \
+             INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
+             SELECT $4, $3, $2, $1, $5 WHERE changes() = 1;",
+        )
+        .bind(next.issued_at)
+        .bind(old_jti)
+        .bind(next.session_id)
+        .bind(next.jti)
+        .bind(next.expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 3 {
+            // Nothing was written (or, impossibly, part): leave it all undone.
+            tx.rollback().await?;
+            return Ok(false);
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -68,10 +68,13 @@ async function main() {
   const setupStarted = Date.now();
   const appPort = await freePort();
   const appOrigin = `http://127.0.0.1:${appPort}`;
+  // The same app opened from another site, where the csrftoken cookie cannot follow.
+  const appOtherSite = `http://localhost:${appPort}`;
+  const appOrigins = [appOrigin, appOtherSite];
   const apiUrl =
     target === "django"
-      ? await startDjango({ appOrigin, accessSeconds: ACCESS_SECONDS, outDir })
-      : await startLatchkey({ appOrigin, accessSeconds: ACCESS_SECONDS, loginFailures: LOGIN_FAILURES, outDir });
+      ? await startDjango({ appOrigins, accessSeconds: ACCESS_SECONDS, outDir })
+      : await startLatchkey({ appOrigins, accessSeconds: ACCESS_SECONDS, loginFailures: LOGIN_FAILURES, outDir });
   await startApp({ apiUrl, port: appPort });
   const foreignPort = await freePort();
   await startForeignPage(foreignPort);
@@ -298,6 +301,26 @@ async function main() {
   });
   openTabs.pop();
   await tab2.close();
+
+  await step("the app opened from another site works without the cookie", tabs, async () => {
+    // From localhost the API (127.0.0.1) is another site: the browser does not
+    // send it the SameSite=Lax cookie, and the header alone must do.
+    const other = { name: `grace-${run}`, email: `grace-${run}@example.com` };
+    const page = await context.newPage();
+    openTabs.push(page);
+    await page.goto(appOtherSite);
+    await page.getByText("You are logged out.").waitFor();
+    await fill(page, "Register", { Name: other.name, Email: other.email, Password: PASSWORD });
+    await page.getByRole("heading", { name: `Signed in as ${other.name}` }).waitFor();
+    const [registration] = (await callsTo("/auth/register")).slice(-1);
+    seed(registration.status === 201, "registered from http://localhost:<port>");
+    seed(!registration.headers.cookie, "the request carried no cookie, only the X-CSRF-Token header");
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByText("You are logged out.").waitFor();
+    seed(true, "logged out again");
+    openTabs.pop();
+    await page.close();
+  });
 
   await step("throttling: the 429 message", tabs, async () => {
     let throttled = false;

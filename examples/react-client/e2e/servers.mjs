@@ -82,10 +82,10 @@ function latchkeyBinary() {
 
 /**
  * Starts latchkey on a free port with a fresh SQLite file, allowing only
- * `appOrigin`. Access tokens live `accessSeconds`, so the refresh path runs
+ * the `appOrigins`. Access tokens live `accessSeconds`, so the refresh path runs
  * for real; the per-account login limit is low so the 429 shows quickly.
  */
-export async function startLatchkey({ appOrigin, accessSeconds, loginFailures, outDir }) {
+export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, outDir }) {
   const binary = latchkeyBinary();
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
@@ -95,7 +95,7 @@ export async function startLatchkey({ appOrigin, accessSeconds, loginFailures, o
     env: {
       LATCHKEY_BIND: `127.0.0.1:${port}`,
       LATCHKEY_DATABASE_URL: `sqlite://${join(dataDir, "e2e.db")}`,
-      LATCHKEY_ALLOWED_ORIGINS: appOrigin,
+      LATCHKEY_ALLOWED_ORIGINS: appOrigins.join(","),
       LATCHKEY_ACCESS_TOKEN_LIFETIME_SECONDS: String(accessSeconds),
       LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT: String(loginFailures),
       // Revocation seen by the very next request, not after the cache's half second.
@@ -115,7 +115,7 @@ export async function startLatchkey({ appOrigin, accessSeconds, loginFailures, o
  * database file, the access token lifetime and the app's origin in the CORS
  * list.
  */
-export async function startDjango({ appOrigin, accessSeconds, outDir }) {
+export async function startDjango({ appOrigins, accessSeconds, outDir }) {
   const python = join(djangoRoot, ".venv", "bin", "python");
   if (!existsSync(python)) {
     console.log(`e2e: ${djangoRoot}/setup.sh`);
@@ -128,7 +128,7 @@ export async function startDjango({ appOrigin, accessSeconds, outDir }) {
     PYTHONPATH: join(here, "django"),
     PYTHONDONTWRITEBYTECODE: "1",
     E2E_DJANGO_DB: join(dataDir, "e2e.sqlite3"),
-    E2E_APP_ORIGIN: appOrigin,
+    E2E_APP_ORIGINS: appOrigins.join(","),
     E2E_ACCESS_SECONDS: String(accessSeconds),
   };
   execFileSync(python, ["manage.py", "migrate", "-v0"], { cwd: djangoRoot, env: { ...process.env, ...env } });

@@ -2,7 +2,7 @@
 
 latchkey's run sets the same three things through its environment: a fresh
 database file, short-lived access tokens (so the refresh path runs for real)
-and the app's origin in the CORS list (the app is served on a free port).
+and the app's origins in the CORS list (the app is served on a free port).
 """
 
 import os
@@ -13,5 +13,5 @@ from backend.settings import CORS_ALLOWED_ORIGINS, DATABASES, SIMPLE_JWT
 
 DATABASES = {"default": {**DATABASES["default"], "NAME": os.environ["E2E_DJANGO_DB"]}}
 SIMPLE_JWT = {**SIMPLE_JWT, "ACCESS_TOKEN_LIFETIME": timedelta(seconds=int(os.environ["E2E_ACCESS_SECONDS"]))}
-CORS_ALLOWED_ORIGINS = [*CORS_ALLOWED_ORIGINS, os.environ["E2E_APP_ORIGIN"]]
+CORS_ALLOWED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *os.environ["E2E_APP_ORIGINS"].split(",")]
 CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
