@@ -616,7 +616,8 @@ async fn an_import_refuses_odd_table_names_and_missing_databases() {
     assert!(stderr.contains("no user table found"), "{stderr}");
 }
 
-/// A token as SimpleJWT 5.5 signs it: HS256 with the Django key, string `user_id`.
+/// A token as SimpleJWT 5.5 signs it: HS256 with the Django key, string
+/// `user_id`, issued a moment ago.
 fn simplejwt_token(key: &str, token_type: &str, user_id: i64, exp: i64) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
@@ -624,7 +625,7 @@ fn simplejwt_token(key: &str, token_type: &str, user_id: i64, exp: i64) -> Strin
     let jti = latchkey::auth::ids::RandomId::generate().unwrap();
     let payload = format!(
         r#"{{"token_type":"{token_type}","exp":{exp},"iat":{},"jti":"{jti}","user_id":"{user_id}"}}"#,
-        exp - 60
+        latchkey::auth::now() - 10
     );
     let head = format!(
         "{}.{}",
@@ -639,17 +640,73 @@ fn simplejwt_token(key: &str, token_type: &str, user_id: i64, exp: i64) -> Strin
     )
 }
 
+/// Django 5.2's pbkdf2_sha256 of `common::PASSWORD` (at 1000 iterations).
+const DJANGO_HASH_OF_PASSWORD: &str =
+    "pbkdf2_sha256$1000$HqBXTtbp7Qrit6N65bnKBP$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=";
+
+/// A Django database reduced to the seed's user table (no Python needed),
+/// holding users `ids` (`user<id>@example.com`, password `common::PASSWORD`),
+/// imported into a fresh latchkey database; the latter's URL.
+async fn imported_tiny_django_db(dir: &tempfile::TempDir, ids: &[i64]) -> String {
+    let source = format!("sqlite://{}", dir.path().join("django.sqlite3").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("{source}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE accounts_user (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, \
+         password varchar(128) NOT NULL, last_login datetime NULL, is_superuser bool NOT NULL, \
+         email varchar(254) NOT NULL UNIQUE, name varchar(150) NOT NULL, is_active bool NOT NULL, \
+         is_staff bool NOT NULL, date_joined datetime NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for id in ids {
+        sqlx::query(
+            "INSERT INTO accounts_user VALUES ($1, $2, NULL, 0, $3, $4, 1, 0, '2024-03-01 12:00:00.123456')",
+        )
+        .bind(id)
+        .bind(DJANGO_HASH_OF_PASSWORD)
+        .bind(format!("user{id}@example.com"))
+        .bind(format!("User {id}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let target = fresh_database_url(dir).await;
+    let report = import_ok(&target, &source, &[]);
+    assert!(
+        report.contains(&format!("users: {} imported", ids.len())),
+        "{report}"
+    );
+    target
+}
+
 #[tokio::test]
 async fn the_django_key_is_read_from_the_environment_only() {
     const KEY: &str = "django-insecure-a-key-as-django-makes-them-0123456789";
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_database_url(&dir).await;
+    let db = imported_tiny_django_db(&dir, &[7]).await;
     let server = common::ServerProcess::start(&[
         ("LATCHKEY_DATABASE_URL", &db),
         ("LATCHKEY_LEGACY_DJANGO_KEY", KEY),
     ])
     .await;
     let client = reqwest::Client::new();
+    let exp = latchkey::auth::now() + 300;
+    let me = |token: String| client.get(server.url("/auth/me")).bearer_auth(token).send();
+
+    let r = me(simplejwt_token(KEY, "access", 7, exp)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["email"], "user7@example.com");
+    let forged = simplejwt_token("another-key-entirely-0123456789abcdef", "access", 7, exp);
+    assert_eq!(me(forged).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // A latchkey user (id 8, after the imported 7) is not who a Django token
+    // for user 8 meant: only imported users are named by legacy tokens.
     let csrf: Value = client
         .get(server.url("/auth/csrf/"))
         .send()
@@ -670,47 +727,37 @@ async fn the_django_key_is_read_from_the_environment_only() {
         .json()
         .await
         .unwrap();
-    let id = registered["id"].as_i64().unwrap();
-    let exp = latchkey::auth::now() + 300;
+    let native = registered["id"].as_i64().unwrap();
+    assert_eq!(native, 8);
+    let r = me(simplejwt_token(KEY, "access", native, exp))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    let me = client
-        .get(server.url("/auth/me"))
-        .bearer_auth(simplejwt_token(KEY, "access", id, exp))
+    // The imported Django hash logs in, without Python anywhere.
+    let login = client
+        .post(server.url("/auth/login"))
+        .header("X-CSRFToken", csrf["csrfToken"].as_str().unwrap())
+        .json(&json!({"email": "user7@example.com", "password": common::PASSWORD}))
         .send()
         .await
         .unwrap();
-    assert_eq!(me.status(), StatusCode::OK);
-    let forged = client
-        .get(server.url("/auth/me"))
-        .bearer_auth(simplejwt_token(
-            "another-key-entirely-0123456789abcdef",
-            "access",
-            id,
-            exp,
-        ))
-        .send()
+    assert_eq!(login.status(), StatusCode::OK);
+    assert!(password_hash(&db, 7)
         .await
-        .unwrap();
-    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
-    let unknown_user = client
-        .get(server.url("/auth/me"))
-        .bearer_auth(simplejwt_token(KEY, "access", id + 1000, exp))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown_user.status(), StatusCode::UNAUTHORIZED);
+        .starts_with(ARGON2ID_AT_OWASP_COST));
 }
 
 #[tokio::test]
 async fn two_tabs_exchanging_one_legacy_refresh_token_share_one_session() {
     const KEY: &str = "django-insecure-another-key-as-django-makes-them-42";
-    let server = TestServer::start_with(|c| {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_tiny_django_db(&dir, &[7]).await;
+    let server = TestServer::start_on(tempfile::tempdir().unwrap(), db, |c| {
         c.legacy_django_key = Some(KEY.parse().unwrap());
     })
     .await;
-    let user = server.new_user().await;
-    let id = user["id"].as_i64().unwrap();
-    let legacy = simplejwt_token(KEY, "refresh", id, latchkey::auth::now() + 3600);
+    let legacy = simplejwt_token(KEY, "refresh", 7, latchkey::auth::now() + 3600);
 
     let answers = server
         .post_all_at_once(
@@ -723,7 +770,7 @@ async fn two_tabs_exchanging_one_legacy_refresh_token_share_one_session() {
         "{answers:?}"
     );
 
-    // Both tabs hold pairs of one session: a refresh of either works.
+    // Both tabs hold pairs of one session.
     let r = server
         .post("/auth/token/refresh/", json!({ "refresh": legacy }))
         .await;
@@ -739,4 +786,54 @@ async fn two_tabs_exchanging_one_legacy_refresh_token_share_one_session() {
         .await;
     let again: Value = again.json().await.unwrap();
     assert_eq!(claims(again["refresh"].as_str().unwrap())["sid"], sid);
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_refuses_the_users_django_tokens_too() {
+    const KEY: &str = "django-insecure-yet-another-key-for-this-test-1234";
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_tiny_django_db(&dir, &[7, 9]).await;
+    let server = TestServer::start_on(tempfile::tempdir().unwrap(), db, |c| {
+        c.legacy_django_key = Some(KEY.parse().unwrap());
+    })
+    .await;
+    let exp = latchkey::auth::now() + 3600;
+    let access = simplejwt_token(KEY, "access", 9, exp);
+    let refresh_tab_a = simplejwt_token(KEY, "refresh", 9, exp);
+    let refresh_tab_b = simplejwt_token(KEY, "refresh", 9, exp);
+    let others = simplejwt_token(KEY, "access", 7, exp);
+
+    let r = server
+        .post("/auth/token/refresh/", json!({ "refresh": refresh_tab_a }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pair: Value = r.json().await.unwrap();
+    let everywhere = server
+        .post_as(
+            pair["access"].as_str().unwrap(),
+            "/auth/logout/all",
+            json!({}),
+        )
+        .await;
+    assert_eq!(everywhere.status(), StatusCode::OK);
+
+    assert_error(
+        server
+            .post("/auth/token/refresh/", json!({ "refresh": refresh_tab_b }))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    assert_error(
+        server.get_as(&access, "/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    // Another user's Django tokens are untouched.
+    assert_eq!(
+        server.get_as(&others, "/auth/me").await.status(),
+        StatusCode::OK
+    );
 }

@@ -8,7 +8,10 @@ CREATE TABLE django_imported_users (
     user_id         BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
     profile_digest  TEXT   NOT NULL,  -- email, name, active flag, join date
     password_digest TEXT   NOT NULL,  -- the Django password hash string
-    imported_at     BIGINT NOT NULL
+    imported_at     BIGINT NOT NULL,
+    -- When every session of the user was ended (logout everywhere, password
+    -- change, deactivation): SimpleJWT tokens issued before it are refused.
+    legacy_tokens_revoked_at BIGINT
 );
 
 -- SimpleJWT token ids (`jti`) latchkey has seen: refresh tokens Django

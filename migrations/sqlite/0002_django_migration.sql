@@ -8,7 +8,10 @@ CREATE TABLE django_imported_users (
     user_id         INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
     profile_digest  TEXT    NOT NULL,  -- email, name, active flag, join date
     password_digest TEXT    NOT NULL,  -- the Django password hash string
-    imported_at     INTEGER NOT NULL
+    imported_at     INTEGER NOT NULL,
+    -- When every session of the user was ended (logout everywhere, password
+    -- change, deactivation): SimpleJWT tokens issued before it are refused.
+    legacy_tokens_revoked_at INTEGER
 );
 
 -- SimpleJWT token ids (`jti`) latchkey has seen: refresh tokens Django

@@ -29,6 +29,34 @@ pub enum LegacyRedemption {
     },
 }
 
+/// A user a SimpleJWT token may name: imported from Django, and active.
+#[derive(Debug, Clone)]
+pub struct LegacyTokenUser {
+    /// The user.
+    pub user: SessionUser,
+    /// When all of the user's sessions were last ended; SimpleJWT tokens
+    /// issued before are refused.
+    pub tokens_revoked_at: Option<i64>,
+}
+
+/// Refuse every SimpleJWT token of `user_id` issued up to `now`: part of
+/// ending all of a user's sessions (logout everywhere, password change,
+/// deactivation). Nothing for users latchkey made.
+pub(super) async fn revoke_legacy_tokens_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE django_imported_users SET legacy_tokens_revoked_at = $1 WHERE user_id = $2",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// What latchkey knows of a legacy token id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegacyTokenState {
@@ -39,17 +67,29 @@ pub enum LegacyTokenState {
 }
 
 impl Store {
-    /// The active user with id `user_id`, as a legacy token's `user_id` names it.
-    pub async fn legacy_token_user(&self, user_id: i64) -> Result<Option<SessionUser>, StoreError> {
-        let row = sqlx::query("SELECT id, email, name FROM users WHERE id = $1 AND is_active = 1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The user a legacy token's `user_id` names, if that user was imported
+    /// from Django (an id latchkey gave out itself is someone else) and is
+    /// active.
+    pub async fn legacy_token_user(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<LegacyTokenUser>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, d.legacy_tokens_revoked_at \
+             FROM users u JOIN django_imported_users d ON d.user_id = u.id \
+             WHERE u.id = $1 AND u.is_active = 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(SessionUser {
-            user_id: row.try_get(0)?,
-            email: row.try_get(1)?,
-            name: row.try_get(2)?,
+        Ok(Some(LegacyTokenUser {
+            user: SessionUser {
+                user_id: row.try_get(0)?,
+                email: row.try_get(1)?,
+                name: row.try_get(2)?,
+            },
+            tokens_revoked_at: row.try_get(3)?,
         }))
     }
 

@@ -332,6 +332,7 @@ pub(super) async fn revoke_all_of(
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    super::legacy::revoke_legacy_tokens_of(tx, user_id, now).await?;
     Ok(revoked)
 }
 

@@ -7,9 +7,11 @@
 //!
 //! The migration window: with the Django key configured
 //! (`LATCHKEY_LEGACY_DJANGO_KEY`), an access token SimpleJWT issued is
-//! accepted until it expires (for an existing, active user), and a SimpleJWT
+//! accepted until it expires (for an imported, active user), and a SimpleJWT
 //! refresh token is accepted once at `/auth/token/refresh/`, becoming a
-//! latchkey session, unless Django blacklisted it. Without the key, the
+//! latchkey session, unless Django blacklisted it. Ending all of a user's
+//! sessions (logout everywhere, password change, deactivation) refuses every
+//! SimpleJWT token of theirs issued before. Without the key, the
 //! methods here refuse everything with the error latchkey's own codec gave.
 
 pub mod hashes;
@@ -22,7 +24,7 @@ use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
 use super::{within_reuse_grace, Auth, AuthError, Principal, TokenPair, TokenRejection, UserView};
 use crate::metrics::{RefreshOutcome, Revocation};
-use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, NewSession};
+use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, NewSession, SessionUser};
 
 impl Auth {
     /// Accept SimpleJWT's tokens signed with `key` during the migration
@@ -60,7 +62,22 @@ impl Auth {
         Ok(claims)
     }
 
-    /// The caller behind a SimpleJWT access token: an existing, active user.
+    /// The user `claims` name: imported from Django, active, and without
+    /// every session ended since the token was issued.
+    async fn legacy_user(&self, claims: &LegacyClaims) -> Result<SessionUser, AuthError> {
+        let found = self
+            .store
+            .legacy_token_user(claims.user_id)
+            .await?
+            .ok_or(AuthError::Token(TokenRejection::Invalid))?;
+        let issued = claims.iat.unwrap_or(0);
+        if found.tokens_revoked_at.is_some_and(|at| issued <= at) {
+            return Err(AuthError::Token(TokenRejection::Revoked));
+        }
+        Ok(found.user)
+    }
+
+    /// The caller behind a SimpleJWT access token: an imported, active user.
     /// Such a caller belongs to no latchkey session; the token's `jti` stands
     /// in for the session id and names none.
     pub(super) async fn legacy_principal(
@@ -70,11 +87,7 @@ impl Auth {
         now: i64,
     ) -> Result<Principal, AuthError> {
         let claims = self.legacy_claims(token, own, Some(TokenType::Access), now)?;
-        let user = self
-            .store
-            .legacy_token_user(claims.user_id)
-            .await?
-            .ok_or(AuthError::Token(TokenRejection::Invalid))?;
+        let user = self.legacy_user(&claims).await?;
         Ok(Principal {
             user: UserView {
                 id: user.user_id,
@@ -96,14 +109,7 @@ impl Auth {
         if claims.token_type == TokenType::Access {
             return self.legacy_principal(token, own, now).await.map(|_| ());
         }
-        if self
-            .store
-            .legacy_token_user(claims.user_id)
-            .await?
-            .is_none()
-        {
-            return Err(AuthError::Token(TokenRejection::Invalid));
-        }
+        self.legacy_user(&claims).await?;
         match self.store.legacy_token_state(claims.jti.as_str()).await? {
             None => Ok(()),
             Some(LegacyTokenState::Blacklisted | LegacyTokenState::Redeemed) => {
@@ -157,11 +163,7 @@ impl Auth {
         now: i64,
     ) -> Result<(TokenPair, RefreshOutcome), AuthError> {
         let claims = self.legacy_claims(token, own, Some(TokenType::Refresh), now)?;
-        let user = self
-            .store
-            .legacy_token_user(claims.user_id)
-            .await?
-            .ok_or(AuthError::Token(TokenRejection::Invalid))?;
+        let user = self.legacy_user(&claims).await?;
         let session_id = RandomId::generate()?;
         let refresh_jti = RandomId::generate()?;
         let expires_at = now + self.tokens.refresh_lifetime;

@@ -52,6 +52,8 @@ pub struct LegacyClaims {
     pub token_type: TokenType,
     /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
+    /// Issue time (SimpleJWT always writes it).
+    pub iat: Option<i64>,
     /// Token id: SimpleJWT's `uuid4().hex`.
     pub jti: RandomId,
     /// The Django user id, which the import kept as the latchkey user id.
@@ -62,6 +64,8 @@ pub struct LegacyClaims {
 struct RawClaims {
     token_type: TokenType,
     exp: i64,
+    #[serde(default)]
+    iat: Option<i64>,
     jti: RandomId,
     user_id: UserIdClaim,
 }
@@ -158,6 +162,7 @@ impl SimpleJwtVerifier {
         Ok(LegacyClaims {
             token_type: raw.token_type,
             exp: raw.exp,
+            iat: raw.iat,
             jti: raw.jti,
             user_id,
         })
@@ -206,6 +211,7 @@ pub(crate) mod tests {
             Ok(LegacyClaims {
                 token_type: TokenType::Access,
                 exp: 2000,
+                iat: Some(1000),
                 jti: RandomId::parse(JTI).unwrap(),
                 user_id: 42,
             })
