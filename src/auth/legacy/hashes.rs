@@ -168,6 +168,15 @@ mod tests {
     }
 
     #[test]
+    fn djangos_older_argon2i_verifies() {
+        // argon2-cffi's Type.I, as Django's Argon2PasswordHasher wrote before
+        // argon2id; Django 5.2's check_password accepts it.
+        let argon2i = "argon2$argon2i$v=19$m=512,t=2,p=2$WqYoGY7pi2OHhRsx4rZyfw$x4FCEQanX53G7cpS27qTJuoKepag2rTIJmwIfmY7IHU";
+        assert_eq!(verify(&pw(PASSWORD), argon2i), Some(true));
+        assert_eq!(verify(&pw("wrong"), argon2i), Some(false));
+    }
+
+    #[test]
     fn djangos_bcrypt_sha256_verifies() {
         assert_eq!(verify(&pw(PASSWORD), BCRYPT_SHA256), Some(true));
         assert_eq!(verify(&pw("Tr1cky-Lantern-Ow"), BCRYPT_SHA256), Some(false));
