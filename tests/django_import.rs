@@ -645,36 +645,41 @@ const DJANGO_HASH_OF_PASSWORD: &str =
     "pbkdf2_sha256$1000$HqBXTtbp7Qrit6N65bnKBP$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=";
 
 /// A Django database reduced to the seed's user table (no Python needed),
-/// holding users `ids` (`user<id>@example.com`, password `common::PASSWORD`),
-/// imported into a fresh latchkey database; the latter's URL.
-async fn imported_tiny_django_db(dir: &tempfile::TempDir, ids: &[i64]) -> String {
+/// holding users `ids` (`user<id>@example.com`, password `common::PASSWORD`);
+/// its URL.
+async fn tiny_django_source(dir: &tempfile::TempDir, ids: &[i64]) -> String {
     let source = format!("sqlite://{}", dir.path().join("django.sqlite3").display());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&format!("{source}?mode=rwc"))
-        .await
-        .unwrap();
-    sqlx::query(
+    run_sql(
+        &format!("{source}?mode=rwc"),
         "CREATE TABLE accounts_user (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, \
          password varchar(128) NOT NULL, last_login datetime NULL, is_superuser bool NOT NULL, \
          email varchar(254) NOT NULL UNIQUE, name varchar(150) NOT NULL, is_active bool NOT NULL, \
          is_staff bool NOT NULL, date_joined datetime NOT NULL)",
     )
-    .execute(&pool)
-    .await
-    .unwrap();
+    .await;
     for id in ids {
-        sqlx::query(
-            "INSERT INTO accounts_user VALUES ($1, $2, NULL, 0, $3, $4, 1, 0, '2024-03-01 12:00:00.123456')",
+        run_sql(
+            &source,
+            &format!(
+                "INSERT INTO accounts_user VALUES ({id}, '{DJANGO_HASH_OF_PASSWORD}', NULL, 0, \
+                 'user{id}@example.com', 'User {id}', 1, 0, '2024-03-01 12:00:00.123456')"
+            ),
         )
-        .bind(id)
-        .bind(DJANGO_HASH_OF_PASSWORD)
-        .bind(format!("user{id}@example.com"))
-        .bind(format!("User {id}"))
-        .execute(&pool)
-        .await
-        .unwrap();
+        .await;
     }
+    source
+}
+
+async fn run_sql(database_url: &str, statement: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    sqlx::query(statement).execute(&pool).await.unwrap();
     pool.close().await;
+}
+
+/// [`tiny_django_source`], imported into a fresh latchkey database; the latter's URL.
+async fn imported_tiny_django_db(dir: &tempfile::TempDir, ids: &[i64]) -> String {
+    let source = tiny_django_source(dir, ids).await;
     let target = fresh_database_url(dir).await;
     let report = import_ok(&target, &source, &[]);
     assert!(
@@ -682,6 +687,50 @@ async fn imported_tiny_django_db(dir: &tempfile::TempDir, ids: &[i64]) -> String
         "{report}"
     );
     target
+}
+
+#[tokio::test]
+async fn a_changed_django_row_is_updated_and_an_upgraded_hash_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tiny_django_source(&dir, &[7]).await;
+    let db = fresh_database_url(&dir).await;
+    import_ok(&db, &source, &[]);
+    let server = TestServer::start_on(tempfile::tempdir().unwrap(), db.clone(), |_| {}).await;
+    let r = server.login("user7@example.com", common::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let upgraded = password_hash(&db, 7).await;
+    assert!(upgraded.starts_with(ARGON2ID_AT_OWASP_COST));
+
+    // Renamed in Django: the name follows, the upgraded hash stays.
+    run_sql(
+        &source,
+        "UPDATE accounts_user SET name = 'Renamed Seven' WHERE id = 7",
+    )
+    .await;
+    let report = import_ok(&db, &source, &[]);
+    assert!(
+        report.contains("0 imported, 1 updated, 0 unchanged"),
+        "{report}"
+    );
+    let row = users(&db).await.remove(0);
+    assert_eq!(row.2, "Renamed Seven");
+    assert_eq!(row.3, upgraded);
+
+    // A new password in Django replaces the hash.
+    run_sql(
+        &source,
+        "UPDATE accounts_user SET password = \
+         'bcrypt_sha256$$2b$12$jpQtm3nhQ2FS2yXRAWiRRuVDu6dqYVR0EHlmT8jGnCLKMNly6beRS' WHERE id = 7",
+    )
+    .await;
+    let report = import_ok(&db, &source, &[]);
+    assert!(report.contains("1 updated"), "{report}");
+    assert!(password_hash(&db, 7).await.starts_with("bcrypt_sha256$"));
+    let r = server.login("user7@example.com", common::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(password_hash(&db, 7)
+        .await
+        .starts_with(ARGON2ID_AT_OWASP_COST));
 }
 
 #[tokio::test]
