@@ -226,7 +226,12 @@ fn assert_no_secret(run: &Run) {
 async fn no_password_token_or_key_reaches_the_text_log_at_debug() {
     let run = drive("text").await;
     assert_no_secret(&run);
-    assert!(run.log.contains("login_failed"));
+    let failed = run
+        .log
+        .lines()
+        .find(|l| l.contains("login_failed"))
+        .expect("login_failed logged");
+    assert!(failed.contains(" request_id="), "{failed}");
     assert!(run.log.contains("refresh_reuse_detected"));
 }
 
@@ -252,7 +257,7 @@ async fn json_logs_carry_the_request_id_on_every_request_line_and_no_secret() {
         assert!(!found.is_empty(), "{name} logged");
         for line in found {
             assert_eq!(line["target"], "latchkey::security", "{line}");
-            let id = line["span"]["id"].as_str().unwrap_or_default();
+            let id = line["request_id"].as_str().unwrap_or_default();
             assert_eq!(
                 id.len(),
                 if id == "trace-me-123" { 12 } else { 32 },
@@ -262,11 +267,15 @@ async fn json_logs_carry_the_request_id_on_every_request_line_and_no_secret() {
     }
     assert!(events("login_throttled")
         .iter()
-        .any(|l| l["span"]["id"] == "trace-me-123"));
+        .any(|l| l["request_id"] == "trace-me-123"));
     // Every line written while serving a request carries its id.
     let served: Vec<_> = lines.iter().filter(|l| l["message"] == "served").collect();
     assert!(served.len() >= 10, "one access line per request at DEBUG");
     for line in served {
-        assert!(line["span"]["id"].is_string(), "{line}");
+        assert!(line["request_id"].is_string(), "{line}");
+        assert!(
+            line["path"].is_string() && line["status"].is_number(),
+            "{line}"
+        );
     }
 }

@@ -23,7 +23,6 @@ use ids::RandomId;
 use password::{HashError, Hasher, Password, PasswordPolicy};
 use throttle::ThrottlePolicy;
 use tokens::{Claims, TokenCodec, TokenError, TokenType};
-use tracing::Instrument as _;
 
 use crate::metrics::{LoginOutcome, Metrics, RefreshOutcome, Revocation, Sampled};
 use crate::store::{
@@ -410,8 +409,8 @@ impl Auth {
             }
             result
         };
-        // The request's span goes along, so its log lines keep the request id.
-        tokio::spawn(attempt.instrument(tracing::Span::current()))
+        // The request id goes along, so its log lines keep it.
+        tokio::spawn(crate::telemetry::in_current_request(attempt))
             .await
             .map_err(|e| AuthError::Internal(format!("login task failed: {e}")))?
     }

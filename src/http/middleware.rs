@@ -11,8 +11,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use tracing::Instrument as _;
-
 use super::error::{self, ApiError};
 use super::AppState;
 
@@ -42,17 +40,22 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     let method = req.method().clone();
-    // The path only: query strings may carry secrets.
-    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %req.uri().path());
-    let mut response = handle(&state, route.as_deref(), req, next)
-        .instrument(span.clone())
-        .await;
+    let request_id: std::sync::Arc<str> = request_id.into();
+    let mut response = crate::telemetry::with_request_id(request_id.clone(), async {
+        // The path only: query strings may carry secrets. Copied only when
+        // the access line will be written.
+        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
+        let response = handle(&state, route.as_deref(), req, next).await;
+        if let Some(path) = path {
+            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(method = %method, path, status = response.status().as_u16(), latency_ms, "served");
+        }
+        response
+    })
+    .await;
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    span.in_scope(|| {
-        tracing::debug!(status, latency_ms = elapsed.as_secs_f64() * 1e3, "served");
-    });
     state.auth.metrics().http_request(
         route.as_deref().unwrap_or("unmatched"),
         method.as_str(),
