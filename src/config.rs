@@ -7,10 +7,16 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::auth::keys::KeyTooShort;
+use crate::auth::legacy::import::DjangoImportOptions;
+use crate::auth::legacy::tokens::DjangoKey;
 use crate::auth::SecretKey;
 
 /// The environment variable holding the signing key.
 pub const SECRET_KEY_ENV: &str = "LATCHKEY_SECRET_KEY";
+
+/// The environment variable holding the Django `SECRET_KEY` (or SimpleJWT's
+/// `SIGNING_KEY`) during a migration from Django.
+pub const LEGACY_DJANGO_KEY_ENV: &str = "LATCHKEY_LEGACY_DJANGO_KEY";
 
 /// Every option of `latchkey serve` (and the subset the other commands use).
 ///
@@ -54,6 +60,13 @@ pub struct Config {
     /// and kept in the database, so restarts keep tokens valid.
     #[arg(skip)]
     pub secret_key: Option<SecretKey>,
+
+    /// The Django project's `SECRET_KEY` (SimpleJWT's signing key), read from
+    /// `LATCHKEY_LEGACY_DJANGO_KEY` only. Set during a migration from Django:
+    /// tokens SimpleJWT issued are then accepted (access tokens until they
+    /// expire, refresh tokens once). Unset: no legacy token is accepted.
+    #[arg(skip)]
+    pub legacy_django_key: Option<DjangoKey>,
 
     /// Comma-separated origins allowed to call the API with credentials (CORS)
     /// and to send unsafe requests (CSRF Origin check).
@@ -194,10 +207,15 @@ impl Config {
             .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))
     }
 
-    /// Fill in [`Config::secret_key`] from `LATCHKEY_SECRET_KEY`, if set.
+    /// Fill in [`Config::secret_key`] from `LATCHKEY_SECRET_KEY`, if set, and
+    /// [`Config::legacy_django_key`] from `LATCHKEY_LEGACY_DJANGO_KEY`, if set
+    /// and not empty.
     pub fn with_secret_from_env(mut self) -> Result<Self, KeyTooShort> {
         if let Some(value) = std::env::var_os(SECRET_KEY_ENV) {
             self.secret_key = Some(value.to_string_lossy().parse()?);
+        }
+        if let Some(value) = std::env::var_os(LEGACY_DJANGO_KEY_ENV) {
+            self.legacy_django_key = value.to_string_lossy().parse().ok();
         }
         Ok(self)
     }
@@ -210,6 +228,73 @@ impl Config {
     /// Refresh token and session lifetime.
     pub fn refresh_lifetime(&self) -> Duration {
         Duration::from_secs(self.refresh_token_lifetime_seconds)
+    }
+}
+
+/// `latchkey import django`: where the Django users are.
+#[derive(Debug, Clone, Args)]
+pub struct DjangoImportArgs {
+    /// The Django database: `sqlite://PATH` or `postgres://user@host:port/db`
+    /// (read only, never written).
+    #[arg(long = "from", env = "LATCHKEY_DJANGO_DATABASE_URL")]
+    pub from: String,
+
+    /// The user model's table. Default: `accounts_user` if it exists (a
+    /// custom model like the seed's), else Django's stock `auth_user`.
+    #[arg(long, env = "LATCHKEY_DJANGO_USER_TABLE")]
+    pub user_table: Option<String>,
+
+    /// The column imported as the name. Default: `name` if the table has it,
+    /// else `username`.
+    #[arg(long, env = "LATCHKEY_DJANGO_NAME_COLUMN")]
+    pub name_column: Option<String>,
+
+    /// The primary key column (kept as the latchkey user id).
+    #[arg(long, env = "LATCHKEY_DJANGO_ID_COLUMN", default_value = "id")]
+    pub id_column: String,
+
+    /// The email column.
+    #[arg(long, env = "LATCHKEY_DJANGO_EMAIL_COLUMN", default_value = "email")]
+    pub email_column: String,
+
+    /// The password hash column.
+    #[arg(
+        long,
+        env = "LATCHKEY_DJANGO_PASSWORD_COLUMN",
+        default_value = "password"
+    )]
+    pub password_column: String,
+
+    /// The active flag column.
+    #[arg(
+        long,
+        env = "LATCHKEY_DJANGO_ACTIVE_COLUMN",
+        default_value = "is_active"
+    )]
+    pub active_column: String,
+
+    /// The join date column.
+    #[arg(
+        long,
+        env = "LATCHKEY_DJANGO_JOINED_COLUMN",
+        default_value = "date_joined"
+    )]
+    pub joined_column: String,
+}
+
+impl DjangoImportArgs {
+    /// The options the importer takes.
+    pub fn options(&self) -> DjangoImportOptions {
+        DjangoImportOptions {
+            from: self.from.clone(),
+            user_table: self.user_table.clone(),
+            name_column: self.name_column.clone(),
+            id_column: self.id_column.clone(),
+            email_column: self.email_column.clone(),
+            password_column: self.password_column.clone(),
+            active_column: self.active_column.clone(),
+            joined_column: self.joined_column.clone(),
+        }
     }
 }
 

@@ -48,6 +48,9 @@ pub enum StartError {
     /// The OpenAPI document could not be serialised.
     #[error("OpenAPI document: {0}")]
     OpenApi(#[from] serde_json::Error),
+    /// `latchkey import` failed; nothing was imported.
+    #[error("import: {0}")]
+    Import(#[from] auth::legacy::import::ImportError),
 }
 
 /// Open the configured database and apply pending migrations.
@@ -122,7 +125,8 @@ impl App {
             },
             csrf_max_age: config.csrf_token_max_age_seconds,
         };
-        let auth = Auth::new(store.clone(), key, hasher, policies, metrics);
+        let auth = Auth::new(store.clone(), key, hasher, policies, metrics)
+            .with_legacy_django(config.legacy_django_key.as_ref());
         let state = std::sync::Arc::new(http::Shared {
             auth,
             origins: http::middleware::Origins::new(&config.allowed_origins),

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use latchkey::auth::admin::{Admin, Changed, UserRef};
 use latchkey::auth::password::Password;
 use latchkey::auth::AuthError;
-use latchkey::config::Config;
+use latchkey::config::{Config, DjangoImportArgs};
 use latchkey::{telemetry, App, StartError};
 
 /// latchkey: an authentication API server for single-page apps.
@@ -28,6 +28,9 @@ enum Command {
     /// Delete expired sessions, refresh tokens and throttle counters (like
     /// SimpleJWT's `flushexpiredtokens`). Safe to run while serving.
     FlushExpired(Config),
+    /// Import users from another system into the configured database.
+    #[command(subcommand)]
+    Import(ImportFrom),
     /// Print the OpenAPI 3.1 document (the one served at /openapi.json).
     Openapi,
     /// Manage users (like Django's createsuperuser / changepassword).
@@ -83,7 +86,21 @@ struct Target {
     config: Config,
 }
 
-const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).";
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// Users from a Django database (ids, emails, names, active flags, join
+    /// dates and password hashes, which logins upgrade to Argon2id), and
+    /// SimpleJWT's blacklisted refresh tokens. Idempotent: run it again to
+    /// pick up what changed in Django since.
+    Django {
+        #[command(flatten)]
+        source: DjangoImportArgs,
+        #[command(flatten)]
+        config: Config,
+    },
+}
+
+const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token signing key, at least 32 bytes. Never a flag, so it stays out of\n                       the process list. Unset: a random key is generated once and kept in\n                       the database (shared by every instance on it).\n  LATCHKEY_LEGACY_DJANGO_KEY  The Django project's SECRET_KEY, during a migration from Django:\n                       tokens SimpleJWT issued are accepted (access until they expire, refresh\n                       once). Unset: no legacy token is accepted.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -100,6 +117,9 @@ async fn main() -> ExitCode {
                 .map(|_| tracing::info!("migrations applied"))
         }
         Command::FlushExpired(config) => flush_expired(config).await,
+        Command::Import(ImportFrom::Django { source, config }) => {
+            import_django(config, source).await
+        }
         Command::Openapi => print_openapi(),
         Command::User(command) => user(command).await,
         Command::Sessions(SessionsCommand::Revoke { user, config }) => {
@@ -285,9 +305,21 @@ async fn flush_expired(config: Config) -> Result<(), latchkey::StartError> {
     let window = i64::try_from(config.login_throttle_window_seconds).unwrap_or(i64::MAX / 4);
     let flushed = store.flush_expired(latchkey::auth::now(), window).await?;
     println!(
-        "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters",
-        flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters
+        "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters, {} expired legacy token ids",
+        flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters, flushed.legacy_tokens
     );
+    Ok(())
+}
+
+async fn import_django(
+    config: Config,
+    source: DjangoImportArgs,
+) -> Result<(), latchkey::StartError> {
+    telemetry::init(config.log_format, &config.log);
+    let store = latchkey::open_store(&config).await?;
+    let report = latchkey::auth::legacy::import::import_django(&store, &source.options()).await;
+    store.close().await;
+    print!("{}", report?);
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod csrf;
 pub mod ids;
 pub mod keys;
+pub mod legacy;
 pub mod password;
 pub mod throttle;
 pub mod tokens;
@@ -271,6 +272,8 @@ pub struct Auth {
     tokens: TokenPolicy,
     throttle: ThrottlePolicy,
     metrics: Metrics,
+    /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
+    legacy: Option<legacy::tokens::SimpleJwtVerifier>,
 }
 
 /// Seconds since the Unix epoch.
@@ -313,6 +316,7 @@ impl Auth {
             tokens: policies.tokens,
             throttle: policies.throttle,
             metrics,
+            legacy: None,
         }
     }
 
@@ -474,7 +478,7 @@ impl Auth {
             .as_ref()
             .filter(|u| u.is_active && within_limit)
             .map(|u| u.password_hash.clone());
-        let verified = match self.hasher.verify(password, stored_hash).await {
+        let verified = match self.hasher.verify_and_upgrade(password, stored_hash).await {
             Ok(verified) => verified,
             Err(e) => {
                 // No password was checked (queue full): the attempt does not count.
@@ -485,7 +489,7 @@ impl Auth {
             }
         };
         let user = match user {
-            Some(user) if verified => user,
+            Some(user) if verified.matched => user,
             _ => {
                 tracing::info!(target: "latchkey::security", event = "login_failed", client = %client.addr);
                 return Err(AuthError::InvalidCredentials);
@@ -495,8 +499,31 @@ impl Auth {
         self.store
             .throttle_settle(&[&account_key], &[&address_key])
             .await?;
+        if let Some(upgraded) = verified.upgraded {
+            self.store_upgraded_hash(&user, &upgraded).await;
+        }
         let tokens = self.start_session(&user, client, now).await?;
         Ok((view(&user), tokens))
+    }
+
+    /// Replace a user's hash after a login found it outdated (imported from
+    /// Django, or below the configured cost). Best effort: the login succeeds
+    /// either way, and the next one tries again.
+    async fn store_upgraded_hash(&self, user: &UserRecord, upgraded: &str) {
+        match self
+            .store
+            .replace_password_hash(user.id, &user.password_hash, upgraded)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(target: "latchkey::security", event = "password_rehashed", user_id = user.id);
+            }
+            // The password changed meanwhile: the newer hash wins.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(target: "latchkey::security", event = "password_rehash_failed", user_id = user.id, error = %e);
+            }
+        }
     }
 
     async fn start_session(
@@ -564,7 +591,10 @@ impl Auth {
     /// every call, so a logout on any instance takes effect at once.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = now();
-        let claims = self.codec.decode(access_token, TokenType::Access, now)?;
+        let claims = match self.codec.decode(access_token, TokenType::Access, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_principal(access_token, own, now).await,
+        };
         self.principal(claims, now).await
     }
 
@@ -589,7 +619,10 @@ impl Auth {
     /// `/auth/token/verify/`: whether a token of either type is valid now.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = now();
-        let claims = self.codec.decode_any(token, now)?;
+        let claims = match self.codec.decode_any(token, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_verify(token, own, now).await,
+        };
         match claims.token_type {
             TokenType::Access => self.principal(claims, now).await.map(|_| ()),
             TokenType::Refresh => {
@@ -626,7 +659,10 @@ impl Auth {
 
     async fn rotate(&self, refresh_token: &str) -> Result<(TokenPair, RefreshOutcome), AuthError> {
         let now = now();
-        let claims = self.codec.decode(refresh_token, TokenType::Refresh, now)?;
+        let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_refresh(refresh_token, own, now).await,
+        };
         let jti = claims.jti.as_str();
         let next_jti = RandomId::generate()?;
         let next = NewRefreshToken {
@@ -693,7 +729,10 @@ impl Auth {
     /// and the session of the caller's access token with it.
     pub async fn logout(&self, caller: &Principal, refresh_token: &str) -> Result<(), AuthError> {
         let now = now();
-        let claims = self.codec.decode(refresh_token, TokenType::Refresh, now)?;
+        let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
+            Ok(claims) => claims,
+            Err(own) => return self.legacy_logout(caller, refresh_token, own, now).await,
+        };
         let state = self
             .store
             .refresh_token_state(claims.jti.as_str(), now)

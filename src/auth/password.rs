@@ -159,6 +159,23 @@ fn quick_ratio(a: &str, b: &str) -> f64 {
     2.0 * matches as f64 / total as f64
 }
 
+/// The outcome of a login's password check.
+pub struct Verified {
+    /// The password matched the stored hash.
+    pub matched: bool,
+    /// A new Argon2id hash of the password, when the stored one should be replaced.
+    pub upgraded: Option<String>,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("matched", &self.matched)
+            .field("upgraded", &self.upgraded.is_some())
+            .finish()
+    }
+}
+
 /// Why hashing could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -307,13 +324,44 @@ impl Hasher {
 
     /// Check `password` against `phc` (or, for an unknown account, against a
     /// dummy hash, spending the same work). False for unparsable hashes.
+    /// Hashes imported from Django are accepted too.
     pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
         let (known, phc) = match phc {
             Some(phc) => (true, phc),
             None => (false, self.inner.dummy_hash.clone()),
         };
-        let matched = self.run(move || verify_blocking(&password, &phc)).await?;
+        let params = self.inner.params.clone();
+        let matched = self
+            .run(move || verify_stored(&password, &phc, &params).0)
+            .await?;
         Ok(known && matched)
+    }
+
+    /// As [`Hasher::verify`], for a login: also accepts hashes imported from
+    /// Django, and after a match whose hash is not Argon2id at this hasher's
+    /// parameters (a Django hash, or the configured cost changed), hashes the
+    /// password again, on the same worker, for the caller to store.
+    pub async fn verify_and_upgrade(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<Verified, HashError> {
+        let (known, stored) = match stored {
+            Some(stored) => (true, stored),
+            None => (false, self.inner.dummy_hash.clone()),
+        };
+        let params = self.inner.params.clone();
+        self.run(move || {
+            let (matched, outdated) = verify_stored(&password, &stored, &params);
+            let matched = known && matched;
+            let upgraded = if matched && outdated {
+                hash_blocking(&params, &password).ok()
+            } else {
+                None
+            };
+            Verified { matched, upgraded }
+        })
+        .await
     }
 
     /// Hash `password` after checking it against `policy`; the violations when it fails.
@@ -387,16 +435,36 @@ fn argon2id(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
+    argon2_with(Algorithm::Argon2id, params, password, salt, out)
+}
+
+/// Argon2 (of the given variant) into `out`, in this thread's reused memory.
+fn argon2_with(
+    algorithm: Algorithm,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let argon2 = Argon2::new(algorithm, Version::V0x13, params.clone());
+    let needed = params.block_count();
+    if needed > MAX_KEPT_BLOCKS {
+        // A costlier hash than a worker keeps memory for (Django's argon2
+        // uses 100 MiB): memory for this one computation only.
+        let mut blocks = vec![argon2::Block::default(); needed];
+        return argon2.hash_password_into_with_memory(password, salt, out, &mut blocks);
+    }
     BLOCKS.with(|blocks| {
         let mut blocks = blocks.borrow_mut();
-        let needed = params.block_count();
         if blocks.len() < needed {
             blocks.resize(needed, argon2::Block::default());
         }
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-            .hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
     })
 }
+
+/// Most Argon2 memory a worker keeps between jobs, in 1 KiB blocks (64 MiB).
+const MAX_KEPT_BLOCKS: usize = 64 * 1024;
 
 fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> String {
     format!(
@@ -421,6 +489,45 @@ fn hash_blocking(params: &Params, password: &Password) -> Result<String, HashErr
 /// Verify against an Argon2id PHC string, with the parameters it records,
 /// comparing in constant time.
 fn verify_blocking(password: &Password, phc: &str) -> bool {
+    verify_argon2_phc(password, phc)
+}
+
+/// Whether `phc` is an Argon2id hash at exactly `params` (else a successful
+/// login rehashes it: the configured cost changed, or it is not ours).
+fn at_params(phc: &str, params: &Params) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let Ok(recorded) = Params::try_from(&hash) else {
+        return false;
+    };
+    hash.algorithm.as_str() == "argon2id"
+        && hash.version == Some(0x13)
+        && recorded.m_cost() == params.m_cost()
+        && recorded.t_cost() == params.t_cost()
+        && recorded.p_cost() == params.p_cost()
+        && hash
+            .hash
+            .is_some_and(|h| Some(h.len()) == params.output_len())
+}
+
+/// Check `password` against whatever `stored` holds: latchkey's Argon2id, or
+/// a hash imported from Django. The second value says whether a match should
+/// be rehashed at `params`.
+fn verify_stored(password: &Password, stored: &str, params: &Params) -> (bool, bool) {
+    if let Some(matched) = super::legacy::hashes::verify(password, stored) {
+        return (matched, true);
+    }
+    (
+        verify_blocking(password, stored),
+        !at_params(stored, params),
+    )
+}
+
+/// Verify against an Argon2 PHC string (`argon2id`, or Django's older
+/// `argon2i`; version 0x13), with the parameters it records, comparing in
+/// constant time. Runs on a hashing worker only.
+pub(crate) fn verify_argon2_phc(password: &Password, phc: &str) -> bool {
     use subtle::ConstantTimeEq as _;
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
@@ -428,7 +535,12 @@ fn verify_blocking(password: &Password, phc: &str) -> bool {
     let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
         return false;
     };
-    if hash.algorithm.as_str() != "argon2id" || hash.version.is_some_and(|v| v != 0x13) {
+    let algorithm = match hash.algorithm.as_str() {
+        "argon2id" => Algorithm::Argon2id,
+        "argon2i" => Algorithm::Argon2i,
+        _ => return false,
+    };
+    if hash.version.is_some_and(|v| v != 0x13) {
         return false;
     }
     let Ok(recorded) = Params::try_from(&hash) else {
@@ -450,7 +562,14 @@ fn verify_blocking(password: &Password, phc: &str) -> bool {
         return false;
     };
     let mut computed = vec![0u8; expected.len()];
-    argon2id(&params, password.expose().as_bytes(), salt, &mut computed).is_ok()
+    argon2_with(
+        algorithm,
+        &params,
+        password.expose().as_bytes(),
+        salt,
+        &mut computed,
+    )
+    .is_ok()
         && bool::from(computed.as_slice().ct_eq(expected.as_bytes()))
 }
 
@@ -681,6 +800,67 @@ mod tests {
             .await
             .unwrap());
     }
+
+    #[tokio::test]
+    async fn a_hash_at_the_configured_cost_is_kept_and_one_at_another_cost_upgraded() {
+        let current = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 4).unwrap();
+        let stored = current.hash(Password::new(PW.into())).await.unwrap();
+        let kept = current
+            .verify_and_upgrade(Password::new(PW.into()), Some(stored.clone()))
+            .await
+            .unwrap();
+        assert!(kept.matched);
+        assert!(kept.upgraded.is_none());
+
+        let raised = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS + 1, 1, 4).unwrap();
+        let upgraded = raised
+            .verify_and_upgrade(Password::new(PW.into()), Some(stored))
+            .await
+            .unwrap();
+        assert!(upgraded.matched);
+        let new_hash = upgraded.upgraded.expect("rehashed at the raised cost");
+        assert!(
+            new_hash.starts_with("$argon2id$v=19$m=19456,t=3,p=1$"),
+            "{new_hash}"
+        );
+        assert!(raised
+            .verify(Password::new(PW.into()), Some(new_hash))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_django_hash_verifies_and_is_upgraded_to_argon2id() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 4).unwrap();
+        // Django 5.2's pbkdf2_sha256 of PW, at 1000 iterations.
+        let django =
+            "pbkdf2_sha256$1000$HqBXTtbp7Qrit6N65bnKBP$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=";
+        let v = hasher
+            .verify_and_upgrade(Password::new(PW.into()), Some(django.into()))
+            .await
+            .unwrap();
+        assert!(v.matched);
+        let shown = format!("{v:?}");
+        assert!(!shown.contains("argon2"), "{shown}");
+        let new_hash = v.upgraded.expect("a Django hash is always upgraded");
+        assert!(
+            new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{new_hash}"
+        );
+
+        let wrong = hasher
+            .verify_and_upgrade(Password::new("wrong".into()), Some(django.into()))
+            .await
+            .unwrap();
+        assert!(!wrong.matched && wrong.upgraded.is_none());
+        let unknown = hasher
+            .verify_and_upgrade(Password::new(PW.into()), None)
+            .await
+            .unwrap();
+        assert!(!unknown.matched && unknown.upgraded.is_none());
+    }
+
+    const PW: &str = "Tr1cky-Lantern-Owl";
 
     #[tokio::test]
     async fn an_absurd_memory_cost_in_a_stored_hash_is_refused_not_attempted() {

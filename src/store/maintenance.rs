@@ -12,6 +12,8 @@ pub struct Flushed {
     pub refresh_tokens: u64,
     /// Throttle counters whose window has ended.
     pub throttle_counters: u64,
+    /// Ids of SimpleJWT tokens (blacklisted or redeemed) past their expiry.
+    pub legacy_tokens: u64,
 }
 
 /// Rows deleted per statement.
@@ -48,10 +50,18 @@ impl Store {
                 now - throttle_window,
             )
             .await?;
+        let legacy_tokens = self
+            .delete_in_batches(
+                "DELETE FROM legacy_tokens WHERE jti IN \
+                 (SELECT jti FROM legacy_tokens WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            )
+            .await?;
         Ok(Flushed {
             sessions,
             refresh_tokens,
             throttle_counters,
+            legacy_tokens,
         })
     }
 

@@ -7,6 +7,8 @@
 //! Constraint violations and connectivity failures become [`StoreError`]
 //! variants here, so the layers above never see a `sqlx::Error`.
 
+pub mod import;
+mod legacy;
 mod maintenance;
 mod session_cache;
 mod sessions;
@@ -21,6 +23,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _};
 
+pub use legacy::{LegacyRedemption, LegacyTokenState, LegacyTokenUser};
 pub use maintenance::Flushed;
 pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser};
 pub use throttle::ThrottleWindow;

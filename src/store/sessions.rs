@@ -65,7 +65,22 @@ const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
                               VALUES ($1, $2, $3, $4, $5)";
 
-fn insert_refresh<'q>(
+pub(super) fn insert_session<'q>(
+    s: &'q NewSession<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.now)
+    .bind(s.expires_at)
+    .bind(s.client_addr)
+    .bind(s.user_agent)
+}
+
+pub(super) fn insert_refresh<'q>(
     t: &'q NewRefreshToken<'q>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     sqlx::query(INSERT_REFRESH)
@@ -84,18 +99,7 @@ impl Store {
         first: &NewRefreshToken<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent) \
-             VALUES ($1, $2, $3, $3, $4, $5, $6)",
-        )
-        .bind(s.id)
-        .bind(s.user_id)
-        .bind(s.now)
-        .bind(s.expires_at)
-        .bind(s.client_addr)
-        .bind(s.user_agent)
-        .execute(&mut *tx)
-        .await?;
+        insert_session(s).execute(&mut *tx).await?;
         insert_refresh(first).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -328,6 +332,7 @@ pub(super) async fn revoke_all_of(
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    super::legacy::revoke_legacy_tokens_of(tx, user_id, now).await?;
     Ok(revoked)
 }
 

@@ -1,0 +1,201 @@
+//! What the migration window from Django needs: the `legacy_tokens` table
+//! (SimpleJWT refresh tokens Django blacklisted, and those already exchanged
+//! for a latchkey session), the user a legacy token names, and the
+//! compare-and-swap that stores an upgraded password hash.
+
+use sqlx::Row as _;
+
+use super::sessions::{insert_refresh, insert_session};
+use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
+
+/// `legacy_tokens.state` of a token Django blacklisted.
+pub(super) const BLACKLISTED: &str = "blacklisted";
+/// `legacy_tokens.state` of a token exchanged for a latchkey session.
+const REDEEMED: &str = "redeemed";
+
+/// What became of an attempt to exchange a legacy refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacyRedemption {
+    /// First use: the session and its first refresh token were created.
+    Redeemed,
+    /// Django blacklisted it before the import.
+    Blacklisted,
+    /// It was exchanged before, at `redeemed_at`, for session `session_id`.
+    AlreadyRedeemed {
+        /// The session the first exchange started.
+        session_id: Option<String>,
+        /// When.
+        redeemed_at: i64,
+    },
+}
+
+/// A user a SimpleJWT token may name: imported from Django, and active.
+#[derive(Debug, Clone)]
+pub struct LegacyTokenUser {
+    /// The user.
+    pub user: SessionUser,
+    /// When all of the user's sessions were last ended; SimpleJWT tokens
+    /// issued before are refused.
+    pub tokens_revoked_at: Option<i64>,
+}
+
+/// Refuse every SimpleJWT token of `user_id` issued up to `now`: part of
+/// ending all of a user's sessions (logout everywhere, password change,
+/// deactivation). Nothing for users latchkey made.
+pub(super) async fn revoke_legacy_tokens_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE django_imported_users SET legacy_tokens_revoked_at = $1 WHERE user_id = $2",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What latchkey knows of a legacy token id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyTokenState {
+    /// Blacklisted in Django.
+    Blacklisted,
+    /// Already exchanged for a latchkey session.
+    Redeemed,
+}
+
+impl Store {
+    /// The user a legacy token's `user_id` names, if that user was imported
+    /// from Django (an id latchkey gave out itself is someone else) and is
+    /// active.
+    pub async fn legacy_token_user(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<LegacyTokenUser>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, d.legacy_tokens_revoked_at \
+             FROM users u JOIN django_imported_users d ON d.user_id = u.id \
+             WHERE u.id = $1 AND u.is_active = 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(LegacyTokenUser {
+            user: SessionUser {
+                user_id: row.try_get(0)?,
+                email: row.try_get(1)?,
+                name: row.try_get(2)?,
+            },
+            tokens_revoked_at: row.try_get(3)?,
+        }))
+    }
+
+    /// Exchange legacy refresh token `jti` (expiring at `expires_at`) for a
+    /// new session: record the jti as redeemed and start `session` with
+    /// `first`, all or nothing. Of any number of concurrent attempts, exactly
+    /// one redeems; the others see what it recorded.
+    pub async fn redeem_legacy_refresh(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        session: &NewSession<'_>,
+        first: &NewRefreshToken<'_>,
+    ) -> Result<LegacyRedemption, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let recorded = sqlx::query(
+            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(REDEEMED)
+        .bind(session.id)
+        .bind(session.now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded == 1 {
+            insert_session(session).execute(&mut *tx).await?;
+            insert_refresh(first).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(LegacyRedemption::Redeemed);
+        }
+        let row =
+            sqlx::query("SELECT state, session_id, recorded_at FROM legacy_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_one(&mut *tx)
+                .await?;
+        let state: String = row.try_get(0)?;
+        Ok(if state == REDEEMED {
+            LegacyRedemption::AlreadyRedeemed {
+                session_id: row.try_get(1)?,
+                redeemed_at: row.try_get(2)?,
+            }
+        } else {
+            LegacyRedemption::Blacklisted
+        })
+    }
+
+    /// Blacklist legacy refresh token `jti` (a logout presented it). False
+    /// when it was blacklisted or redeemed already.
+    pub async fn blacklist_legacy_refresh(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
+             VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(BLACKLISTED)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Whether legacy token `jti` was blacklisted or redeemed.
+    pub async fn legacy_token_state(
+        &self,
+        jti: &str,
+    ) -> Result<Option<LegacyTokenState>, StoreError> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM legacy_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(state.map(|s| {
+            if s == REDEEMED {
+                LegacyTokenState::Redeemed
+            } else {
+                LegacyTokenState::Blacklisted
+            }
+        }))
+    }
+
+    /// Replace user `user_id`'s password hash with `new_hash`, only if it is
+    /// still `old_hash` (a password changed meanwhile wins). True if replaced.
+    pub async fn replace_password_hash(
+        &self,
+        user_id: i64,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+                .bind(new_hash)
+                .bind(user_id)
+                .bind(old_hash)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(replaced == 1)
+    }
+}

@@ -1,0 +1,47 @@
+//! Raising the Argon2id cost: existing hashes are upgraded at the next login.
+
+mod common;
+
+use common::{fresh_database_url, TestServer, PASSWORD};
+use reqwest::StatusCode;
+use sqlx::Row as _;
+
+async fn stored_hash(database_url: &str, email: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    let row = sqlx::query("SELECT password_hash FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    row.get(0)
+}
+
+#[tokio::test]
+async fn a_login_rehashes_a_password_when_the_configured_cost_was_raised() {
+    // The database outlives the first server (which deletes its own directory).
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database_url(&dir).await;
+    let before = TestServer::start_on(tempfile::tempdir().unwrap(), db.clone(), |_| {}).await;
+    before.register("Cost Raiser", "raiser@example.com").await;
+    let old = stored_hash(&db, "raiser@example.com").await;
+    assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+    drop(before);
+
+    let after = TestServer::start_on(tempfile::tempdir().unwrap(), db.clone(), |c| {
+        c.argon2_iterations = 3;
+    })
+    .await;
+    let r = after.login("raiser@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let new = stored_hash(&db, "raiser@example.com").await;
+    assert!(new.starts_with("$argon2id$v=19$m=19456,t=3,p=1$"), "{new}");
+
+    // At the configured cost now: the next login leaves it alone.
+    let r = after.login("raiser@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(stored_hash(&db, "raiser@example.com").await, new);
+    let wrong = after.login("raiser@example.com", "not-the-password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
