@@ -196,8 +196,9 @@ const WAIT_BUCKETS: [f64; 10] = [0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /// (`workers` of them, never the async runtime's), with at most `queue` jobs
 /// waiting; beyond that, [`HashError::Overloaded`] at once.
 ///
-/// Each worker keeps its Argon2 memory between jobs: no 19 MiB allocation per
-/// hash, and resident memory bounded by `workers` × the memory cost.
+/// Argon2 memory is reused between jobs while the workers are busy (no
+/// 19 MiB allocation per hash; resident memory bounded by `workers` × the
+/// memory cost) and released after a second without work.
 #[derive(Clone)]
 pub struct Hasher {
     inner: Arc<HasherInner>,
@@ -238,6 +239,7 @@ impl Hasher {
         getrandom::getrandom(&mut output).map_err(|e| HashError::Failed(e.to_string()))?;
         let dummy_hash = phc_string(&params, &salt, &output);
 
+        large_allocations_unmap_on_free();
         let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -393,10 +395,19 @@ fn worker(
     lower_own_priority();
     loop {
         let job = match receiver.lock() {
-            Ok(rx) => rx.recv(),
+            Ok(rx) => rx.recv_timeout(IDLE_RELEASE),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
+        let job = match job {
+            Ok(job) => job,
+            // No job for a while: every worker is idle (the others wait for
+            // the receiver), so their Argon2 memory can go back to the OS.
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                release_spare_memory();
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         busy.fetch_add(1, Ordering::AcqRel);
         queued.fetch_sub(1, Ordering::AcqRel);
         // A panicking job must not take the worker down with it; its caller
@@ -423,9 +434,36 @@ fn lower_own_priority() {
 /// corrupt or hostile hash must not exhaust the machine.
 const MAX_VERIFY_MEMORY_KIB: u32 = 1 << 20;
 
-thread_local! {
-    /// Argon2 working memory, kept by each worker between jobs.
-    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Argon2 working memory not in use, kept between jobs so a busy worker does
+/// not allocate (and fault in) 19 MiB per hash; handed back to the OS once
+/// the workers have been idle for [`IDLE_RELEASE`].
+static SPARE: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// How long the workers stay idle before their spare memory is released.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn release_spare_memory() {
+    let released = match SPARE.lock() {
+        Ok(mut spare) => std::mem::take(&mut *spare).len(),
+        Err(_) => 0,
+    };
+    if released > 0 {
+        tracing::debug!(buffers = released, "idle: password-hash memory released");
+    }
+}
+
+/// Make glibc serve allocations of a MiB or more with their own mappings,
+/// returned to the OS when freed. By default it raises that threshold to
+/// the size of the first large block freed, after which the next 19 MiB
+/// Argon2 buffers come from a thread's arena, where freeing them never
+/// lowers resident memory.
+fn large_allocations_unmap_on_free() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; any value is valid and
+    // a failure leaves the default in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 /// Argon2id of `password` with `salt` into `out`, in this thread's reused memory.
@@ -454,13 +492,19 @@ fn argon2_with(
         let mut blocks = vec![argon2::Block::default(); needed];
         return argon2.hash_password_into_with_memory(password, salt, out, &mut blocks);
     }
-    BLOCKS.with(|blocks| {
-        let mut blocks = blocks.borrow_mut();
-        if blocks.len() < needed {
-            blocks.resize(needed, argon2::Block::default());
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
-    })
+    let mut blocks = SPARE
+        .lock()
+        .ok()
+        .and_then(|mut spare| spare.pop())
+        .unwrap_or_default();
+    if blocks.len() < needed {
+        blocks.resize(needed, argon2::Block::default());
+    }
+    let result = argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed]);
+    if let Ok(mut spare) = SPARE.lock() {
+        spare.push(blocks);
+    }
+    result
 }
 
 /// Most Argon2 memory a worker keeps between jobs, in 1 KiB blocks (64 MiB).
