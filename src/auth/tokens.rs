@@ -125,45 +125,52 @@ impl TokenCodec {
 
     /// As [`decode`](Self::decode), accepting either token type.
     pub fn decode_any(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-
-        let header_json = URL_SAFE_NO_PAD
-            .decode(header)
-            .map_err(|_| TokenError::Malformed)?;
-        let parsed: Header<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-        if parsed.alg != "HS256" || parsed.typ.is_some_and(|t| t != "JWT") {
-            return Err(TokenError::WrongAlgorithm);
-        }
-
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::Malformed)?;
-        let signed_len = header.len() + 1 + payload.len();
-        let mut mac = self.mac();
-        mac.update(&token.as_bytes()[..signed_len]);
-        // `verify_slice` compares in constant time.
-        mac.verify_slice(&signature)
-            .map_err(|_| TokenError::BadSignature)?;
-
-        let payload_json = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims =
-            serde_json::from_slice(&payload_json).map_err(|_| TokenError::Malformed)?;
+        let payload = verified_payload(&self.keyed, token)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
         Ok(claims)
     }
+}
+
+/// The decoded payload of `token` if it is a compact JWS of at most
+/// [`MAX_TOKEN_LEN`] bytes whose header names HS256 and whose signature is
+/// `keyed`'s, checked in constant time before anything else is read. Shared
+/// by latchkey's codec and the SimpleJWT verifier (`legacy::tokens`).
+pub(crate) fn verified_payload(keyed: &Hmac<Sha256>, token: &str) -> Result<Vec<u8>, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Malformed)?;
+    let parsed: Header<'_> =
+        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+    if parsed.alg != "HS256" || parsed.typ.is_some_and(|t| t != "JWT") {
+        return Err(TokenError::WrongAlgorithm);
+    }
+
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| TokenError::Malformed)?;
+    let signed_len = header.len() + 1 + payload.len();
+    let mut mac = keyed.clone();
+    mac.update(&token.as_bytes()[..signed_len]);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&signature)
+        .map_err(|_| TokenError::BadSignature)?;
+
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)
 }
 
 #[cfg(test)]

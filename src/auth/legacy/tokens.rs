@@ -7,14 +7,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::auth::ids::RandomId;
-use crate::auth::tokens::{TokenError, TokenType, MAX_TOKEN_LEN};
+use crate::auth::tokens::{verified_payload, TokenError, TokenType};
 
 /// The Django signing key (`LATCHKEY_LEGACY_DJANGO_KEY`). `Debug` never
 /// prints it. Any non-empty value is accepted: it is whatever Django used.
@@ -93,13 +91,6 @@ impl UserIdClaim {
     }
 }
 
-#[derive(Deserialize)]
-struct Header<'a> {
-    alg: &'a str,
-    #[serde(default)]
-    typ: Option<&'a str>,
-}
-
 /// Verifies SimpleJWT tokens with the Django key. Never signs any.
 #[derive(Clone)]
 pub struct SimpleJwtVerifier {
@@ -123,36 +114,7 @@ impl SimpleJwtVerifier {
     /// The claims of `token` if it is well-formed, signed with the Django
     /// key under HS256, and unexpired at `now` (of either type).
     pub fn decode(&self, token: &str, now: i64) -> Result<LegacyClaims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header_json = URL_SAFE_NO_PAD
-            .decode(header)
-            .map_err(|_| TokenError::Malformed)?;
-        let parsed: Header<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-        if parsed.alg != "HS256" || parsed.typ.is_some_and(|t| t != "JWT") {
-            return Err(TokenError::WrongAlgorithm);
-        }
-
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.keyed.clone();
-        mac.update(&token.as_bytes()[..header.len() + 1 + payload.len()]);
-        // `verify_slice` compares in constant time.
-        mac.verify_slice(&signature)
-            .map_err(|_| TokenError::BadSignature)?;
-
-        let payload_json = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::Malformed)?;
+        let payload_json = verified_payload(&self.keyed, token)?;
         let raw: RawClaims =
             serde_json::from_slice(&payload_json).map_err(|_| TokenError::Malformed)?;
         let user_id = raw.user_id.parse().ok_or(TokenError::Malformed)?;
@@ -172,6 +134,8 @@ impl SimpleJwtVerifier {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use proptest::prelude::*;
 
     pub(crate) const DJANGO_KEY: &str =
