@@ -686,20 +686,48 @@ impl Auth {
         }
 
         let just_rotated = state.last_rotated_jti.as_deref() == Some(jti);
-        if within_reuse_grace(state.rotated_at, just_rotated, now, self.tokens.reuse_grace) {
-            if self.store.add_refresh(&next).await? {
-                let pair = self.sign_pair(claims.user_id, &claims.sid, next_jti, now)?;
+        self.forgive_or_revoke(
+            claims.user_id,
+            &claims.sid,
+            state.rotated_at,
+            just_rotated,
+            &next,
+            &next_jti,
+            now,
+            false,
+        )
+        .await
+    }
+
+    /// A refresh token presented again after its rotation (or a legacy one
+    /// after its redemption) at `rotated_at`: inside the grace window, and
+    /// only for the token rotated last, `next` joins `session` and a fresh
+    /// pair is issued; anything else is reuse, and the session is revoked.
+    #[allow(clippy::too_many_arguments)]
+    async fn forgive_or_revoke(
+        &self,
+        user_id: i64,
+        session: &RandomId,
+        rotated_at: Option<i64>,
+        just_rotated: bool,
+        next: &NewRefreshToken<'_>,
+        next_jti: &RandomId,
+        now: i64,
+        legacy: bool,
+    ) -> Result<(TokenPair, RefreshOutcome), AuthError> {
+        if within_reuse_grace(rotated_at, just_rotated, now, self.tokens.reuse_grace) {
+            if self.store.add_refresh(next).await? {
+                let pair = self.sign_pair(user_id, session, next_jti.clone(), now)?;
                 return Ok((pair, RefreshOutcome::Grace));
             }
             return Err(AuthError::Token(TokenRejection::Revoked));
         }
-
         self.store
-            .revoke_session(&state.session_id, now, "refresh token reuse")
+            .revoke_session(session.as_str(), now, "refresh token reuse")
             .await?;
         self.metrics.reuse_detected();
         self.metrics.revoked(Revocation::Reuse, 1);
-        tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id = claims.user_id);
+        tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id, legacy);
         Err(AuthError::Token(TokenRejection::Revoked))
     }
 

@@ -22,7 +22,7 @@ use tokens::{DjangoKey, LegacyClaims, SimpleJwtVerifier};
 
 use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
-use super::{within_reuse_grace, Auth, AuthError, Principal, TokenPair, TokenRejection, UserView};
+use super::{Auth, AuthError, Principal, TokenPair, TokenRejection, UserView};
 use crate::metrics::{RefreshOutcome, Revocation};
 use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, NewSession, SessionUser};
 
@@ -202,27 +202,24 @@ impl Auth {
             } => {
                 let first = RandomId::parse(&first)
                     .ok_or_else(|| AuthError::Internal("stored session id is malformed".into()))?;
-                if within_reuse_grace(Some(redeemed_at), true, now, self.tokens.reuse_grace) {
-                    let next = NewRefreshToken {
-                        jti: refresh_jti.as_str(),
-                        session_id: first.as_str(),
-                        parent_jti: None,
-                        issued_at: now,
-                        expires_at,
-                    };
-                    if self.store.add_refresh(&next).await? {
-                        let pair = self.sign_pair(user.user_id, &first, refresh_jti, now)?;
-                        return Ok((pair, RefreshOutcome::Grace));
-                    }
-                    return Err(AuthError::Token(TokenRejection::Revoked));
-                }
-                self.store
-                    .revoke_session(first.as_str(), now, "legacy refresh token reuse")
-                    .await?;
-                self.metrics.reuse_detected();
-                self.metrics.revoked(Revocation::Reuse, 1);
-                tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id = user.user_id, legacy = true);
-                Err(AuthError::Token(TokenRejection::Revoked))
+                let next = NewRefreshToken {
+                    jti: refresh_jti.as_str(),
+                    session_id: first.as_str(),
+                    parent_jti: None,
+                    issued_at: now,
+                    expires_at,
+                };
+                self.forgive_or_revoke(
+                    user.user_id,
+                    &first,
+                    Some(redeemed_at),
+                    true,
+                    &next,
+                    &refresh_jti,
+                    now,
+                    true,
+                )
+                .await
             }
             LegacyRedemption::AlreadyRedeemed {
                 session_id: None, ..
