@@ -127,6 +127,7 @@ impl App {
         };
         let auth = Auth::new(store.clone(), key, hasher, policies, metrics)
             .with_legacy_django(config.legacy_django_key.as_ref());
+        let doc = http::openapi();
         let state = std::sync::Arc::new(http::Shared {
             auth,
             origins: http::middleware::Origins::new(&config.allowed_origins),
@@ -135,8 +136,8 @@ impl App {
             trusted_proxy_hops: config.trusted_proxy_hops,
             csrf_max_age: config.csrf_token_max_age_seconds,
             metrics_here: config.metrics_bind.is_none(),
-            openapi_json: serde_json::to_vec(&http::openapi())?.into(),
-            allow: http::allowed_methods(),
+            openapi_json: serde_json::to_vec(&doc)?.into(),
+            allow: http::allowed_methods(&doc),
         });
         Ok(Self {
             metrics_router: config

@@ -37,25 +37,45 @@ async fn user_with_two_sessions(s: &TestServer) -> (Value, (String, String), (St
 #[tokio::test]
 async fn the_session_list_shows_each_live_session_and_marks_the_current_one() {
     let s = TestServer::start().await;
-    let (_, (first, _), (second, _)) = user_with_two_sessions(&s).await;
+    let user = s.new_user().await;
+    let (first, _) = tokens(&user);
+    // The second session logs in with a browser's User-Agent.
+    let login = s
+        .request(Method::POST, "/auth/login")
+        .await
+        .header("User-Agent", "Mozilla/5.0 (latchkey test)")
+        .json(&json!({"email": user["email"], "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let (second, _) = tokens(&login.json().await.unwrap());
+
     let list = sessions(&s, &second).await;
     assert_eq!(list.len(), 2, "{list:?}");
     for session in &list {
-        for key in ["id", "created", "last_used", "expires"] {
-            assert!(session[key].is_string(), "{key} in {session}");
+        assert_eq!(session["id"].as_str().unwrap().len(), 32, "{session}");
+        for key in ["created", "last_used", "expires"] {
+            let value = session[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {session}"));
+            assert_eq!(value.len(), 20, "RFC 3339 UTC: {value}");
+            assert!(value.ends_with('Z'));
         }
-        assert!(session["created"].as_str().unwrap().ends_with('Z'));
         assert_eq!(session["client_addr"], "127.0.0.1");
-        assert!(session["user_agent"].is_string() || session["user_agent"].is_null());
     }
-    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
-    assert_eq!(current.len(), 1);
     let first_sid = common::claims(&first)["sid"].clone();
     let second_sid = common::claims(&second)["sid"].clone();
+    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
     assert_eq!(current[0]["id"], second_sid);
-    assert!(list
-        .iter()
-        .any(|s| s["id"] == first_sid && s["current"] == false));
+    assert_eq!(current[0]["user_agent"], "Mozilla/5.0 (latchkey test)");
+    let other = list.iter().find(|s| s["id"] == first_sid).unwrap();
+    assert_eq!(other["current"], false);
+    assert!(
+        other["user_agent"].is_null(),
+        "registered without a User-Agent"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! size checks, and JSON bodies for errors produced outside our handlers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -35,17 +35,15 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request_id(req.headers());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    // A cheap clone (an `Arc<str>` inside), not a copy of the template.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map(MatchedPath::as_str);
     let method = req.method().clone();
-    let request_id: std::sync::Arc<str> = request_id.into();
     let mut response = crate::telemetry::with_request_id(request_id.clone(), async {
         // The path only: query strings may carry secrets. Copied only when
         // the access line will be written.
         let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-        let response = handle(&state, route.as_deref(), req, next).await;
+        let response = handle(&state, route, req, next).await;
         if let Some(path) = path {
             let latency_ms = started.elapsed().as_secs_f64() * 1e3;
             tracing::debug!(method = %method, path, status = response.status().as_u16(), latency_ms, "served");
@@ -57,7 +55,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     state.auth.metrics().http_request(
-        route.as_deref().unwrap_or("unmatched"),
+        route.unwrap_or("unmatched"),
         method.as_str(),
         status,
         elapsed.as_secs_f64(),
@@ -70,13 +68,13 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
 
 /// The client's request id when it is 1–128 characters of `[A-Za-z0-9._:-]`
 /// (anything else could forge or break log lines), else a fresh one.
-fn request_id(headers: &HeaderMap) -> String {
+fn request_id(headers: &HeaderMap) -> Arc<str> {
     let given = headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_valid_request_id(v));
     match given {
-        Some(id) => id.to_owned(),
+        Some(id) => Arc::from(id),
         None => new_request_id(),
     }
 }
@@ -92,7 +90,7 @@ pub fn is_valid_request_id(id: &str) -> bool {
 /// 32 hex digits: a random per-process prefix and a counter. Unique, not
 /// secret (ids are for correlating logs, never for authorising anything).
 /// Written by hand: `format!` would cost more than the rest of a cheap request.
-fn new_request_id() -> String {
+fn new_request_id() -> Arc<str> {
     static PREFIX: LazyLock<u64> = LazyLock::new(|| {
         let mut b = [0u8; 8];
         // Without the OS RNG, the start time still separates processes.
@@ -105,13 +103,14 @@ fn new_request_id() -> String {
     });
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
-    for word in [*PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed)] {
-        for shift in (0..16).rev() {
-            id.push(char::from(HEX[((word >> (shift * 4)) & 0xf) as usize]));
-        }
+    let mut id = [0u8; 32];
+    let words = [*PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed)];
+    for (i, digit) in id.iter_mut().enumerate() {
+        let shift = 60 - 4 * (i % 16);
+        *digit = HEX[((words[i / 16] >> shift) & 0xf) as usize];
     }
-    id
+    // Hex digits are ASCII: this never fails.
+    Arc::from(std::str::from_utf8(&id).unwrap_or_default())
 }
 
 async fn handle(state: &AppState, route: Option<&str>, req: Request, next: Next) -> Response {

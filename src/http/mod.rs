@@ -50,9 +50,11 @@ pub struct Shared {
 
 /// Each route template (with and without its trailing slash) and the methods
 /// it answers, as an `Allow` header value (`OPTIONS` included).
-pub fn allowed_methods() -> std::collections::HashMap<String, axum::http::HeaderValue> {
+pub fn allowed_methods(
+    doc: &utoipa::openapi::OpenApi,
+) -> std::collections::HashMap<String, axum::http::HeaderValue> {
     let mut allow = std::collections::HashMap::new();
-    for (path, item) in openapi().paths.paths {
+    for (path, item) in &doc.paths.paths {
         let mut methods: Vec<&str> = [
             ("GET", item.get.is_some()),
             ("POST", item.post.is_some()),
@@ -66,7 +68,7 @@ pub fn allowed_methods() -> std::collections::HashMap<String, axum::http::Header
         methods.push("OPTIONS");
         if let Ok(value) = axum::http::HeaderValue::from_str(&methods.join(", ")) {
             allow.insert(format!("{path}/"), value.clone());
-            allow.insert(path, value);
+            allow.insert(path.clone(), value);
         }
     }
     allow
