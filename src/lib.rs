@@ -16,6 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 
 use auth::password::{HashError, Hasher, PasswordPolicy};
@@ -70,8 +71,8 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
 
 /// A built application, ready to serve.
 pub struct App {
-    router: axum::Router,
-    metrics_router: Option<axum::Router>,
+    router: http::Service,
+    metrics_router: Option<http::Service>,
     store: Store,
 }
 
@@ -134,22 +135,24 @@ impl App {
             https: config.https,
             max_body_bytes: config.max_body_bytes,
             trusted_proxy_hops: config.trusted_proxy_hops,
-            csrf_max_age: config.csrf_token_max_age_seconds,
+            csrf_cookie_attributes: http::csrf_cookie_attributes(
+                config.csrf_token_max_age_seconds,
+                config.https,
+            ),
             metrics_here: config.metrics_bind.is_none(),
             openapi_json: serde_json::to_vec(&doc)?.into(),
-            allow: http::allowed_methods(&doc),
         });
         Ok(Self {
             metrics_router: config
                 .metrics_bind
-                .map(|_| http::metrics_router(state.clone())),
-            router: http::router(state),
+                .map(|_| http::metrics_router(state.clone(), &doc)),
+            router: http::router(state, &doc),
             store,
         })
     }
 
-    /// The router, for driving the app without a socket.
-    pub fn router(&self) -> axum::Router {
+    /// The whole service, for driving the app without a socket.
+    pub fn service(&self) -> http::Service {
         self.router.clone()
     }
 

@@ -203,9 +203,8 @@ impl Metrics {
     }
 
     /// One HTTP request served.
-    pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        let labels = [route, method, status.as_str()];
+    pub fn http_request(&self, route: &str, method: &str, status: &str, seconds: f64) {
+        let labels = [route, method, status];
         self.http_requests.with_label_values(&labels).inc();
         self.http_duration
             .with_label_values(&labels)
@@ -275,7 +274,7 @@ mod tests {
         let m = metrics();
         m.login(LoginOutcome::Throttled);
         m.login(LoginOutcome::Throttled);
-        m.http_request("/auth/me", "GET", 200, 0.001);
+        m.http_request("/auth/me", "GET", "200", 0.001);
         let text = m.render(Sampled::default());
         assert!(
             text.contains("latchkey_logins_total{outcome=\"throttled\"} 2"),

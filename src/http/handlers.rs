@@ -141,11 +141,13 @@ pub async fn csrf_token(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = state.auth.csrf_token(cookie(&headers, CSRF_COOKIE))?;
-    let secure = if state.https { "; Secure" } else { "" };
-    let set_cookie = format!(
-        "{CSRF_COOKIE}={token}; Max-Age={}; Path=/; SameSite=Lax{secure}",
-        state.csrf_max_age
-    );
+    let attributes = &state.csrf_cookie_attributes;
+    let mut set_cookie =
+        String::with_capacity(CSRF_COOKIE.len() + 1 + token.len() + attributes.len());
+    set_cookie.push_str(CSRF_COOKIE);
+    set_cookie.push('=');
+    set_cookie.push_str(&token);
+    set_cookie.push_str(attributes);
     let mut response = Json(CsrfBody { csrf_token: token }).into_response();
     if let Ok(value) = HeaderValue::from_str(&set_cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);

@@ -1,15 +1,21 @@
-//! Cross-cutting request handling: security headers, CORS, CSRF, early body
-//! size checks, and JSON bodies for errors produced outside our handlers.
+//! Cross-cutting request handling, in one service around the router:
+//! request ids, security headers, CORS, CSRF, early body size checks, panics,
+//! metrics, and JSON bodies for errors produced outside our handlers.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::ServiceExt as _;
 
 use super::error::{self, ApiError};
 use super::AppState;
@@ -17,53 +23,264 @@ use super::AppState;
 /// The request-id header, read from clients and proxies and echoed back.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Everything every request goes through, in one layer (one boxed future
-/// per request instead of four):
+/// The route table the edge consults before the router runs: each
+/// template the router serves (with and without its trailing slash), the
+/// methods it answers, and its `Allow` value. Built from the same OpenAPI
+/// paths as the router, and matched by the same library (`matchit`), so
+/// both agree on which template a path belongs to.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    table: matchit::Router<Route>,
+}
+
+/// One route template and the methods it answers.
+#[derive(Debug, Clone)]
+pub struct Route {
+    template: Box<str>,
+    methods: Vec<Method>,
+    allow: HeaderValue,
+}
+
+impl Route {
+    /// The template, as written in the router (`/auth/sessions/{id}`).
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// Whether the request is one the CSRF check guards: an unsafe method
+    /// this route answers, under `/auth/`. (Other methods get `405` from
+    /// the router, unchecked, as before any handler runs.)
+    fn guards(&self, method: &Method) -> bool {
+        is_unsafe(method) && self.template.starts_with("/auth/") && self.methods.contains(method)
+    }
+}
+
+impl Routes {
+    /// The table of every path in `doc` that `keep` accepts.
+    pub fn new(doc: &utoipa::openapi::OpenApi, keep: impl Fn(&str) -> bool) -> Self {
+        let mut table = matchit::Router::new();
+        for (path, item) in doc.paths.paths.iter().filter(|(p, _)| keep(p)) {
+            let mut methods: Vec<Method> = [
+                (Method::GET, item.get.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, present)| present.then_some(m))
+            .collect();
+            methods.push(Method::OPTIONS);
+            let names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            let Ok(allow) = HeaderValue::from_str(&names.join(", ")) else {
+                continue;
+            };
+            for template in [path.clone(), format!("{path}/")] {
+                let route = Route {
+                    template: template.as_str().into(),
+                    methods: methods.clone(),
+                    allow: allow.clone(),
+                };
+                // The router would refuse the same conflicts at start-up.
+                let _ = table.insert(template, route);
+            }
+        }
+        Self { table }
+    }
+
+    /// The route `path` belongs to, if any.
+    pub fn find(&self, path: &str) -> Option<&Route> {
+        self.table.at(path).ok().map(|m| m.value)
+    }
+}
+
+/// Everything every request goes through, as one service around the whole
+/// router (one boxed future per request; no per-route layers):
 ///
 /// - a declared `Content-Length` over the limit is refused before the body is read;
 /// - CORS: preflights are answered here; other responses get the
 ///   `Access-Control-Allow-*` headers when, and only when, the `Origin` is
 ///   allowed; `Vary: Origin` always;
+/// - CSRF: unsafe requests to `/auth/` routes are checked before the router
+///   runs (see [`check_csrf`]);
+/// - a panic in a handler becomes the contract's `500`, with every header below;
 /// - error responses made outside our handlers (the router's 404/405) get
 ///   the contract's JSON body;
 /// - `X-Content-Type-Options: nosniff` on every response, `Cache-Control:
 ///   no-store` on everything under `/auth/` (tokens, user data, CSRF tokens);
 /// - a request id (the client's `X-Request-Id` when well-formed, else a new
-///   one) on a span around the request, so every log line it causes carries
-///   it, and echoed in the response;
+///   one) for every log line the request causes, echoed in the response;
 /// - request count and latency metrics by route template, method and status.
-pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = request_id(req.headers());
-    // A cheap clone (an `Arc<str>` inside), not a copy of the template.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map(MatchedPath::as_str);
-    let method = req.method().clone();
-    let mut response = crate::telemetry::with_request_id(request_id.clone(), async {
-        // The path only: query strings may carry secrets. Copied only when
-        // the access line will be written.
-        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-        let response = handle(&state, route, req, next).await;
-        if let Some(path) = path {
-            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-            tracing::debug!(method = %method, path, status = response.status().as_u16(), latency_ms, "served");
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    state: AppState,
+    routes: Arc<Routes>,
+}
+
+impl<S> Edge<S> {
+    /// `inner` (the router) behind the edge, with the routes it serves.
+    pub fn new(inner: S, state: AppState, routes: Routes) -> Self {
+        Self {
+            inner,
+            state,
+            routes: Arc::new(routes),
+        }
+    }
+}
+
+impl<S> tower::Service<Request> for Edge<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The inner service is made ready per request, by `oneshot`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let edge = self.clone();
+        Box::pin(async move { Ok(edge.serve(req).await) })
+    }
+}
+
+impl<S> Edge<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    async fn serve(self, req: Request) -> Response {
+        let started = Instant::now();
+        let request_id = request_id(req.headers());
+        let route = self.routes.find(req.uri().path());
+        let method = req.method().clone();
+        let mut response = crate::telemetry::with_request_id(request_id.clone(), async {
+            // The path only: query strings may carry secrets. Copied only when
+            // the access line will be written.
+            let path =
+                tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
+            let response = self.handle(route, req).await;
+            if let Some(path) = path {
+                let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+                tracing::debug!(method = %method, path, status = response.status().as_u16(), latency_ms, "served");
+            }
+            response
+        })
+        .await;
+
+        self.state.auth.metrics().http_request(
+            route.map_or("unmatched", Route::template),
+            method.as_str(),
+            response.status().as_str(),
+            started.elapsed().as_secs_f64(),
+        );
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
         }
         response
-    })
-    .await;
-
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    state.auth.metrics().http_request(
-        route.unwrap_or("unmatched"),
-        method.as_str(),
-        status,
-        elapsed.as_secs_f64(),
-    );
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
     }
-    response
+
+    async fn handle(&self, route: Option<&Route>, req: Request) -> Response {
+        let state = &self.state;
+        let private = req.uri().path().starts_with("/auth");
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .filter(|o| state.origins.allows(o))
+            .and_then(|o| HeaderValue::from_str(o).ok());
+        let method = req.method().clone();
+
+        let preflight_of = route.filter(|_| method == Method::OPTIONS);
+        let mut response = if let Some(route) = preflight_of {
+            preflight(route.allow.clone(), origin.is_some())
+        } else if declares_oversized_body(req.headers(), state.max_body_bytes) {
+            ApiError::PayloadTooLarge(state.max_body_bytes).into_response()
+        } else {
+            let checked = match route {
+                Some(route) if route.guards(&method) => check_csrf(state, req.headers()),
+                _ => Ok(()),
+            };
+            let mut r = match checked {
+                Err(e) => e.into_response(),
+                Ok(()) => match CatchPanic::new(self.inner.clone().oneshot(req)).await {
+                    Ok(Ok(r)) => with_json_error_body(r, &method),
+                    Ok(Err(never)) => match never {},
+                    Err(Panicked) => error::internal_error(),
+                },
+            };
+            if origin.is_some() {
+                r.headers_mut().insert(
+                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static(EXPOSE_HEADERS),
+                );
+            }
+            r
+        };
+
+        let headers = response.headers_mut();
+        headers.reserve(5);
+        if let Some(origin) = origin {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if private {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
+    }
+}
+
+/// A handler panicked (the panic hook has reported it).
+#[derive(Debug)]
+struct Panicked;
+
+pin_project_lite::pin_project! {
+    /// `inner`, with a panic while polling it turned into `Err(Panicked)`.
+    struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> CatchPanic<F> {
+    fn new(inner: F) -> Self {
+        Self { inner }
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(_) => Poll::Ready(Err(Panicked)),
+        }
+    }
 }
 
 /// The client's request id when it is 1–128 characters of `[A-Za-z0-9._:-]`
@@ -111,53 +328,6 @@ fn new_request_id() -> Arc<str> {
     }
     // Hex digits are ASCII: this never fails.
     Arc::from(std::str::from_utf8(&id).unwrap_or_default())
-}
-
-async fn handle(state: &AppState, route: Option<&str>, req: Request, next: Next) -> Response {
-    let private = req.uri().path().starts_with("/auth");
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .filter(|o| state.origins.allows(o))
-        .and_then(|o| HeaderValue::from_str(o).ok());
-
-    let allow = (req.method() == Method::OPTIONS)
-        .then(|| route.and_then(|r| state.allow.get(r)))
-        .flatten();
-    let mut response = if let Some(allow) = allow {
-        preflight(allow.clone(), origin.is_some())
-    } else if declares_oversized_body(req.headers(), state.max_body_bytes) {
-        ApiError::PayloadTooLarge(state.max_body_bytes).into_response()
-    } else {
-        let method = req.method().clone();
-        let mut r = with_json_error_body(next.run(req).await, &method);
-        if origin.is_some() {
-            r.headers_mut().insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static(EXPOSE_HEADERS),
-            );
-        }
-        r
-    };
-
-    let headers = response.headers_mut();
-    if let Some(origin) = origin {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if private {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
 }
 
 /// The configured CORS origins.
@@ -214,19 +384,10 @@ fn is_unsafe(method: &Method) -> bool {
     )
 }
 
-/// CSRF protection for unsafe requests under `/auth/`: the `Origin`, when
-/// sent, must be allowed or our own; the signed token must be in
+/// CSRF protection for unsafe requests to `/auth/` routes: the `Origin`,
+/// when sent, must be allowed or our own; the signed token must be in
 /// `X-CSRFToken` or `X-CSRF-Token`, and equal the `csrftoken` cookie when
 /// that is sent too.
-pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if is_unsafe(req.method()) {
-        if let Err(e) = check_csrf(&state, req.headers()) {
-            return e.into_response();
-        }
-    }
-    next.run(req).await
-}
-
 fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
@@ -306,6 +467,36 @@ mod tests {
         assert!(!is_own_origin("https://api.example.com", &h, false));
         assert!(is_own_origin("https://api.example.com", &h, true));
         assert!(!is_own_origin("http://api.example.com.evil", &h, false));
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_polling_becomes_an_error_not_an_unwound_task() {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let caught = CatchPanic::new(async { panic!("handler bug") }).await;
+        let fine = CatchPanic::new(async { 7 }).await;
+        std::panic::set_hook(quiet);
+        assert!(matches!(caught, Err(Panicked)));
+        assert!(matches!(fine, Ok(7)));
+    }
+
+    #[test]
+    fn routes_find_templates_with_and_without_slash_and_their_methods() {
+        let doc = crate::http::openapi();
+        let routes = Routes::new(&doc, |p| p != "/metrics");
+        let me = routes.find("/auth/me/").unwrap();
+        assert_eq!(me.template(), "/auth/me/");
+        assert_eq!(me.allow, "GET, OPTIONS");
+        let session = routes.find("/auth/sessions/abc").unwrap();
+        assert_eq!(session.template(), "/auth/sessions/{id}");
+        assert!(session.guards(&Method::DELETE));
+        assert!(!session.guards(&Method::GET));
+        let login = routes.find("/auth/login").unwrap();
+        assert!(login.guards(&Method::POST));
+        assert!(!login.guards(&Method::PUT), "a 405 is not CSRF-checked");
+        assert!(!routes.find("/healthz").unwrap().guards(&Method::POST));
+        assert!(routes.find("/metrics").is_none());
+        assert!(routes.find("/nope").is_none());
     }
 
     #[test]

@@ -11,8 +11,6 @@ pub mod openapi;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::UtoipaMethodRouter;
 use utoipa_axum::routes;
 
@@ -38,41 +36,25 @@ pub struct Shared {
     pub max_body_bytes: usize,
     /// Reverse proxies trusted to append `X-Forwarded-For`.
     pub trusted_proxy_hops: usize,
-    /// CSRF cookie `Max-Age`.
-    pub csrf_max_age: u64,
+    /// What follows `csrftoken=<token>` in `Set-Cookie` (see [`csrf_cookie_attributes`]).
+    pub csrf_cookie_attributes: String,
     /// `/metrics` is served by this router (else on its own address).
     pub metrics_here: bool,
     /// The OpenAPI document, serialised once.
     pub openapi_json: axum::body::Bytes,
-    /// Each route template's `Allow` value, for `OPTIONS`.
-    pub allow: std::collections::HashMap<String, axum::http::HeaderValue>,
 }
 
-/// Each route template (with and without its trailing slash) and the methods
-/// it answers, as an `Allow` header value (`OPTIONS` included).
-pub fn allowed_methods(
-    doc: &utoipa::openapi::OpenApi,
-) -> std::collections::HashMap<String, axum::http::HeaderValue> {
-    let mut allow = std::collections::HashMap::new();
-    for (path, item) in &doc.paths.paths {
-        let mut methods: Vec<&str> = [
-            ("GET", item.get.is_some()),
-            ("POST", item.post.is_some()),
-            ("PUT", item.put.is_some()),
-            ("PATCH", item.patch.is_some()),
-            ("DELETE", item.delete.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(m, present)| present.then_some(m))
-        .collect();
-        methods.push("OPTIONS");
-        if let Ok(value) = axum::http::HeaderValue::from_str(&methods.join(", ")) {
-            allow.insert(format!("{path}/"), value.clone());
-            allow.insert(path.clone(), value);
-        }
-    }
-    allow
+/// The CSRF cookie's attributes: it lives as long as the token is valid,
+/// is sent on same-site navigations and requests only, is readable by the
+/// page's script (the page copies it into the header), and is `Secure`
+/// when clients use HTTPS.
+pub fn csrf_cookie_attributes(max_age_seconds: u64, https: bool) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    format!("; Max-Age={max_age_seconds}; Path=/; SameSite=Lax{secure}")
 }
+
+/// What is served on a listener: the router behind the edge service.
+pub type Service = middleware::Edge<Router>;
 
 /// Every route: each handler with the path and method its `#[utoipa::path]`
 /// attribute gives. The router and the OpenAPI document are both built from
@@ -113,60 +95,41 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The path `/metrics` is served at.
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The whole application: routes, middleware and error mapping.
-pub fn router(state: AppState) -> Router {
-    let mut auth = Router::new();
-    let mut open = Router::new();
+/// The whole application: the routes of `doc` (the document of
+/// [`api_routes`]) behind the edge service.
+pub fn router(state: AppState, doc: &utoipa::openapi::OpenApi) -> Service {
+    let metrics_here = state.metrics_here;
+    let keep = |path: &str| path != METRICS_PATH || metrics_here;
+    let mut router = Router::new();
     for (_, paths, method_router) in api_routes() {
-        for path in paths.paths.keys() {
-            if path == METRICS_PATH && !state.metrics_here {
-                continue;
-            }
-            let slashed = format!("{path}/");
-            let target = if path.starts_with("/auth/") {
-                &mut auth
-            } else {
-                &mut open
-            };
-            *target = std::mem::take(target)
+        for path in paths.paths.keys().filter(|p| keep(p)) {
+            router = router
                 .route(path, method_router.clone())
-                .route(&slashed, method_router.clone());
+                .route(&format!("{path}/"), method_router.clone());
         }
     }
-    let auth = auth.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::csrf,
-    ));
-    with_edge(Router::new().merge(auth).merge(open), state)
+    with_edge(router, state, middleware::Routes::new(doc, keep))
 }
 
 /// A router serving only `/metrics` (for `LATCHKEY_METRICS_BIND`).
-pub fn metrics_router(state: AppState) -> Router {
+pub fn metrics_router(state: AppState, doc: &utoipa::openapi::OpenApi) -> Service {
     let route = axum::routing::get(handlers::metrics);
-    with_edge(
-        Router::new()
-            .route(METRICS_PATH, route.clone())
-            .route(&format!("{METRICS_PATH}/"), route),
-        state,
-    )
+    let router = Router::new()
+        .route(METRICS_PATH, route.clone())
+        .route(&format!("{METRICS_PATH}/"), route);
+    let routes = middleware::Routes::new(doc, |path| path == METRICS_PATH);
+    with_edge(router, state, routes)
 }
 
-/// JSON 404/405 fallbacks, panics to 500, and the edge middleware.
-fn with_edge(router: Router<AppState>, state: AppState) -> Router {
-    router
+/// JSON 404/405 fallbacks, and the edge service around it all.
+fn with_edge(router: Router<AppState>, state: AppState, routes: middleware::Routes) -> Service {
+    let router = router
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|method: Method| async move {
             error::ApiError::MethodNotAllowed(method.to_string())
         })
-        .with_state(state.clone())
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(
-                    state,
-                    middleware::edge,
-                ))
-                .layer(CatchPanicLayer::custom(|_| error::internal_error())),
-        )
+        .with_state(state.clone());
+    middleware::Edge::new(router, state, routes)
 }
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-25T09:30:00Z`).
