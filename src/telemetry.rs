@@ -1,8 +1,10 @@
 //! Logging set-up, in one place, and the request id every log line of a
 //! request carries.
 //!
-//! The id lives in a task-local for the request's future (and is carried
-//! into tasks it spawns with [`in_current_request`]); the formatter adds it
+//! The id lives in a task-local, set around each poll of the request's
+//! future by the edge service and around the edge's own log lines
+//! ([`as_request`]), and carried into tasks the request spawns
+//! ([`in_current_request`]); the formatter adds it
 //! to each line as it is written. A `tracing` span per request would do the
 //! same at a cost of several thousand instructions per request, paid even
 //! when the request logs nothing; this costs a task-local scope.
@@ -22,9 +24,9 @@ tokio::task_local! {
     static REQUEST_ID: Arc<str>;
 }
 
-/// Run `fut` as the request `id`: every line it logs carries the id.
-pub async fn with_request_id<F: Future>(id: Arc<str>, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// Run `f` as the request `id` (for code outside the request's future).
+pub fn as_request<R>(id: &Arc<str>, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(Arc::clone(id), f)
 }
 
 /// The id of the request being served, if any.

@@ -167,19 +167,17 @@ where
         let request_id = request_id(req.headers());
         let route = self.routes.find(req.uri().path());
         let method = req.method().clone();
-        let mut response = crate::telemetry::with_request_id(request_id.clone(), async {
-            // The path only: query strings may carry secrets. Copied only when
-            // the access line will be written.
-            let path =
-                tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-            let response = self.handle(route, req).await;
-            if let Some(path) = path {
-                let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-                tracing::debug!(method = %method, path, status = response.status().as_u16(), latency_ms, "served");
-            }
-            response
-        })
-        .await;
+        // The path only: query strings may carry secrets. Copied only when
+        // the access line will be written.
+        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
+        let mut response = self.handle(route, &request_id, req).await;
+        if let Some(path) = path {
+            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            let status = response.status().as_u16();
+            crate::telemetry::as_request(&request_id, || {
+                tracing::debug!(method = %method, path, status, latency_ms, "served");
+            });
+        }
 
         self.state.auth.metrics().http_request(
             route.map_or("unmatched", Route::template),
@@ -193,7 +191,7 @@ where
         response
     }
 
-    async fn handle(&self, route: Option<&Route>, req: Request) -> Response {
+    async fn handle(&self, route: Option<&Route>, request_id: &Arc<str>, req: Request) -> Response {
         let state = &self.state;
         let private = req.uri().path().starts_with("/auth");
         let origin = req
@@ -211,12 +209,15 @@ where
             ApiError::PayloadTooLarge(state.max_body_bytes).into_response()
         } else {
             let checked = match route {
-                Some(route) if route.guards(&method) => check_csrf(state, req.headers()),
+                Some(route) if route.guards(&method) => {
+                    crate::telemetry::as_request(request_id, || check_csrf(state, req.headers()))
+                }
                 _ => Ok(()),
             };
+            let router = self.inner.clone().oneshot(req);
             let mut r = match checked {
                 Err(e) => e.into_response(),
-                Ok(()) => match CatchPanic::new(self.inner.clone().oneshot(req)).await {
+                Ok(()) => match Guarded::new(request_id.clone(), router).await {
                     Ok(Ok(r)) => with_json_error_body(r, &method),
                     Ok(Err(never)) => match never {},
                     Err(Panicked) => error::internal_error(),
@@ -257,25 +258,32 @@ where
 struct Panicked;
 
 pin_project_lite::pin_project! {
-    /// `inner`, with a panic while polling it turned into `Err(Panicked)`.
-    struct CatchPanic<F> {
+    /// The router's future for one request: polled as that request (every
+    /// line it logs carries the id, see [`crate::telemetry`]), with a panic
+    /// while polling turned into `Err(Panicked)`.
+    struct Guarded<F> {
+        request_id: Arc<str>,
         #[pin]
         inner: F,
     }
 }
 
-impl<F> CatchPanic<F> {
-    fn new(inner: F) -> Self {
-        Self { inner }
+impl<F> Guarded<F> {
+    fn new(request_id: Arc<str>, inner: F) -> Self {
+        Self { request_id, inner }
     }
 }
 
-impl<F: Future> Future for CatchPanic<F> {
+impl<F: Future> Future for Guarded<F> {
     type Output = Result<F::Output, Panicked>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        let this = self.project();
+        let inner = this.inner;
+        let polled = crate::telemetry::as_request(this.request_id, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+        });
+        match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Err(_) => Poll::Ready(Err(Panicked)),
@@ -470,14 +478,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panic_while_polling_becomes_an_error_not_an_unwound_task() {
+    async fn the_router_future_runs_as_its_request_and_a_panic_becomes_an_error() {
         let quiet = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let caught = CatchPanic::new(async { panic!("handler bug") }).await;
-        let fine = CatchPanic::new(async { 7 }).await;
+        let id: Arc<str> = Arc::from("req-1");
+        let caught = Guarded::new(id.clone(), async { panic!("handler bug") }).await;
+        let seen = Guarded::new(id, async { crate::telemetry::current_request_id() }).await;
+        let fine = Guarded::new(Arc::from("req-2"), async { 7 }).await;
         std::panic::set_hook(quiet);
         assert!(matches!(caught, Err(Panicked)));
         assert!(matches!(fine, Ok(7)));
+        assert_eq!(seen.unwrap().as_deref(), Some("req-1"));
+        assert!(crate::telemetry::current_request_id().is_none());
     }
 
     #[test]
