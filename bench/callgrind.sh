@@ -7,11 +7,14 @@
 #   bench/callgrind.sh              # 2,000 requests per endpoint
 #   CG_REQUESTS=500 bench/callgrind.sh
 #
+# The last row is the bare axum JSON endpoint of the throughput benchmark
+# (examples/ceiling.rs): the floor any axum server pays per request.
+#
 # Needs valgrind (apt-get install -y valgrind) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is required: apt-get install -y valgrind" >&2; exit 1; }
-cargo build -q --release --bin latchkey
+cargo build -q --release --bin latchkey --example ceiling
 N="${CG_REQUESTS:-2000}"
 W="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -20,12 +23,13 @@ LATCHKEY_BIND="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$W/cg.db" \
   target/release/latchkey serve >"$W/server.log" 2>&1 &
 VG=$!
 trap 'kill $VG 2>/dev/null || true; wait $VG 2>/dev/null || true; rm -rf "$W"' EXIT
-python3 - "$PORT" "$N" "$VG" "$W" <<'PY'
+cat >"$W/measure.py" <<'PY'
 import http.client, json, os, subprocess, sys, time, glob
-port, n, pid, w = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+port, n, pid, w, target = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+probe = "/" if target == "ceiling" else "/healthz"
 for _ in range(600):
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30); c.request("GET", "/healthz"); c.getresponse().read(); break
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30); c.request("GET", probe); c.getresponse().read(); break
     except OSError:
         time.sleep(0.1)
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -36,12 +40,15 @@ def call(method, path, body=None, headers={}):
     c.request(method, path, body=body, headers=h)
     r = c.getresponse(); data = r.read()
     return r.status, data
-_, data = call("GET", "/auth/csrf/")
-csrf = json.loads(data)["csrfToken"]
-_, data = call("POST", "/auth/register", {"name": "cg", "email": "cg@example.com", "password": "Callgrind-Otter-Kite-17"}, {"X-CSRFToken": csrf})
-tokens = json.loads(data)["tokens"]
-auth = {"Authorization": "Bearer " + tokens["access"]}
-rows = [
+if target == "ceiling":
+    rows = [("bare axum JSON (ceiling)", lambda: call("GET", "/"))]
+else:
+  _, data = call("GET", "/auth/csrf/")
+  csrf = json.loads(data)["csrfToken"]
+  _, data = call("POST", "/auth/register", {"name": "cg", "email": "cg@example.com", "password": "Callgrind-Otter-Kite-17"}, {"X-CSRFToken": csrf})
+  tokens = json.loads(data)["tokens"]
+  auth = {"Authorization": "Bearer " + tokens["access"]}
+  rows = [
     ("GET /healthz", lambda: call("GET", "/healthz")),
     ("GET /auth/csrf/", lambda: call("GET", "/auth/csrf/")),
     ("GET /auth/me", lambda: call("GET", "/auth/me", headers=auth)),
@@ -57,7 +64,8 @@ def total():
                 s += int(line.split()[1]); break
         os.remove(f)
     return s
-print(f"{'endpoint':28} {'instructions/request':>22}")
+if target != "ceiling":
+    print(f"{'endpoint':28} {'instructions/request':>22}")
 for name, fn in rows:
     for _ in range(50):
         status, _ = fn(); assert status == 200, (name, status)
@@ -67,3 +75,10 @@ for name, fn in rows:
     subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
     print(f"{name:28} {total() / n:>22,.0f}")
 PY
+python3 "$W/measure.py" "$PORT" "$N" "$VG" "$W" latchkey
+kill $VG; wait $VG 2>/dev/null || true
+rm -f "$W"/cg.out*
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.out" \
+  target/release/examples/ceiling "127.0.0.1:$PORT" >"$W/ceiling.log" 2>&1 &
+VG=$!
+python3 "$W/measure.py" "$PORT" "$N" "$VG" "$W" ceiling
