@@ -214,16 +214,19 @@ def hash_seconds(threads=1):
 
 def login_against_limit(server, csrf, tag, cores):
     """latchkey's logins, each run paired with fresh timings of one hash
-    just before it (the machine's speed drifts between minutes): alone (the
+    just before and just after it (the mean of the two; the machine's speed
+    drifts from minute to minute): alone (the
     target's unit: cores ÷ that time) and with every core hashing (what the
     hardware sustains). Shares are medians of the per-pair ratios."""
     env = {"BENCH_CSRF": csrf, "BENCH_USERS": str(USERS), "BENCH_PREFIX": tag}
     runs, limits, all_core_limits = [], [], []
     for _ in range(RUNS):
-        limits.append(cores / hash_seconds())
-        all_core_limits.append(cores / hash_seconds(cores))
+        before = hash_seconds(), hash_seconds(cores)
         runs.append(wrk(f"{server.base}/auth/login", "login.lua", env=env, timeout="60s"))
         time.sleep(2)
+        after = hash_seconds(), hash_seconds(cores)
+        limits.append(cores / statistics.mean([before[0], after[0]]))
+        all_core_limits.append(cores / statistics.mean([before[1], after[1]]))
     share = statistics.median(r["rps"] / limit for r, limit in zip(runs, limits))
     all_core_share = statistics.median(r["rps"] / limit for r, limit in zip(runs, all_core_limits))
     return summarize(runs), statistics.median(limits), share, statistics.median(all_core_limits), all_core_share
@@ -336,8 +339,8 @@ def report(results, cores, django_rss, lk_rss, me, flood_rps, flood_503, probe_s
     }
     print()
     print(f"runs per row: {RUNS} × {DURATION}, wrk -t{THREADS} -c{CONNECTIONS}; medians")
-    print(f"Argon2id (m=19456, t=2, p=1): {cores / limit * 1000:.1f} ms per hash alone (median, timed before each "
-          f"login run); {cores} cores → limit {limit:.1f} logins/s")
+    print(f"Argon2id (m=19456, t=2, p=1): {cores / limit * 1000:.1f} ms per hash alone (timed around each login "
+          f"run); {cores} cores → limit {limit:.1f} logins/s")
     all_core = results["login_all_core_limit"]
     print(f"  with all {cores} cores hashing at once: {cores / all_core * 1000:.1f} ms per hash → {all_core:.1f}/s; "
           f"logins reach {results['login_all_core_share']:.1%} of that")
