@@ -109,6 +109,50 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
 }
 
 #[tokio::test]
+async fn every_documented_unsafe_auth_operation_refuses_a_request_without_a_csrf_token() {
+    let s = TestServer::start().await;
+    let doc = openapi(&s).await;
+    let user = s.new_user().await;
+    let (access, refresh) = tokens(&user);
+    let sid = common::claims(&access)["sid"].as_str().unwrap().to_owned();
+    let mut checked = 0;
+    for (method, path) in operations(&doc) {
+        if method == "GET" || !path.starts_with("/auth/") {
+            continue;
+        }
+        // Each declares the `csrf` security scheme ...
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let schemes: Vec<&str> = op["security"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|req| req.as_object().unwrap().keys().map(String::as_str))
+            .collect();
+        assert!(schemes.contains(&"csrf"), "{method} {path}: {schemes:?}");
+        // ... and is refused without the token, at either spelling of the
+        // path, with a body that would otherwise be valid and a live session.
+        let url = path.replace("{id}", &sid);
+        for url in [url.clone(), format!("{url}/")] {
+            let r = s
+                .client
+                .request(Method::from_bytes(method.as_bytes()).unwrap(), s.url(&url))
+                .bearer_auth(&access)
+                .json(&json!({"token": access, "refresh": refresh}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {url}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "csrf_failed", "{method} {url}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * 8, "every unsafe /auth/ operation was tried");
+    // Nothing was done: the session is live.
+    assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn every_reference_in_the_document_resolves_and_every_operation_documents_its_errors() {
     let s = TestServer::start().await;
     let doc = openapi(&s).await;
