@@ -163,36 +163,61 @@ def prepare(base, tag, needs_csrf):
     return csrf, access, refresh_tokens
 
 
-def endpoint_rows(server, csrf, access, refresh_tokens, workdir):
-    base = server.base
-    env = {"BENCH_CSRF": csrf, "BENCH_TOKEN": access, "BENCH_THREADS": str(THREADS)}
-    rows = {}
-    if server.name == "django":
-        # latchkey's own row is measured against the ceiling: csrf_against_ceiling.
-        rows["GET /auth/csrf/"] = measure(f"{base}/auth/csrf/")
-    rows["GET /auth/me"] = measure(f"{base}/auth/me", "get_bearer.lua", env)
-    rows["POST /auth/token/verify/"] = measure(f"{base}/auth/token/verify/", "verify.lua", env)
-    tokens_file = os.path.join(workdir, f"{server.name}-refresh.txt")
-    with open(tokens_file, "w") as f:
-        f.write("\n".join(refresh_tokens) + "\n")
-    # Refresh tokens are single-use: one measured run consumes the chains.
-    rows["POST /auth/token/refresh/"] = measure_once(f"{base}/auth/token/refresh/", "refresh.lua",
-                                                      {**env, "BENCH_TOKENS": tokens_file})
-    return rows
+def rounds(targets, pause=1):
+    """Load each of `targets` (name → wrk arguments) once per round, for
+    RUNS rounds, the order reversed every other round. On a shared machine
+    whose speed drifts from minute to minute, the runs of one round see the
+    same conditions, so ratios are taken per round (see `paired`)."""
+    runs = {name: [] for name in targets}
+    order = list(targets)
+    for i in range(RUNS):
+        for name in order if i % 2 == 0 else order[::-1]:
+            runs[name].append(wrk(**targets[name]))
+            time.sleep(pause)
+    return runs
 
 
-def csrf_against_ceiling(ceiling_base, lk_base):
-    """The ceiling and latchkey's GET /auth/csrf/, loaded alternately
-    (ceiling, csrf, ceiling, csrf, ...): on a shared machine whose speed
-    drifts from minute to minute, each pair sees the same conditions. The
-    share is the median of the per-pair ratios."""
-    ceiling_runs, csrf_runs = [], []
-    for _ in range(RUNS):
-        for runs, url in ((ceiling_runs, ceiling_base + "/"), (csrf_runs, lk_base + "/auth/csrf/")):
-            runs.append(wrk(url))
-            time.sleep(1)
-    share = statistics.median(l["rps"] / c["rps"] for c, l in zip(ceiling_runs, csrf_runs))
-    return summarize(ceiling_runs), summarize(csrf_runs), share
+def paired(a_runs, b_runs):
+    """The median over rounds of a's rate ÷ b's rate."""
+    return statistics.median(a["rps"] / b["rps"] for a, b in zip(a_runs, b_runs))
+
+
+def endpoint_rows(dj, lk, ceiling_base, workdir):
+    """Every row but login, each loaded on Django and latchkey in the same
+    rounds (GET /auth/csrf/ on the ceiling too). Returns the rows of each
+    and the per-round ratios."""
+    results = {"django": {}, "latchkey": {}, "ratio": {}}
+    env = {s["name"]: {"BENCH_CSRF": s["csrf"], "BENCH_TOKEN": s["access"], "BENCH_THREADS": str(THREADS)}
+           for s in (dj, lk)}
+    rows = {
+        "GET /auth/csrf/": lambda s: {"url": f"{s['base']}/auth/csrf/"},
+        "GET /auth/me": lambda s: {"url": f"{s['base']}/auth/me", "script": "get_bearer.lua", "env": env[s["name"]]},
+        "POST /auth/token/verify/": lambda s: {"url": f"{s['base']}/auth/token/verify/", "script": "verify.lua",
+                                               "env": env[s["name"]]},
+    }
+    for row, target in rows.items():
+        targets = {"latchkey": target(lk), "django": target(dj)}
+        if row == "GET /auth/csrf/":
+            targets["ceiling"] = {"url": ceiling_base + "/"}
+        runs = rounds(targets)
+        results["latchkey"][row] = summarize(runs["latchkey"])
+        results["django"][row] = summarize(runs["django"])
+        results["ratio"][row] = paired(runs["latchkey"], runs["django"])
+        if row == "GET /auth/csrf/":
+            results["ceiling"] = {"GET / (bare axum JSON)": summarize(runs["ceiling"])}
+            results["csrf_share"] = paired(runs["latchkey"], runs["ceiling"])
+    # Refresh tokens are single-use: one measured run consumes the chains,
+    # so this row is one round.
+    row = "POST /auth/token/refresh/"
+    for s in (dj, lk):
+        tokens_file = os.path.join(workdir, f"{s['name']}-refresh.txt")
+        with open(tokens_file, "w") as f:
+            f.write("\n".join(s["refresh_tokens"]) + "\n")
+        results[s["name"]][row] = measure_once(f"{s['base']}/auth/token/refresh/", "refresh.lua",
+                                               {**env[s["name"]], "BENCH_TOKENS": tokens_file})
+        time.sleep(1)
+    results["ratio"][row] = results["latchkey"][row]["rps"] / results["django"][row]["rps"]
+    return results
 
 
 def measure_once(url, script, env, timeout="10s"):
@@ -234,40 +259,37 @@ def login_against_limit(server, csrf, tag, cores):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="latchkey-bench-")
-    results, notes = {}, []
     cores = os.cpu_count() or 1
 
-    # --- The bare axum ceiling: up for the whole run, loaded in turn with
-    # latchkey's GET /auth/csrf/ (see csrf_against_ceiling).
+    # --- All three up at once: the bare axum ceiling, the Django reference
+    # and latchkey (default configuration, fresh SQLite file); each row
+    # loads them in turn (see `rounds`).
     ceiling = Server("ceiling", [CEILING, f"127.0.0.1:{PORTS['ceiling']}"])
     wait_up(ceiling.base + "/")
-
-    # --- Django, the reference.
     if not os.path.exists(os.path.join(DJANGO, ".venv", "bin", "gunicorn")):
         subprocess.run([os.path.join(DJANGO, "setup.sh")], check=True)
     django = Server("django", [os.path.join(DJANGO, "serve.sh"), str(PORTS["django"]), "5"], cwd=DJANGO)
     wait_up(django.base + "/auth/csrf/")
-    tag = f"d{int(time.time())}"
-    csrf, access, refresh_tokens = prepare(django.base, tag, needs_csrf=False)
-    results["django"] = endpoint_rows(django, csrf, access, refresh_tokens, workdir)
-    results["django"]["POST /auth/login"] = login_row(django, csrf, tag)
-    django_rss = rss_kib(django.pids())
-    django.stop()
-
-    # --- latchkey, fresh database, default configuration.
     db = os.path.join(workdir, "latchkey.db")
     lk_env = {"LATCHKEY_DATABASE_URL": f"sqlite://{db}", "LATCHKEY_BIND": f"127.0.0.1:{PORTS['latchkey']}"}
     lk = Server("latchkey", [LATCHKEY, "serve"], lk_env)
     wait_up(lk.base + "/healthz")
+
+    tag = f"d{int(time.time())}"
+    dj_csrf, dj_access, dj_refresh = prepare(django.base, tag, needs_csrf=False)
     csrf, access, refresh_tokens = prepare(lk.base, "lk", needs_csrf=True)
-    results["latchkey"] = endpoint_rows(lk, csrf, access, refresh_tokens, workdir)
-    ceiling_row, csrf_row, csrf_share = csrf_against_ceiling(ceiling.base, lk.base)
-    results["ceiling"] = {"GET / (bare axum JSON)": ceiling_row}
-    results["latchkey"]["GET /auth/csrf/"] = csrf_row
-    results["csrf_share"] = csrf_share
+    results = endpoint_rows(
+        {"name": "django", "base": django.base, "csrf": dj_csrf, "access": dj_access, "refresh_tokens": dj_refresh},
+        {"name": "latchkey", "base": lk.base, "csrf": csrf, "access": access, "refresh_tokens": refresh_tokens},
+        ceiling.base, workdir)
     ceiling.stop()
+    results["django"]["POST /auth/login"] = login_row(django, dj_csrf, tag)
+    django_rss = rss_kib(django.pids())
+    django.stop()
     (results["latchkey"]["POST /auth/login"], results["login_limit"], results["login_share"],
      results["login_all_core_limit"], results["login_all_core_share"]) = login_against_limit(lk, csrf, "lk", cores)
+    results["ratio"]["POST /auth/login"] = (results["latchkey"]["POST /auth/login"]["rps"]
+                                           / results["django"]["POST /auth/login"]["rps"])
 
     # Login flood: 64 connections posting logins while 4 others read /auth/me.
     flood = subprocess.Popen(
@@ -324,21 +346,21 @@ def flood_probe(base, csrf):
 def report(results, cores, django_rss, lk_rss, me, flood_rps, flood_503, probe_status, probe_retry,
            startup_ms):
     lk, dj, ceil = results["latchkey"], results["django"], results["ceiling"]["GET / (bare axum JSON)"]
-    share = results["csrf_share"]
+    share, ratio = results["csrf_share"], results["ratio"]
     limit, login_share = results["login_limit"], results["login_share"]
     targets = {
         "GET /auth/csrf/": ("≥30× Django, ≥60% of ceiling",
-                            lambda r: r["rps"] >= 30 * dj["GET /auth/csrf/"]["rps"] and share >= 0.6),
-        "GET /auth/me": ("≥25× Django", lambda r: r["rps"] >= 25 * dj["GET /auth/me"]["rps"]),
-        "POST /auth/token/verify/": ("≥25× Django",
-                                     lambda r: r["rps"] >= 25 * dj["POST /auth/token/verify/"]["rps"]),
+                            lambda r: ratio["GET /auth/csrf/"] >= 30 and share >= 0.6),
+        "GET /auth/me": ("≥25× Django", lambda r: ratio["GET /auth/me"] >= 25),
+        "POST /auth/token/verify/": ("≥25× Django", lambda r: ratio["POST /auth/token/verify/"] >= 25),
         "POST /auth/token/refresh/": ("≥3,000/s and ≥10× Django",
-                                      lambda r: r["rps"] >= 3000 and r["rps"] >= 10 * dj["POST /auth/token/refresh/"]["rps"]),
+                                      lambda r: r["rps"] >= 3000 and ratio["POST /auth/token/refresh/"] >= 10),
         "POST /auth/login": (f"≥90% of cores ÷ hash time: {login_share:.1%} of {limit:.1f}/s",
                              lambda r: login_share >= 0.9),
     }
     print()
-    print(f"runs per row: {RUNS} × {DURATION}, wrk -t{THREADS} -c{CONNECTIONS}; medians")
+    print(f"runs per row: {RUNS} × {DURATION}, wrk -t{THREADS} -c{CONNECTIONS}; medians; ratios are medians of "
+          f"per-round ratios (refresh: one round)")
     print(f"Argon2id (m=19456, t=2, p=1): {cores / limit * 1000:.1f} ms per hash alone (timed around each login "
           f"run); {cores} cores → limit {limit:.1f} logins/s")
     all_core = results["login_all_core_limit"]
@@ -351,7 +373,7 @@ def report(results, cores, django_rss, lk_rss, me, flood_rps, flood_503, probe_s
         r, d = lk[name], dj[name]
         ok = check(r) and r["errors"] == 0
         print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {d['rps']:,.0f} | "
-              f"{d['p99']:.2f} | {r['rps'] / d['rps']:.1f}× | {target} | {'yes' if ok else 'NO'} |")
+              f"{d['p99']:.2f} | {ratio[name]:.1f}× | {target} | {'yes' if ok else 'NO'} |")
     print(f"| bare axum JSON (ceiling) | {ceil['rps']:,.0f} | {ceil['p50']:.2f} | {ceil['p99']:.2f} | {ceil['errors']} "
           f"| | | csrf = {share:.0%} of it (median of {RUNS} alternating pairs) | | |")
     print()
