@@ -49,6 +49,9 @@ pub enum StartError {
     /// The OpenAPI document could not be serialised.
     #[error("OpenAPI document: {0}")]
     OpenApi(#[from] serde_json::Error),
+    /// The edge's route table could not be built.
+    #[error("{0}")]
+    Routes(#[from] http::middleware::RouteTableError),
     /// `latchkey import` failed; nothing was imported.
     #[error("import: {0}")]
     Import(#[from] auth::legacy::import::ImportError),
@@ -145,8 +148,9 @@ impl App {
         Ok(Self {
             metrics_router: config
                 .metrics_bind
-                .map(|_| http::metrics_router(state.clone(), &doc)),
-            router: http::router(state, &doc),
+                .map(|_| http::metrics_router(state.clone(), &doc))
+                .transpose()?,
+            router: http::router(state, &doc)?,
             store,
         })
     }

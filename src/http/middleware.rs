@@ -56,8 +56,13 @@ impl Route {
 }
 
 impl Routes {
-    /// The table of every path in `doc` that `keep` accepts.
-    pub fn new(doc: &utoipa::openapi::OpenApi, keep: impl Fn(&str) -> bool) -> Self {
+    /// The table of every path in `doc` that `keep` accepts. A path the
+    /// matcher refuses is an error, never a gap: a request on a route the
+    /// edge does not know would skip its CSRF check.
+    pub fn new(
+        doc: &utoipa::openapi::OpenApi,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Self, RouteTableError> {
         let mut table = matchit::Router::new();
         for (path, item) in doc.paths.paths.iter().filter(|(p, _)| keep(p)) {
             let mut methods: Vec<Method> = [
@@ -72,20 +77,21 @@ impl Routes {
             .collect();
             methods.push(Method::OPTIONS);
             let names: Vec<&str> = methods.iter().map(Method::as_str).collect();
-            let Ok(allow) = HeaderValue::from_str(&names.join(", ")) else {
-                continue;
-            };
+            // Method names are header-safe tokens.
+            let allow = HeaderValue::from_str(&names.join(", "))
+                .map_err(|_| RouteTableError(format!("{path}: Allow value")))?;
             for template in [path.clone(), format!("{path}/")] {
                 let route = Route {
                     template: template.as_str().into(),
                     methods: methods.clone(),
                     allow: allow.clone(),
                 };
-                // The router would refuse the same conflicts at start-up.
-                let _ = table.insert(template, route);
+                table
+                    .insert(template, route)
+                    .map_err(|e| RouteTableError(format!("{path}: {e}")))?;
             }
         }
-        Self { table }
+        Ok(Self { table })
     }
 
     /// The route `path` belongs to, if any.
@@ -93,6 +99,11 @@ impl Routes {
         self.table.at(path).ok().map(|m| m.value)
     }
 }
+
+/// The route table could not be built (a bug in the route list).
+#[derive(Debug, thiserror::Error)]
+#[error("route table: {0}")]
+pub struct RouteTableError(String);
 
 /// Everything every request goes through, as one service around the whole
 /// router (one boxed future per request; no per-route layers):
@@ -495,7 +506,7 @@ mod tests {
     #[test]
     fn routes_find_templates_with_and_without_slash_and_their_methods() {
         let doc = crate::http::openapi();
-        let routes = Routes::new(&doc, |p| p != "/metrics");
+        let routes = Routes::new(&doc, |p| p != "/metrics").unwrap();
         let me = routes.find("/auth/me/").unwrap();
         assert_eq!(me.template(), "/auth/me/");
         assert_eq!(me.allow, "GET, OPTIONS");
@@ -509,6 +520,19 @@ mod tests {
         assert!(!routes.find("/healthz").unwrap().guards(&Method::POST));
         assert!(routes.find("/metrics").is_none());
         assert!(routes.find("/nope").is_none());
+    }
+
+    #[test]
+    fn a_path_the_matcher_refuses_fails_the_table_instead_of_leaving_a_gap() {
+        use utoipa::openapi::path::{HttpMethod, Operation, PathItem, Paths};
+        let item = || PathItem::new(HttpMethod::Post, Operation::new());
+        let mut doc =
+            utoipa::openapi::OpenApi::new(utoipa::openapi::Info::new("t", "1"), Paths::new());
+        doc.paths.paths.insert("/auth/x/{a}".into(), item());
+        doc.paths.paths.insert("/auth/x/{b}".into(), item());
+        assert!(Routes::new(&doc, |_| true).is_err());
+        doc.paths.paths.remove("/auth/x/{b}");
+        assert!(Routes::new(&doc, |_| true).is_ok());
     }
 
     #[test]

@@ -97,7 +97,10 @@ pub const METRICS_PATH: &str = "/metrics";
 
 /// The whole application: the routes of `doc` (the document of
 /// [`api_routes`]) behind the edge service.
-pub fn router(state: AppState, doc: &utoipa::openapi::OpenApi) -> Service {
+pub fn router(
+    state: AppState,
+    doc: &utoipa::openapi::OpenApi,
+) -> Result<Service, middleware::RouteTableError> {
     let metrics_here = state.metrics_here;
     let keep = |path: &str| path != METRICS_PATH || metrics_here;
     let mut router = Router::new();
@@ -108,17 +111,24 @@ pub fn router(state: AppState, doc: &utoipa::openapi::OpenApi) -> Service {
                 .route(&format!("{path}/"), method_router.clone());
         }
     }
-    with_edge(router, state, middleware::Routes::new(doc, keep))
+    Ok(with_edge(
+        router,
+        state,
+        middleware::Routes::new(doc, keep)?,
+    ))
 }
 
 /// A router serving only `/metrics` (for `LATCHKEY_METRICS_BIND`).
-pub fn metrics_router(state: AppState, doc: &utoipa::openapi::OpenApi) -> Service {
+pub fn metrics_router(
+    state: AppState,
+    doc: &utoipa::openapi::OpenApi,
+) -> Result<Service, middleware::RouteTableError> {
     let route = axum::routing::get(handlers::metrics);
     let router = Router::new()
         .route(METRICS_PATH, route.clone())
         .route(&format!("{METRICS_PATH}/"), route);
-    let routes = middleware::Routes::new(doc, |path| path == METRICS_PATH);
-    with_edge(router, state, routes)
+    let routes = middleware::Routes::new(doc, |path| path == METRICS_PATH)?;
+    Ok(with_edge(router, state, routes))
 }
 
 /// JSON 404/405 fallbacks, and the edge service around it all.
