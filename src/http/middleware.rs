@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use tower::ServiceExt as _;
 
 use super::error::{self, ApiError};
@@ -123,38 +124,30 @@ pub struct RouteTableError(String);
 ///   one) for every log line the request causes, echoed in the response;
 /// - request count and latency metrics by route template, method and status.
 #[derive(Clone)]
-pub struct Edge<S> {
-    inner: S,
+pub struct Edge {
+    router: Router,
     state: AppState,
     routes: Arc<Routes>,
 }
 
-impl<S> Edge<S> {
-    /// `inner` (the router) behind the edge, with the routes it serves.
-    pub fn new(inner: S, state: AppState, routes: Routes) -> Self {
+impl Edge {
+    /// `router` behind the edge, with the routes it serves.
+    pub fn new(router: Router, state: AppState, routes: Routes) -> Self {
         Self {
-            inner,
+            router,
             state,
             routes: Arc::new(routes),
         }
     }
 }
 
-impl<S> tower::Service<Request> for Edge<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl tower::Service<Request> for Edge {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // The inner service is made ready per request, by `oneshot`.
+        // The router is always ready; it is called per request by `oneshot`.
         Poll::Ready(Ok(()))
     }
 
@@ -164,15 +157,7 @@ where
     }
 }
 
-impl<S> Edge<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl Edge {
     async fn serve(self, req: Request) -> Response {
         let started = Instant::now();
         let request_id = request_id(req.headers());
@@ -225,7 +210,7 @@ where
                 }
                 _ => Ok(()),
             };
-            let router = self.inner.clone().oneshot(req);
+            let router = self.router.clone().oneshot(req);
             let mut r = match checked {
                 Err(e) => e.into_response(),
                 Ok(()) => match Guarded::new(request_id.clone(), router).await {

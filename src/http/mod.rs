@@ -54,7 +54,7 @@ pub fn csrf_cookie_attributes(max_age_seconds: u64, https: bool) -> String {
 }
 
 /// What is served on a listener: the router behind the edge service.
-pub type Service = middleware::Edge<Router>;
+pub type Service = middleware::Edge;
 
 /// Every route: each handler with the path and method its `#[utoipa::path]`
 /// attribute gives. The router and the OpenAPI document are both built from
