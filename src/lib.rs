@@ -155,11 +155,6 @@ impl App {
         })
     }
 
-    /// The whole service, for driving the app without a socket.
-    pub fn service(&self) -> http::Service {
-        self.router.clone()
-    }
-
     /// Serve on `listener` (and `/metrics` on `metrics_listener`, when
     /// `LATCHKEY_METRICS_BIND` is set) until `shutdown` completes, then
     /// finish in-flight requests and close the database pool.

@@ -65,14 +65,14 @@ pub(super) struct CsrfBody {
 #[derive(Serialize, ToSchema)]
 pub(super) struct DetailBody {
     /// What happened.
-    detail: String,
+    detail: &'static str,
 }
 
 /// `POST /auth/logout/all`'s body.
 #[derive(Serialize, ToSchema)]
 pub(super) struct LogoutAllBody {
     /// What happened.
-    detail: String,
+    detail: &'static str,
     /// How many sessions ended.
     sessions_ended: u64,
 }
@@ -217,7 +217,7 @@ pub async fn logout(
     let refresh = token_field(&body, "refresh")?;
     state.auth.logout(&caller, &refresh).await?;
     Ok(Json(DetailBody {
-        detail: "Successfully logged out.".into(),
+        detail: "Successfully logged out.",
     })
     .into_response())
 }
@@ -235,7 +235,7 @@ pub async fn logout_all(
 ) -> Result<Response, ApiError> {
     let ended = state.auth.logout_all(&caller).await?;
     Ok(Json(LogoutAllBody {
-        detail: "Successfully logged out of all sessions.".into(),
+        detail: "Successfully logged out of all sessions.",
         sessions_ended: ended,
     })
     .into_response())
@@ -263,7 +263,7 @@ pub async fn change_password(
     };
     state.auth.change_password(&caller, form).await?;
     Ok(Json(DetailBody {
-        detail: "Password changed.".into(),
+        detail: "Password changed.",
     })
     .into_response())
 }

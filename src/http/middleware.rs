@@ -210,14 +210,15 @@ impl Edge {
                 }
                 _ => Ok(()),
             };
-            let router = self.router.clone().oneshot(req);
             let mut r = match checked {
                 Err(e) => e.into_response(),
-                Ok(()) => match Guarded::new(request_id.clone(), router).await {
-                    Ok(Ok(r)) => with_json_error_body(r, &method),
-                    Ok(Err(never)) => match never {},
-                    Err(Panicked) => error::internal_error(),
-                },
+                Ok(()) => {
+                    match Guarded::new(request_id.clone(), self.router.clone().oneshot(req)).await {
+                        Ok(Ok(r)) => with_json_error_body(r, &method),
+                        Ok(Err(never)) => match never {},
+                        Err(Panicked) => error::internal_error(),
+                    }
+                }
             };
             if origin.is_some() {
                 r.headers_mut().insert(
@@ -475,13 +476,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_router_future_runs_as_its_request_and_a_panic_becomes_an_error() {
-        let quiet = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
         let id: Arc<str> = Arc::from("req-1");
         let caught = Guarded::new(id.clone(), async { panic!("handler bug") }).await;
         let seen = Guarded::new(id, async { crate::telemetry::current_request_id() }).await;
         let fine = Guarded::new(Arc::from("req-2"), async { 7 }).await;
-        std::panic::set_hook(quiet);
         assert!(matches!(caught, Err(Panicked)));
         assert!(matches!(fine, Ok(7)));
         assert_eq!(seen.unwrap().as_deref(), Some("req-1"));
