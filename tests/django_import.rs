@@ -698,8 +698,18 @@ async fn a_changed_django_row_is_updated_and_an_upgraded_hash_kept() {
     let server = TestServer::start_on(tempfile::tempdir().unwrap(), db.clone(), |_| {}).await;
     let r = server.login("user7@example.com", common::PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let (_, refresh) = common::tokens(&r.json().await.unwrap());
     let upgraded = password_hash(&db, 7).await;
     assert!(upgraded.starts_with(ARGON2ID_AT_OWASP_COST));
+    let refreshed = |refresh: String| {
+        let server = &server;
+        async move {
+            let r = server
+                .post("/auth/token/refresh/", json!({ "refresh": refresh }))
+                .await;
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
 
     // Renamed in Django: the name follows, the upgraded hash stays.
     run_sql(
@@ -715,6 +725,10 @@ async fn a_changed_django_row_is_updated_and_an_upgraded_hash_kept() {
     let row = users(&db).await.remove(0);
     assert_eq!(row.2, "Renamed Seven");
     assert_eq!(row.3, upgraded);
+    // A rename ends no session.
+    let (status, pair) = refreshed(refresh).await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    let refresh = pair["refresh"].as_str().unwrap().to_owned();
 
     // A new password in Django replaces the hash.
     run_sql(
@@ -726,11 +740,27 @@ async fn a_changed_django_row_is_updated_and_an_upgraded_hash_kept() {
     let report = import_ok(&db, &source, &[]);
     assert!(report.contains("1 updated"), "{report}");
     assert!(password_hash(&db, 7).await.starts_with("bcrypt_sha256$"));
+    // ... and ends the sessions started with the old one, as a password
+    // change in latchkey does.
+    let (status, body) = refreshed(refresh).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let r = server.login("user7@example.com", common::PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let (_, refresh) = common::tokens(&r.json().await.unwrap());
     assert!(password_hash(&db, 7)
         .await
         .starts_with(ARGON2ID_AT_OWASP_COST));
+
+    // Deactivated in Django: the session ends too.
+    run_sql(
+        &source,
+        "UPDATE accounts_user SET is_active = 0 WHERE id = 7",
+    )
+    .await;
+    let report = import_ok(&db, &source, &[]);
+    assert!(report.contains("1 updated"), "{report}");
+    let (status, body) = refreshed(refresh).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
 #[tokio::test]
@@ -808,18 +838,30 @@ async fn two_tabs_exchanging_one_legacy_refresh_token_share_one_session() {
     .await;
     let legacy = simplejwt_token(KEY, "refresh", 7, latchkey::auth::now() + 3600);
 
-    let answers = server
-        .post_all_at_once(
-            "/auth/token/refresh/",
-            vec![json!({ "refresh": legacy }), json!({ "refresh": legacy })],
-        )
-        .await;
-    assert!(
-        answers.iter().all(|(status, _)| *status == StatusCode::OK),
-        "{answers:?}"
+    // Two tabs present it at the same moment: both get a pair, of one session.
+    let (tab_a, tab_b) = tokio::join!(
+        server.post("/auth/token/refresh/", json!({ "refresh": legacy })),
+        server.post("/auth/token/refresh/", json!({ "refresh": legacy })),
     );
+    let mut sids = Vec::new();
+    for answer in [tab_a, tab_b] {
+        assert_eq!(answer.status(), StatusCode::OK);
+        let pair: Value = answer.json().await.unwrap();
+        sids.push(claims(pair["refresh"].as_str().unwrap())["sid"].clone());
+    }
+    assert_eq!(sids[0], sids[1], "one session for both tabs");
+    let sessions: Value = server
+        .get_as(
+            pair_access(&server, &legacy).await.as_str(),
+            "/auth/sessions",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
 
-    // Both tabs hold pairs of one session.
+    // A later presentation (within the grace window) joins the same session.
     let r = server
         .post("/auth/token/refresh/", json!({ "refresh": legacy }))
         .await;
@@ -835,6 +877,17 @@ async fn two_tabs_exchanging_one_legacy_refresh_token_share_one_session() {
         .await;
     let again: Value = again.json().await.unwrap();
     assert_eq!(claims(again["refresh"].as_str().unwrap())["sid"], sid);
+    assert_eq!(sid, sids[0]);
+}
+
+/// An access token of the session a legacy refresh token was exchanged for.
+async fn pair_access(server: &TestServer, legacy: &str) -> String {
+    let r = server
+        .post("/auth/token/refresh/", json!({ "refresh": legacy }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pair: Value = r.json().await.unwrap();
+    pair["access"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -851,6 +904,18 @@ async fn logging_out_everywhere_refuses_the_users_django_tokens_too() {
     let refresh_tab_a = simplejwt_token(KEY, "refresh", 9, exp);
     let refresh_tab_b = simplejwt_token(KEY, "refresh", 9, exp);
     let others = simplejwt_token(KEY, "access", 7, exp);
+    // All of user 9's Django tokens work before the logout.
+    assert_eq!(
+        server.get_as(&access, "/auth/me").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .post("/auth/token/verify/", json!({ "token": refresh_tab_b }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 
     let r = server
         .post("/auth/token/refresh/", json!({ "refresh": refresh_tab_a }))

@@ -377,7 +377,12 @@ impl ImportTransaction {
         self.record_digests(u).await
     }
 
-    /// Bring an imported user up to date with a changed Django row.
+    /// Bring an imported user up to date with a changed Django row. A
+    /// password changed or an account deactivated in Django ends the
+    /// user's latchkey sessions and refuses their Django tokens, as the
+    /// same change made in latchkey does (`Store::set_password_hash`,
+    /// `Store::set_active`). Running servers see it once their session
+    /// cache entries expire (at most `LATCHKEY_SESSION_CACHE_MILLIS`).
     pub async fn update_user(&mut self, u: &ImportedUser<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE users SET email = $1, email_key = $2, name = $3, name_key = $4, \
@@ -394,6 +399,14 @@ impl ImportTransaction {
         .bind(u.id)
         .execute(&mut *self.tx)
         .await?;
+        let reason = match (u.password_hash.is_some(), u.is_active) {
+            (_, false) => Some("deactivated in Django"),
+            (true, true) => Some("password changed in Django"),
+            (false, true) => None,
+        };
+        if let Some(reason) = reason {
+            super::sessions::revoke_all_of(&mut self.tx, u.id, u.now, reason, None).await?;
+        }
         self.record_digests(u).await
     }
 

@@ -284,13 +284,14 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+        let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(reason)
             .bind(sid)
             .execute(&self.writer)
-            .await?;
-        self.sessions.invalidate();
+            .await?
+            .rows_affected();
+        self.forget_cached_sessions(revoked);
         Ok(())
     }
 }
@@ -377,7 +378,7 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let revoked = revoke_all_of(&mut tx, user_id, now, reason, None).await?;
         tx.commit().await?;
-        self.sessions.invalidate();
+        self.forget_cached_sessions(revoked);
         Ok(revoked)
     }
 
@@ -400,7 +401,17 @@ impl Store {
         .execute(&self.writer)
         .await?
         .rows_affected();
-        self.sessions.invalidate();
+        self.forget_cached_sessions(revoked);
         Ok(revoked == 1)
+    }
+
+    /// Empty this instance's session cache after `revoked` sessions were
+    /// revoked here, so the revocation is exact on this instance. Only when
+    /// something was revoked: a request that revokes nothing (a made-up
+    /// session id, say) must not be a way to empty the cache for everyone.
+    pub(super) fn forget_cached_sessions(&self, revoked: u64) {
+        if revoked > 0 {
+            self.sessions.invalidate();
+        }
     }
 }

@@ -188,7 +188,7 @@ impl Store {
             revoked = super::sessions::revoke_all_of(&mut tx, id, now, "deactivated", None).await?;
         }
         tx.commit().await?;
-        self.sessions.invalidate();
+        self.forget_cached_sessions(revoked);
         Ok((updated == 1).then_some(revoked))
     }
 
@@ -215,7 +215,7 @@ impl Store {
                 super::sessions::revoke_all_of(&mut tx, id, now, "password changed", keep).await?;
         }
         tx.commit().await?;
-        self.sessions.invalidate();
+        self.forget_cached_sessions(revoked);
         Ok((updated == 1).then_some(revoked))
     }
 }
