@@ -214,8 +214,9 @@ struct HasherInner {
     /// Seconds each job waited for a worker.
     wait: prometheus::Histogram,
     /// A well-formed hash nobody's password matches, verified for unknown
-    /// accounts so they cost the same work as a wrong password.
-    dummy_hash: String,
+    /// accounts (and hashes nothing can verify) so they cost the same work
+    /// as a wrong password.
+    dummy_hash: Arc<str>,
 }
 
 impl Hasher {
@@ -237,7 +238,7 @@ impl Hasher {
         let mut output = [0u8; 32];
         getrandom::getrandom(&mut salt).map_err(|e| HashError::Failed(e.to_string()))?;
         getrandom::getrandom(&mut output).map_err(|e| HashError::Failed(e.to_string()))?;
-        let dummy_hash = phc_string(&params, &salt, &output);
+        let dummy_hash: Arc<str> = phc_string(&params, &salt, &output).into();
 
         large_allocations_unmap_on_free();
         let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
@@ -328,15 +329,7 @@ impl Hasher {
     /// dummy hash, spending the same work). False for unparsable hashes.
     /// Hashes imported from Django are accepted too.
     pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
-        let (known, phc) = match phc {
-            Some(phc) => (true, phc),
-            None => (false, self.inner.dummy_hash.clone()),
-        };
-        let params = self.inner.params.clone();
-        let matched = self
-            .run(move || verify_stored(&password, &phc, &params).0)
-            .await?;
-        Ok(known && matched)
+        Ok(self.check(password, phc, false).await?.matched)
     }
 
     /// As [`Hasher::verify`], for a login: also accepts hashes imported from
@@ -348,15 +341,27 @@ impl Hasher {
         password: Password,
         stored: Option<String>,
     ) -> Result<Verified, HashError> {
-        let (known, stored) = match stored {
-            Some(stored) => (true, stored),
-            None => (false, self.inner.dummy_hash.clone()),
-        };
+        self.check(password, stored, true).await
+    }
+
+    async fn check(
+        &self,
+        password: Password,
+        stored: Option<String>,
+        upgrade: bool,
+    ) -> Result<Verified, HashError> {
         let params = self.inner.params.clone();
+        let dummy = Arc::clone(&self.inner.dummy_hash);
         self.run(move || {
-            let (matched, outdated) = verify_stored(&password, &stored, &params);
-            let matched = known && matched;
-            let upgraded = if matched && outdated {
+            let (matched, outdated) = match stored {
+                Some(stored) => verify_stored(&password, &stored, &params, &dummy),
+                None => {
+                    // An unknown account: the same work as a wrong password.
+                    let _ = verify_argon2_phc(&password, &dummy);
+                    (false, false)
+                }
+            };
+            let upgraded = if upgrade && matched && outdated {
                 hash_blocking(&params, &password).ok()
             } else {
                 None
@@ -530,12 +535,6 @@ fn hash_blocking(params: &Params, password: &Password) -> Result<String, HashErr
     Ok(phc_string(params, &salt, &output))
 }
 
-/// Verify against an Argon2id PHC string, with the parameters it records,
-/// comparing in constant time.
-fn verify_blocking(password: &Password, phc: &str) -> bool {
-    verify_argon2_phc(password, phc)
-}
-
 /// Whether `phc` is an Argon2id hash at exactly `params` (else a successful
 /// login rehashes it: the configured cost changed, or it is not ours).
 fn at_params(phc: &str, params: &Params) -> bool {
@@ -557,15 +556,22 @@ fn at_params(phc: &str, params: &Params) -> bool {
 
 /// Check `password` against whatever `stored` holds: latchkey's Argon2id, or
 /// a hash imported from Django. The second value says whether a match should
-/// be rehashed at `params`.
-fn verify_stored(password: &Password, stored: &str, params: &Params) -> (bool, bool) {
-    if let Some(matched) = super::legacy::hashes::verify(password, stored) {
-        return (matched, true);
+/// be rehashed at `params`. A hash nothing can verify (Django's unusable
+/// `!...` passwords, algorithms latchkey does not support) costs a check
+/// against `dummy`, so timing does not tell such accounts apart.
+fn verify_stored(password: &Password, stored: &str, params: &Params, dummy: &str) -> (bool, bool) {
+    use super::legacy::hashes::{self, HashKind};
+    match hashes::classify(stored) {
+        HashKind::Latchkey => (
+            verify_argon2_phc(password, stored),
+            !at_params(stored, params),
+        ),
+        kind if kind.is_supported() => (hashes::verify(&kind, password, stored), true),
+        _ => {
+            let _ = verify_argon2_phc(password, dummy);
+            (false, false)
+        }
     }
-    (
-        verify_blocking(password, stored),
-        !at_params(stored, params),
-    )
 }
 
 /// Verify against an Argon2 PHC string (`argon2id`, or Django's older
@@ -765,6 +771,36 @@ mod tests {
             .await
             .unwrap();
         (gate, held)
+    }
+
+    #[tokio::test]
+    async fn hashes_nothing_can_verify_cost_a_full_verification_like_unknown_accounts() {
+        let hasher = Hasher::new(1, 1, 1, 4).unwrap();
+        let timed = |stored: Option<&str>| {
+            let (hasher, stored) = (hasher.clone(), stored.map(str::to_owned));
+            async move {
+                let started = std::time::Instant::now();
+                let matched = hasher
+                    .verify(Password::new("Tr1cky-Lantern-Owl".into()), stored)
+                    .await
+                    .unwrap();
+                assert!(!matched);
+                started.elapsed()
+            }
+        };
+        // Warm the worker's memory first.
+        timed(None).await;
+        let unknown = timed(None).await;
+        // Django's unusable passwords, an unsupported algorithm, garbage:
+        // without the dummy check each would answer in microseconds, three
+        // orders of magnitude under an Argon2id verification.
+        for stored in ["!unusable-XyZ", "", "md5$salt$0123abcd", "not a hash"] {
+            let spent = timed(Some(stored)).await;
+            assert!(
+                spent * 4 > unknown,
+                "{stored:?}: {spent:?} against {unknown:?} for an unknown account"
+            );
+        }
     }
 
     #[tokio::test]
