@@ -105,22 +105,23 @@ const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token s
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), CliError> = match cli.command {
         Command::Serve(config) => match config.with_secret_from_env() {
-            Ok(config) => serve(config).await,
-            Err(e) => Err(latchkey::StartError::Key(e)),
+            Ok(config) => serve(config).await.map_err(Into::into),
+            Err(e) => Err(StartError::Key(e).into()),
         },
         Command::Migrate(config) => {
             telemetry::init(config.log_format, &config.log);
             latchkey::open_store(&config)
                 .await
                 .map(|_| tracing::info!("migrations applied"))
+                .map_err(Into::into)
         }
-        Command::FlushExpired(config) => flush_expired(config).await,
+        Command::FlushExpired(config) => flush_expired(config).await.map_err(Into::into),
         Command::Import(ImportFrom::Django { source, config }) => {
-            import_django(config, source).await
+            import_django(config, source).await.map_err(Into::into)
         }
-        Command::Openapi => print_openapi(),
+        Command::Openapi => print_openapi().map_err(Into::into),
         Command::User(command) => user(command).await,
         Command::Sessions(SessionsCommand::Revoke { user, config }) => {
             admin_action(&config, |admin| async move {
@@ -173,16 +174,7 @@ impl From<AuthError> for CliError {
     }
 }
 
-impl From<CliError> for StartError {
-    fn from(e: CliError) -> Self {
-        match e {
-            CliError::Start(e) => e,
-            other => StartError::Io(std::io::Error::other(other.to_string())),
-        }
-    }
-}
-
-async fn user(command: UserCommand) -> Result<(), StartError> {
+async fn user(command: UserCommand) -> Result<(), CliError> {
     match command {
         UserCommand::Create {
             email,
@@ -252,18 +244,18 @@ async fn user(command: UserCommand) -> Result<(), StartError> {
 }
 
 /// Open the store, build the admin service, run `action` on it.
-async fn admin_action<F, Fut>(config: &Config, action: F) -> Result<(), StartError>
+async fn admin_action<F, Fut>(config: &Config, action: F) -> Result<(), CliError>
 where
     F: FnOnce(Admin) -> Fut,
     Fut: std::future::Future<Output = Result<(), CliError>>,
 {
     telemetry::init(config.log_format, &config.log);
     let store = latchkey::open_store(config).await?;
-    let hasher = latchkey::hasher(config)?;
+    let hasher = latchkey::hasher(config).map_err(StartError::from)?;
     let admin = Admin::new(store.clone(), hasher, latchkey::password_policy(config));
     let result = action(admin).await;
     store.close().await;
-    Ok(result?)
+    result
 }
 
 fn report(changed: Result<Changed, AuthError>, what: &str) -> Result<(), CliError> {

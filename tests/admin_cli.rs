@@ -109,10 +109,14 @@ async fn user_create_applies_the_apis_rules() {
     );
 }
 
-#[test]
-fn the_password_is_never_accepted_as_an_argument() {
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args([
+#[tokio::test]
+async fn the_password_is_never_accepted_as_an_argument() {
+    let s = server().await;
+    // A valid password on standard input too: were `--password` accepted,
+    // the account would be created.
+    let (ok, _, err) = latchkey(
+        &s.database_url,
+        &[
             "user",
             "create",
             "--email",
@@ -120,11 +124,16 @@ fn the_password_is_never_accepted_as_an_argument() {
             "--name",
             "a",
             "--password",
-            "x",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+            "Tr1cky-Lantern-Owl",
+        ],
+        "Tr1cky-Lantern-Owl\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("unexpected argument '--password'"), "{err}");
+    assert!(!err.contains("Tr1cky-Lantern-Owl"), "{err}");
+    let (ok, listed, _) = latchkey(&s.database_url, &["user", "list"], "");
+    assert!(ok);
+    assert!(!listed.contains("a@example.com"), "{listed}");
 }
 
 #[tokio::test]
@@ -277,6 +286,35 @@ async fn a_revocation_by_the_cli_reaches_a_caching_server_within_a_second() {
 }
 
 #[tokio::test]
+async fn digits_that_are_one_users_id_and_another_users_name_are_refused() {
+    let s = server().await;
+    let first = s.register("ada", "ada@example.com").await;
+    let id = first["id"].as_i64().unwrap().to_string();
+    let second = s.register(&id, "numbers@example.com").await;
+    assert_ne!(second["id"].as_i64().unwrap().to_string(), id);
+
+    let (ok, _, err) = latchkey(&s.database_url, &["user", "deactivate", &id], "");
+    assert!(!ok);
+    assert!(err.contains("name the user by email"), "{err}");
+    // Neither was touched: both still log in.
+    for email in ["ada@example.com", "numbers@example.com"] {
+        assert_eq!(s.login(email, PASSWORD).await.status(), StatusCode::OK);
+    }
+    // The id of a user nobody is named after still names that user.
+    let (ok, out, err) = latchkey(
+        &s.database_url,
+        &[
+            "user",
+            "deactivate",
+            &second["id"].as_i64().unwrap().to_string(),
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("numbers@example.com"), "{out}");
+}
+
+#[tokio::test]
 async fn an_unknown_user_is_an_error_not_a_silent_success() {
     let s = server().await;
     for args in [
@@ -286,6 +324,6 @@ async fn an_unknown_user_is_an_error_not_a_silent_success() {
     ] {
         let (ok, _, err) = latchkey(&s.database_url, args, "");
         assert!(!ok, "{args:?}");
-        assert!(err.contains("no such user"), "{err}");
+        assert_eq!(err.trim_end(), "latchkey: no such user", "{args:?}");
     }
 }

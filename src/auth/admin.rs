@@ -20,8 +20,9 @@ pub enum UserRef {
 }
 
 impl UserRef {
-    /// Read an operator's argument: digits are an id, anything with `@` an
-    /// email, the rest a name.
+    /// Read an operator's argument: digits are an id (see [`Admin`]'s lookup
+    /// for a name made of digits), anything with `@` an email, the rest a
+    /// name.
     pub fn parse(s: &str) -> Self {
         let s = s.trim();
         if let Ok(id) = s.parse::<i64>() {
@@ -153,7 +154,27 @@ impl Admin {
 
     async fn find(&self, who: &UserRef) -> Result<UserRecord, AuthError> {
         let user = match who {
-            UserRef::Id(id) => self.store.user_by_id(*id).await?,
+            UserRef::Id(id) => {
+                // Names may be all digits: "42" could be user 42 or the
+                // user named "42". Act only when it names one user.
+                let by_id = self.store.user_by_id(*id).await?;
+                let named = match super::account::Name::parse(&id.to_string()) {
+                    Ok(name) => self.store.user_by_name(&name.lookup_key()).await?,
+                    Err(_) => None,
+                };
+                match (by_id, named) {
+                    (Some(a), Some(b)) if a.id != b.id => {
+                        return Err(AuthError::Invalid(FieldErrors::one(
+                            "user",
+                            format!(
+                                "\"{id}\" is the id of one user and the name of another; \
+                                 name the user by email"
+                            ),
+                        )));
+                    }
+                    (by_id, named) => by_id.or(named),
+                }
+            }
             UserRef::Email(email) => {
                 let key = super::account::Email::parse(email)
                     .map_err(|_| AuthError::NotFound)?

@@ -26,7 +26,7 @@ use tokens::{Claims, TokenCodec, TokenError, TokenType};
 
 use crate::metrics::{LoginOutcome, Metrics, RefreshOutcome, Revocation, Sampled};
 use crate::store::{
-    NewRefreshToken, NewSession, NewUser, Store, StoreError, UniqueField, UserRecord,
+    NewRefreshToken, NewSession, NewUser, SessionUser, Store, StoreError, UniqueField, UserRecord,
 };
 
 /// Field validation errors, DRF's `{"field": ["message", ...]}`.
@@ -607,11 +607,7 @@ impl Auth {
             .filter(|u| u.user_id == claims.user_id)
             .ok_or(AuthError::Token(TokenRejection::Revoked))?;
         Ok(Principal {
-            user: UserView {
-                id: user.user_id,
-                email: user.email,
-                name: user.name,
-            },
+            user: user.into(),
             session_id: claims.sid,
         })
     }
@@ -1002,6 +998,16 @@ fn within_reuse_grace(rotated_at: Option<i64>, just_rotated: bool, now: i64, gra
     match rotated_at {
         Some(at) => grace > 0 && just_rotated && now - at <= grace,
         None => false,
+    }
+}
+
+impl From<SessionUser> for UserView {
+    fn from(user: SessionUser) -> Self {
+        Self {
+            id: user.user_id,
+            email: user.email,
+            name: user.name,
+        }
     }
 }
 

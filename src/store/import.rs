@@ -246,8 +246,6 @@ impl DjangoSource {
 /// A latchkey user as a previous import left it.
 #[derive(Debug, Clone)]
 pub struct ExistingUser {
-    /// Lowercased email.
-    pub email_key: String,
     /// Name as stored.
     pub name: String,
     /// Fingerprints from the last import; `None` for a user latchkey made.
@@ -320,18 +318,17 @@ impl ImportTransaction {
     /// The latchkey user with id `id`, if any.
     pub async fn existing_user(&mut self, id: i64) -> Result<Option<ExistingUser>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.email_key, u.name, d.profile_digest, d.password_digest \
+            "SELECT u.name, d.profile_digest, d.password_digest \
              FROM users u LEFT JOIN django_imported_users d ON d.user_id = u.id WHERE u.id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let profile: Option<String> = row.try_get(2)?;
-        let password: Option<String> = row.try_get(3)?;
+        let profile: Option<String> = row.try_get(1)?;
+        let password: Option<String> = row.try_get(2)?;
         Ok(Some(ExistingUser {
-            email_key: row.try_get(0)?,
-            name: row.try_get(1)?,
+            name: row.try_get(0)?,
             digests: profile
                 .zip(password)
                 .map(|(profile, password)| ImportDigests { profile, password }),

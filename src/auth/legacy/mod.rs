@@ -22,7 +22,7 @@ use tokens::{DjangoKey, LegacyClaims, SimpleJwtVerifier};
 
 use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
-use super::{Auth, AuthError, Principal, TokenPair, TokenRejection, UserView};
+use super::{Auth, AuthError, Principal, TokenPair, TokenRejection};
 use crate::metrics::{RefreshOutcome, Revocation};
 use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, NewSession, SessionUser};
 
@@ -89,11 +89,7 @@ impl Auth {
         let claims = self.legacy_claims(token, own, Some(TokenType::Access), now)?;
         let user = self.legacy_user(&claims).await?;
         Ok(Principal {
-            user: UserView {
-                id: user.user_id,
-                email: user.email,
-                name: user.name,
-            },
+            user: user.into(),
             session_id: claims.jti,
         })
     }
@@ -106,10 +102,10 @@ impl Auth {
         now: i64,
     ) -> Result<(), AuthError> {
         let claims = self.legacy_claims(token, own, None, now)?;
-        if claims.token_type == TokenType::Access {
-            return self.legacy_principal(token, own, now).await.map(|_| ());
-        }
         self.legacy_user(&claims).await?;
+        if claims.token_type == TokenType::Access {
+            return Ok(());
+        }
         match self.store.legacy_token_state(claims.jti.as_str()).await? {
             None => Ok(()),
             Some(LegacyTokenState::Blacklisted | LegacyTokenState::Redeemed) => {
