@@ -593,7 +593,7 @@ async fn a_django_database_on_postgresql_is_imported() {
 #[tokio::test]
 async fn an_import_refuses_odd_table_names_and_missing_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    let db = fresh_database_url(&dir).await;
     let missing = format!("sqlite://{}", dir.path().join("nope.sqlite3").display());
     let (ok, _, stderr) = import(&db, &missing, &[]);
     assert!(!ok);

@@ -26,6 +26,7 @@ struct Run {
 /// handles a secret, stop it, and return its whole output and the secrets seen.
 async fn drive(format: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database_url(&dir).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,10 +37,7 @@ async fn drive(format: &str) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .arg("serve")
         .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "LATCHKEY_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("l.db").display()),
-        )
+        .env("LATCHKEY_DATABASE_URL", &database_url)
         .env("LATCHKEY_SECRET_KEY", SECRET_KEY)
         .env("LATCHKEY_LOG", "debug")
         .env("LATCHKEY_LOG_FORMAT", format)
