@@ -64,7 +64,7 @@ impl CsrfSigner {
     /// A new token issued at `now` (seconds since the epoch).
     pub fn issue(&self, now: u64) -> Result<String, getrandom::Error> {
         let mut raw = [0u8; RAW_LEN];
-        raw[..NONCE_LEN].copy_from_slice(&nonce()?);
+        raw[..NONCE_LEN].copy_from_slice(&super::ids::random::<NONCE_LEN>()?);
         raw[NONCE_LEN..NONCE_LEN + TIME_LEN].copy_from_slice(&now.to_be_bytes());
         let tag = self
             .tag(&raw[..NONCE_LEN + TIME_LEN])
@@ -102,41 +102,6 @@ impl CsrfSigner {
     }
 }
 
-/// Nonces fetched from the OS generator per system call.
-const NONCES_PER_FILL: usize = 16;
-
-/// A nonce from the OS generator. Fetched [`NONCES_PER_FILL`] at a time
-/// per thread: one system call per 16 tokens instead of one per token (the
-/// call cost more than the rest of issuing a token). A nonce only makes
-/// tokens unique and unguessable before they are issued; the tag is what
-/// cannot be forged, so holding the next few nonces in memory gives an
-/// attacker nothing. Each is handed out once and wiped from the pool.
-fn nonce() -> Result<[u8; NONCE_LEN], getrandom::Error> {
-    use std::cell::RefCell;
-    struct Pool {
-        bytes: [u8; NONCE_LEN * NONCES_PER_FILL],
-        next: usize,
-    }
-    thread_local! {
-        static POOL: RefCell<Pool> = const {
-            RefCell::new(Pool { bytes: [0; NONCE_LEN * NONCES_PER_FILL], next: NONCES_PER_FILL })
-        };
-    }
-    POOL.with_borrow_mut(|pool| {
-        if pool.next == NONCES_PER_FILL {
-            getrandom::getrandom(&mut pool.bytes)?;
-            pool.next = 0;
-        }
-        let at = pool.next * NONCE_LEN;
-        let slot = &mut pool.bytes[at..at + NONCE_LEN];
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(slot);
-        slot.fill(0);
-        pool.next += 1;
-        Ok(nonce)
-    })
-}
-
 /// Constant-time equality of two tokens (the header and the cookie).
 pub fn tokens_match(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq as _;
@@ -170,21 +135,6 @@ mod tests {
     #[test]
     fn tokens_are_unique() {
         assert_ne!(signer().issue(5).unwrap(), signer().issue(5).unwrap());
-    }
-
-    #[test]
-    fn nonces_stay_unique_across_pool_refills_and_threads() {
-        let here = (0..NONCES_PER_FILL * 5).map(|_| nonce().unwrap());
-        let there = std::thread::spawn(|| {
-            (0..NONCES_PER_FILL * 5)
-                .map(|_| nonce().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .join()
-        .unwrap();
-        let all: std::collections::HashSet<_> = here.chain(there).collect();
-        assert_eq!(all.len(), NONCES_PER_FILL * 10);
-        assert!(!all.contains(&[0u8; NONCE_LEN]));
     }
 
     #[test]
