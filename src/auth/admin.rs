@@ -124,8 +124,14 @@ impl Admin {
         let password = password
             .non_blank()
             .map_err(|m| AuthError::Invalid(FieldErrors::one("password", m)))?;
-        let hash =
-            hash_new_password(&self.hasher, &self.passwords, password, &user, "password").await?;
+        let hash = hash_new_password(
+            &self.hasher,
+            &self.passwords,
+            password,
+            (&user.name, &user.email),
+            "password",
+        )
+        .await?;
         let ended = self
             .store
             .set_password_hash(user.id, &hash, now(), None)

@@ -532,30 +532,30 @@ impl Auth {
         client: &ClientInfo,
         now: i64,
     ) -> Result<TokenPair, AuthError> {
-        let session_id = RandomId::generate()?;
-        let refresh_jti = RandomId::generate()?;
-        let expires_at = now + self.tokens.refresh_lifetime;
-        let addr = client.addr.to_string();
+        let start = self.new_session(user.id, Some(client), now)?;
         self.store
-            .start_session(
-                &NewSession {
-                    id: session_id.as_str(),
-                    user_id: user.id,
-                    now,
-                    expires_at,
-                    client_addr: Some(&addr),
-                    user_agent: client.user_agent.as_deref(),
-                },
-                &NewRefreshToken {
-                    jti: refresh_jti.as_str(),
-                    session_id: session_id.as_str(),
-                    parent_jti: None,
-                    issued_at: now,
-                    expires_at,
-                },
-            )
+            .start_session(&start.session(), &start.first_token())
             .await?;
-        self.sign_pair(user.id, &session_id, refresh_jti, now)
+        self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)
+    }
+
+    /// Fresh ids for a session of `user_id` starting at `now`, and its first
+    /// refresh token.
+    fn new_session(
+        &self,
+        user_id: i64,
+        client: Option<&ClientInfo>,
+        now: i64,
+    ) -> Result<SessionStart, AuthError> {
+        Ok(SessionStart {
+            session_id: RandomId::generate()?,
+            refresh_jti: RandomId::generate()?,
+            user_id,
+            now,
+            expires_at: now + self.tokens.refresh_lifetime,
+            client_addr: client.map(|c| c.addr.to_string()),
+            user_agent: client.and_then(|c| c.user_agent.clone()),
+        })
     }
 
     fn sign_pair(
@@ -891,8 +891,14 @@ impl Auth {
         }
         self.store.throttle_settle(&[&account_key], &[]).await?;
 
-        let hash =
-            hash_new_password(&self.hasher, &self.passwords, new, &user, "new_password").await?;
+        let hash = hash_new_password(
+            &self.hasher,
+            &self.passwords,
+            new,
+            (&user.name, &user.email),
+            "new_password",
+        )
+        .await?;
         let ended = self
             .store
             .set_password_hash(user.id, &hash, now, Some(caller.session_id.as_str()))
@@ -904,22 +910,17 @@ impl Auth {
     }
 }
 
-/// Check `password` against the policy for `user` and hash it; the policy's
-/// messages under `field` when it fails.
+/// Check `password` against the policy for the user `name` / `email` and
+/// hash it; the policy's messages under `field` when it fails.
 pub(crate) async fn hash_new_password(
     hasher: &Hasher,
     policy: &PasswordPolicy,
     password: Password,
-    user: &UserRecord,
+    (name, email): (&str, &str),
     field: &str,
 ) -> Result<String, AuthError> {
     hasher
-        .check_and_hash(
-            policy.clone(),
-            password,
-            user.name.clone(),
-            user.email.clone(),
-        )
+        .check_and_hash(policy.clone(), password, name.to_owned(), email.to_owned())
         .await?
         .map_err(|violations| {
             let mut errors = FieldErrors::default();
@@ -958,22 +959,14 @@ pub(crate) async fn create_account(
         errors.0.extend(duplicate(UniqueField::Name).0);
     }
 
-    let hashed = hasher
-        .check_and_hash(
-            passwords.clone(),
-            password,
-            name.as_str().to_owned(),
-            email.as_str().to_owned(),
-        )
-        .await?;
-    let hash = match hashed {
+    let identity = (name.as_str(), email.as_str());
+    let hash = match hash_new_password(hasher, passwords, password, identity, "password").await {
         Ok(hash) => hash,
-        Err(violations) => {
-            for v in violations {
-                errors.add("password", v);
-            }
+        Err(AuthError::Invalid(policy)) => {
+            errors.0.extend(policy.0);
             String::new()
         }
+        Err(e) => return Err(e),
     };
     if !errors.is_empty() {
         return Err(AuthError::Invalid(errors));
@@ -998,6 +991,40 @@ fn within_reuse_grace(rotated_at: Option<i64>, just_rotated: bool, now: i64, gra
     match rotated_at {
         Some(at) => grace > 0 && just_rotated && now - at <= grace,
         None => false,
+    }
+}
+
+/// A session about to start: its ids and the rows that record it.
+struct SessionStart {
+    session_id: RandomId,
+    refresh_jti: RandomId,
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+    client_addr: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl SessionStart {
+    fn session(&self) -> NewSession<'_> {
+        NewSession {
+            id: self.session_id.as_str(),
+            user_id: self.user_id,
+            now: self.now,
+            expires_at: self.expires_at,
+            client_addr: self.client_addr.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+
+    fn first_token(&self) -> NewRefreshToken<'_> {
+        NewRefreshToken {
+            jti: self.refresh_jti.as_str(),
+            session_id: self.session_id.as_str(),
+            parent_jti: None,
+            issued_at: self.now,
+            expires_at: self.expires_at,
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
 use super::{Auth, AuthError, Principal, TokenPair, TokenRejection};
 use crate::metrics::{RefreshOutcome, Revocation};
-use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, NewSession, SessionUser};
+use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, SessionUser};
 
 impl Auth {
     /// Accept SimpleJWT's tokens signed with `key` during the migration
@@ -160,35 +160,21 @@ impl Auth {
     ) -> Result<(TokenPair, RefreshOutcome), AuthError> {
         let claims = self.legacy_claims(token, own, Some(TokenType::Refresh), now)?;
         let user = self.legacy_user(&claims).await?;
-        let session_id = RandomId::generate()?;
-        let refresh_jti = RandomId::generate()?;
-        let expires_at = now + self.tokens.refresh_lifetime;
+        let start = self.new_session(user.user_id, None, now)?;
         let outcome = self
             .store
             .redeem_legacy_refresh(
                 claims.jti.as_str(),
                 claims.exp,
-                &NewSession {
-                    id: session_id.as_str(),
-                    user_id: user.user_id,
-                    now,
-                    expires_at,
-                    client_addr: None,
-                    user_agent: None,
-                },
-                &NewRefreshToken {
-                    jti: refresh_jti.as_str(),
-                    session_id: session_id.as_str(),
-                    parent_jti: None,
-                    issued_at: now,
-                    expires_at,
-                },
+                &start.session(),
+                &start.first_token(),
             )
             .await?;
         match outcome {
             LegacyRedemption::Redeemed => {
                 tracing::info!(target: "latchkey::security", event = "legacy_refresh_redeemed", user_id = user.user_id);
-                let pair = self.sign_pair(user.user_id, &session_id, refresh_jti, now)?;
+                let pair =
+                    self.sign_pair(user.user_id, &start.session_id, start.refresh_jti, now)?;
                 Ok((pair, RefreshOutcome::Rotated))
             }
             LegacyRedemption::Blacklisted => Err(AuthError::Token(TokenRejection::Revoked)),
@@ -198,12 +184,10 @@ impl Auth {
             } => {
                 let first = RandomId::parse(&first)
                     .ok_or_else(|| AuthError::Internal("stored session id is malformed".into()))?;
+                // The pair joins the session the first presentation started.
                 let next = NewRefreshToken {
-                    jti: refresh_jti.as_str(),
                     session_id: first.as_str(),
-                    parent_jti: None,
-                    issued_at: now,
-                    expires_at,
+                    ..start.first_token()
                 };
                 self.forgive_or_revoke(
                     user.user_id,
@@ -211,7 +195,7 @@ impl Auth {
                     Some(redeemed_at),
                     true,
                     &next,
-                    &refresh_jti,
+                    &start.refresh_jti,
                     now,
                     true,
                 )
