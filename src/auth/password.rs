@@ -405,8 +405,9 @@ fn worker(
         };
         let job = match job {
             Ok(job) => job,
-            // No job for a while: every worker is idle (the others wait for
-            // the receiver), so their Argon2 memory can go back to the OS.
+            // No job reached this worker for a while: the spare Argon2
+            // buffers (those no job is using) can go back to the OS. A busy
+            // worker's buffer is not in the spare pool and stays.
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 release_spare_memory();
                 continue;

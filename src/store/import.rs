@@ -8,7 +8,7 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row as _};
 
-use super::legacy::BLACKLISTED;
+use super::legacy::{insert_legacy_token, BLACKLISTED};
 use super::{Backend, Store, StoreError};
 
 /// A table or column name from the command line, checked before it goes
@@ -429,17 +429,10 @@ impl ImportTransaction {
         token: &BlacklistedToken,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
-             VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(&token.jti)
-        .bind(BLACKLISTED)
-        .bind(now)
-        .bind(token.expires_at)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
+        let inserted = insert_legacy_token(&token.jti, BLACKLISTED, None, now, token.expires_at)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
         Ok(inserted == 1)
     }
 

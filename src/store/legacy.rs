@@ -13,6 +13,25 @@ pub(super) const BLACKLISTED: &str = "blacklisted";
 /// `legacy_tokens.state` of a token exchanged for a latchkey session.
 const REDEEMED: &str = "redeemed";
 
+/// Record legacy token `jti` as `state` (once: false if already known).
+pub(super) fn insert_legacy_token<'q>(
+    jti: &'q str,
+    state: &'static str,
+    session_id: Option<&'q str>,
+    recorded_at: i64,
+    expires_at: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(jti)
+    .bind(state)
+    .bind(session_id)
+    .bind(recorded_at)
+    .bind(expires_at)
+}
+
 /// What became of an attempt to exchange a legacy refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegacyRedemption {
@@ -57,15 +76,6 @@ pub(super) async fn revoke_legacy_tokens_of(
     Ok(())
 }
 
-/// What latchkey knows of a legacy token id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegacyTokenState {
-    /// Blacklisted in Django.
-    Blacklisted,
-    /// Already exchanged for a latchkey session.
-    Redeemed,
-}
-
 impl Store {
     /// The user a legacy token's `user_id` names, if that user was imported
     /// from Django (an id latchkey gave out itself is someone else) and is
@@ -105,18 +115,11 @@ impl Store {
         first: &NewRefreshToken<'_>,
     ) -> Result<LegacyRedemption, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let recorded = sqlx::query(
-            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(REDEEMED)
-        .bind(session.id)
-        .bind(session.now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let recorded =
+            insert_legacy_token(jti, REDEEMED, Some(session.id), session.now, expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if recorded == 1 {
             insert_session(session).execute(&mut *tx).await?;
             insert_refresh(first).execute(&mut *tx).await?;
@@ -147,37 +150,22 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO legacy_tokens (jti, state, session_id, recorded_at, expires_at) \
-             VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(BLACKLISTED)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let inserted = insert_legacy_token(jti, BLACKLISTED, None, now, expires_at)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
         Ok(inserted == 1)
     }
 
-    /// Whether legacy token `jti` was blacklisted or redeemed.
-    pub async fn legacy_token_state(
-        &self,
-        jti: &str,
-    ) -> Result<Option<LegacyTokenState>, StoreError> {
-        let state: Option<String> =
+    /// Whether legacy token `jti` is used up: blacklisted in Django, or
+    /// already exchanged for a latchkey session.
+    pub async fn legacy_token_used(&self, jti: &str) -> Result<bool, StoreError> {
+        let found: Option<String> =
             sqlx::query_scalar("SELECT state FROM legacy_tokens WHERE jti = $1")
                 .bind(jti)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(state.map(|s| {
-            if s == REDEEMED {
-                LegacyTokenState::Redeemed
-            } else {
-                LegacyTokenState::Blacklisted
-            }
-        }))
+        Ok(found.is_some())
     }
 
     /// Replace user `user_id`'s password hash with `new_hash`, only if it is

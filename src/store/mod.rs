@@ -23,7 +23,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _};
 
-pub use legacy::{LegacyRedemption, LegacyTokenState, LegacyTokenUser};
+pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use maintenance::Flushed;
 pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser};
 pub use throttle::ThrottleWindow;

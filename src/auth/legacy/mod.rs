@@ -24,7 +24,7 @@ use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
 use super::{Auth, AuthError, Principal, TokenPair, TokenRejection};
 use crate::metrics::{RefreshOutcome, Revocation};
-use crate::store::{LegacyRedemption, LegacyTokenState, NewRefreshToken, SessionUser};
+use crate::store::{LegacyRedemption, NewRefreshToken, SessionUser};
 
 impl Auth {
     /// Accept SimpleJWT's tokens signed with `key` during the migration
@@ -106,12 +106,10 @@ impl Auth {
         if claims.token_type == TokenType::Access {
             return Ok(());
         }
-        match self.store.legacy_token_state(claims.jti.as_str()).await? {
-            None => Ok(()),
-            Some(LegacyTokenState::Blacklisted | LegacyTokenState::Redeemed) => {
-                Err(AuthError::Token(TokenRejection::Revoked))
-            }
+        if self.store.legacy_token_used(claims.jti.as_str()).await? {
+            return Err(AuthError::Token(TokenRejection::Revoked));
         }
+        Ok(())
     }
 
     /// Logout with a SimpleJWT refresh token (an SPA that has not refreshed
