@@ -365,16 +365,6 @@ async fn import_user(
         report.skipped.push((row.id, "no valid name".into()));
         return Ok(());
     };
-    let kind = classify(&row.password_hash);
-    *report.hash_kinds.entry(kind.name().to_owned()).or_default() += 1;
-    if let HashKind::Unsupported(algorithm) = &kind {
-        report
-            .unsupported
-            .entry(algorithm.clone())
-            .or_default()
-            .push(row.id);
-    }
-
     let digests = digests(row);
     let existing = tx.existing_user(row.id).await?;
     let password_changed = match &existing {
@@ -389,6 +379,7 @@ async fn import_user(
             }
             Some(previous) if *previous == digests => {
                 report.unchanged += 1;
+                count_hash(report, row);
                 return Ok(());
             }
             Some(previous) => previous.password != digests.password,
@@ -435,7 +426,22 @@ async fn import_user(
         tx.insert_user(&user).await?;
         report.imported += 1;
     }
+    count_hash(report, row);
     Ok(())
+}
+
+/// Count the hash kind of a user latchkey now holds (skipped users are
+/// reported as skipped, not as users who cannot log in).
+fn count_hash(report: &mut ImportReport, row: &DjangoUserRow) {
+    let kind = classify(&row.password_hash);
+    *report.hash_kinds.entry(kind.name().to_owned()).or_default() += 1;
+    if let HashKind::Unsupported(algorithm) = kind {
+        report
+            .unsupported
+            .entry(algorithm)
+            .or_default()
+            .push(row.id);
+    }
 }
 
 /// `name` if no other user holds it (latchkey names are unique,
@@ -463,7 +469,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_never_reach_the_report() {
+    fn database_urls_shown_in_reports_lose_their_credentials() {
         assert_eq!(
             without_credentials("postgres://django:s3cret@db.internal:5432/app?password=x"),
             "postgres://db.internal:5432/app"
