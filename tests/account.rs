@@ -296,6 +296,15 @@ async fn wrong_old_passwords_are_throttled_like_logins() {
     let r = s.post_as(&access, "/auth/password/change", wrong).await;
     assert!(r.headers().contains_key("retry-after"));
     assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    // The same counter as logins: the account's logins are throttled too,
+    // even with the right password.
+    let email = user["email"].as_str().unwrap();
+    assert_error(
+        s.login(email, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -5,8 +5,6 @@
 mod common;
 
 use std::io::Read as _;
-use std::process::Command;
-use std::time::Duration;
 
 use common::claims;
 use reqwest::StatusCode;
@@ -27,37 +25,21 @@ struct Run {
 async fn drive(format: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let database_url = common::fresh_database_url(&dir).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let log_path = dir.path().join("out.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .arg("serve")
-        .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
-        .env("LATCHKEY_DATABASE_URL", &database_url)
-        .env("LATCHKEY_SECRET_KEY", SECRET_KEY)
-        .env("LATCHKEY_LOG", "debug")
-        .env("LATCHKEY_LOG_FORMAT", format)
-        .env("LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT", "2")
-        .env("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0")
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = common::ServerProcess::start_logging_to(
+        &[
+            ("LATCHKEY_DATABASE_URL", &database_url),
+            ("LATCHKEY_SECRET_KEY", SECRET_KEY),
+            ("LATCHKEY_LOG", "debug"),
+            ("LATCHKEY_LOG_FORMAT", format),
+            ("LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT", "2"),
+            ("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ],
+        &log_path,
+    )
+    .await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..400 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(up, "server started");
 
     let csrf: Value = client
         .get(format!("{base}/auth/csrf"))
@@ -178,10 +160,7 @@ async fn drive(format: &str) -> Run {
         .await
         .unwrap();
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    server.terminate();
     let mut log = String::new();
     std::fs::File::open(&log_path)
         .unwrap()
@@ -266,14 +245,19 @@ async fn json_logs_carry_the_request_id_on_every_request_line_and_no_secret() {
     assert!(events("login_throttled")
         .iter()
         .any(|l| l["request_id"] == "trace-me-123"));
-    // Every line written while serving a request carries its id.
+    // Every line written while serving a request carries its id: the access
+    // lines and every security event (all of this run's come from requests).
     let served: Vec<_> = lines.iter().filter(|l| l["message"] == "served").collect();
     assert!(served.len() >= 10, "one access line per request at DEBUG");
-    for line in served {
-        assert!(line["request_id"].is_string(), "{line}");
+    for line in &served {
         assert!(
             line["path"].is_string() && line["status"].is_number(),
             "{line}"
         );
+    }
+    let security: Vec<_> = lines.iter().filter(|l| l["event"].is_string()).collect();
+    assert!(security.len() >= 5, "security events were logged");
+    for line in served.into_iter().chain(security) {
+        assert!(line["request_id"].is_string(), "{line}");
     }
 }

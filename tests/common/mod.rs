@@ -288,6 +288,24 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start the real binary on a free port with `env`, and wait until it serves.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::spawn(env, None).await
+    }
+
+    /// As [`ServerProcess::start`], with everything the server prints
+    /// (stdout and stderr) written to `log`.
+    pub async fn start_logging_to(env: &[(&str, &str)], log: &std::path::Path) -> Self {
+        Self::spawn(env, Some(log)).await
+    }
+
+    /// Stop it as an operator would (SIGTERM: a graceful shutdown), and wait.
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    async fn spawn(env: &[(&str, &str)], log: Option<&std::path::Path>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -295,8 +313,16 @@ impl ServerProcess {
             .port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
         cmd.arg("serve")
-            .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
-            .stderr(std::process::Stdio::null());
+            .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"));
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).unwrap();
+                cmd.stdout(file.try_clone().unwrap()).stderr(file);
+            }
+            None => {
+                cmd.stderr(std::process::Stdio::null());
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
