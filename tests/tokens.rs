@@ -278,10 +278,13 @@ async fn only_hs256_with_the_servers_key_is_accepted() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_refused_and_refresh_recovers() {
-    let s = TestServer::start_with(|c| c.access_token_lifetime_seconds = 1).await;
+    // Two seconds, not one: expiry is counted in whole seconds, so a token
+    // with one second to live can be expired a millisecond after it is
+    // issued; with two, the fresh token below has at least one.
+    let s = TestServer::start_with(|c| c.access_token_lifetime_seconds = 2).await;
     let user = s.new_user().await;
     let (access, refresh_token) = tokens(&user);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let body = assert_error(
         s.get_as(&access, "/auth/me").await,
         StatusCode::UNAUTHORIZED,
