@@ -108,6 +108,12 @@ pub struct Config {
     )]
     pub refresh_reuse_grace_seconds: u64,
 
+    /// Clock skew tolerated between instances, in seconds: a token stays
+    /// valid this long past its `exp`, one whose `iat` is further ahead is
+    /// refused, and CSRF token ages get the same slack.
+    #[arg(long, env = "LATCHKEY_CLOCK_LEEWAY_SECONDS", default_value_t = 5)]
+    pub clock_leeway_seconds: u64,
+
     /// Age after which a CSRF token is refused, in seconds (default one year).
     #[arg(
         long,

@@ -103,6 +103,15 @@ impl App {
     /// Connect, migrate, load or create the signing key, and assemble the
     /// layers. Everything that can fail at start-up fails here.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, auth::Clock::system()).await
+    }
+
+    /// [`App::build`] with the domain reading time from `clock` (tests and
+    /// fault tests move or skew it).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: auth::Clock,
+    ) -> Result<Self, StartError> {
         let store = open_store(config).await?;
         let key = match &config.secret_key {
             Some(key) => key.clone(),
@@ -121,6 +130,7 @@ impl App {
                 access_lifetime: secs(config.access_token_lifetime_seconds),
                 refresh_lifetime: secs(config.refresh_token_lifetime_seconds),
                 reuse_grace: secs(config.refresh_reuse_grace_seconds),
+                clock_leeway: secs(config.clock_leeway_seconds),
             },
             throttle: ThrottlePolicy {
                 per_account: config.login_failures_per_account,
@@ -130,7 +140,8 @@ impl App {
             csrf_max_age: config.csrf_token_max_age_seconds,
         };
         let auth = Auth::new(store.clone(), key, hasher, policies, metrics)
-            .with_legacy_django(config.legacy_django_key.as_ref());
+            .with_legacy_django(config.legacy_django_key.as_ref())
+            .with_clock(clock);
         let doc = http::openapi();
         let state = std::sync::Arc::new(http::Shared {
             auth,

@@ -120,15 +120,25 @@ async fn two_tabs_refreshing_the_same_token_at_once_both_stay_logged_in() {
     }
 }
 
+/// Let `seconds` pass for the server: its clock moves; on PostgreSQL the
+/// grace window is measured by the database's own clock, so real time must
+/// pass too.
+async fn pass_time(s: &TestServer, seconds: i64) {
+    s.clock.advance(seconds);
+    if common::backend() == "postgres" {
+        tokio::time::sleep(Duration::from_secs(seconds.unsigned_abs())).await;
+    }
+}
+
 #[tokio::test]
 async fn the_token_just_rotated_is_accepted_again_only_within_the_grace_window() {
     let s = TestServer::start_with(|c| c.refresh_reuse_grace_seconds = 1).await;
     let user = s.new_user().await;
     let (_, r0) = tokens(&user);
     let (_, r1) = pair(refresh(&s, &r0).await).await;
-    let (_, r1b) = pair(refresh(&s, &r0).await).await;
-    assert_ne!(r1, r1b);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (_, r1_again) = pair(refresh(&s, &r0).await).await;
+    assert_eq!(r1, r1_again, "the replay is handed the token already issued");
+    pass_time(&s, 2).await;
     // After the window, the same token is reuse: the session ends.
     assert_error(
         refresh(&s, &r0).await,
@@ -137,7 +147,57 @@ async fn the_token_just_rotated_is_accepted_again_only_within_the_grace_window()
     )
     .await;
     assert_eq!(refresh(&s, &r1).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(refresh(&s, &r1b).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_replay_inside_the_grace_window_never_creates_a_second_live_chain() {
+    let s = TestServer::start().await;
+    let user = s.new_user().await;
+    let (_, r0) = tokens(&user);
+    let bodies = vec![json!({ "refresh": r0 }); 50];
+    let mut answers = Vec::new();
+    for r in s.responses_all_at_once("/auth/token/refresh/", bodies).await {
+        answers.push((r.status(), r.json::<Value>().await.unwrap()));
+    }
+    let mut heads = std::collections::BTreeSet::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        heads.insert(claims(body["refresh"].as_str().unwrap())["jti"].to_string());
+    }
+    assert_eq!(heads.len(), 1, "50 refreshes of one token: one chain");
+    let r1 = answers[0].1["refresh"].as_str().unwrap().to_owned();
+    for (_, body) in &answers {
+        assert_eq!(body["refresh"], r1.as_str());
+    }
+
+    // The one chain goes on; a replay of its previous link meets the new head.
+    let (_, r2) = pair(refresh(&s, &r1).await).await;
+    let (_, r2_again) = pair(refresh(&s, &r1).await).await;
+    assert_eq!(r2, r2_again);
+    // r0 is now two links behind: reuse, and the session (with r2) ends.
+    assert_eq!(refresh(&s, &r0).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh(&s, &r2).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_thief_replaying_a_rotated_token_after_the_window_ends_the_session() {
+    let s = TestServer::start().await;
+    let user = s.new_user().await;
+    let (_, r0) = tokens(&user);
+    let (a1, r1) = pair(refresh(&s, &r0).await).await;
+    pass_time(&s, 11).await;
+    assert_error(
+        refresh(&s, &r0).await,
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+    )
+    .await;
+    // The user's live token and access token died with the session.
+    assert_eq!(refresh(&s, &r1).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get_as(&a1, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -284,7 +344,8 @@ async fn an_expired_access_token_is_refused_and_refresh_recovers() {
     let s = TestServer::start_with(|c| c.access_token_lifetime_seconds = 2).await;
     let user = s.new_user().await;
     let (access, refresh_token) = tokens(&user);
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    // Past the lifetime and the clock leeway (5 s by default).
+    s.clock.advance(2 + 5 + 1);
     let body = assert_error(
         s.get_as(&access, "/auth/me").await,
         StatusCode::UNAUTHORIZED,
@@ -302,7 +363,7 @@ async fn an_expired_refresh_token_is_refused() {
     let s = TestServer::start_with(|c| c.refresh_token_lifetime_seconds = 1).await;
     let user = s.new_user().await;
     let (_, refresh_token) = tokens(&user);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    s.clock.advance(1 + 5 + 1);
     assert_error(
         refresh(&s, &refresh_token).await,
         StatusCode::UNAUTHORIZED,

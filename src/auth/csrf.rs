@@ -42,6 +42,7 @@ pub struct CsrfSigner {
     /// HMAC state with the key already absorbed (cloned per token).
     keyed: Hmac<Sha256>,
     max_age_seconds: u64,
+    leeway_seconds: u64,
 }
 
 impl CsrfSigner {
@@ -52,7 +53,16 @@ impl CsrfSigner {
         Self {
             keyed,
             max_age_seconds,
+            leeway_seconds: 0,
         }
+    }
+
+    /// The same signer, tolerating `seconds` of clock skew between
+    /// instances: a token issued up to that far in the future is accepted,
+    /// and one further ahead refused (it would otherwise outlive its age).
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway_seconds = seconds;
+        self
     }
 
     fn tag(&self, signed: &[u8]) -> Hmac<Sha256> {
@@ -95,7 +105,9 @@ impl CsrfSigner {
         let mut time = [0u8; TIME_LEN];
         time.copy_from_slice(&signed[NONCE_LEN..]);
         let issued_at = u64::from_be_bytes(time);
-        if now.saturating_sub(issued_at) > self.max_age_seconds {
+        if issued_at > now.saturating_add(self.leeway_seconds)
+            || now.saturating_sub(issued_at) > self.max_age_seconds.saturating_add(self.leeway_seconds)
+        {
             return Err(CsrfError::Expired);
         }
         Ok(())
@@ -124,6 +136,19 @@ mod tests {
         assert_eq!(signer().verify(&token, 1_000), Ok(()));
         assert_eq!(signer().verify(&token, 1_100), Ok(()));
         assert_eq!(signer().verify(&token, 1_101), Err(CsrfError::Expired));
+    }
+
+    #[test]
+    fn a_token_from_an_instance_ahead_is_accepted_within_the_leeway_only() {
+        let token = signer().issue(1_000).unwrap();
+        let lenient = signer().with_leeway(5);
+        assert_eq!(lenient.verify(&token, 995), Ok(()));
+        assert_eq!(lenient.verify(&token, 994), Err(CsrfError::Expired));
+        // Without leeway a token from the future never verifies: it would
+        // otherwise outlive its maximum age by the skew.
+        assert_eq!(signer().verify(&token, 999), Err(CsrfError::Expired));
+        assert_eq!(lenient.verify(&token, 1_105), Ok(()));
+        assert_eq!(lenient.verify(&token, 1_106), Err(CsrfError::Expired));
     }
 
     #[test]

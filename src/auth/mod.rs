@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod clock;
 pub mod csrf;
 pub mod ids;
 pub mod keys;
@@ -13,8 +14,8 @@ pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use clock::Clock;
 pub use keys::SecretKey;
 
 use account::{Email, Name};
@@ -259,6 +260,9 @@ pub struct TokenPolicy {
     pub refresh_lifetime: i64,
     /// How long the token just rotated stays usable once more.
     pub reuse_grace: i64,
+    /// Clock skew tolerated between instances, for `exp`/`iat` checks of
+    /// tokens and CSRF token ages.
+    pub clock_leeway: i64,
 }
 
 /// The authentication service: every use case of the API, over a [`Store`].
@@ -274,14 +278,14 @@ pub struct Auth {
     metrics: Metrics,
     /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
     legacy: Option<legacy::tokens::SimpleJwtVerifier>,
+    /// Wall-clock time for every rule of the use cases.
+    clock: Clock,
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, by the system clock (operator commands;
+/// the server's use cases read [`Auth`]'s injected [`Clock`]).
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    Clock::system().now()
 }
 
 /// The rules an [`Auth`] applies, as configured.
@@ -306,10 +310,12 @@ impl Auth {
         policies: Policies,
         metrics: Metrics,
     ) -> Self {
-        let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age);
+        let leeway = policies.tokens.clock_leeway.max(0);
+        let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age)
+            .with_leeway(leeway.unsigned_abs());
         Self {
             store,
-            codec: TokenCodec::new(key),
+            codec: TokenCodec::new(key).with_leeway(leeway),
             csrf,
             hasher,
             passwords: policies.passwords,
@@ -317,7 +323,14 @@ impl Auth {
             throttle: policies.throttle,
             metrics,
             legacy: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same service reading time from `clock` (tests move it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The store (for readiness checks).
@@ -346,7 +359,7 @@ impl Auth {
     /// The CSRF token to hand out: the client's current one when it is still
     /// valid (so two calls give one token), else a new one.
     pub fn csrf_token(&self, current: Option<&str>) -> Result<String, AuthError> {
-        let now = now_u64();
+        let now = self.clock.now_u64();
         if let Some(current) = current.filter(|t| self.csrf.verify(t, now).is_ok()) {
             return Ok(current.to_owned());
         }
@@ -358,7 +371,7 @@ impl Auth {
     pub fn check_csrf(&self, header: Option<&str>, cookie: Option<&str>) -> Result<(), AuthError> {
         let header = header.ok_or(AuthError::Csrf(CsrfError::Missing))?;
         self.csrf
-            .verify(header, now_u64())
+            .verify(header, self.clock.now_u64())
             .map_err(AuthError::Csrf)?;
         if let Some(cookie) = cookie {
             if !csrf::tokens_match(header, cookie) {
@@ -376,7 +389,7 @@ impl Auth {
         form: Registration,
         client: &ClientInfo,
     ) -> Result<(UserView, TokenPair), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let user = create_account(&self.store, &self.hasher, &self.passwords, form, now).await?;
         self.metrics.registration();
         let tokens = self.start_session(&user, client, now).await?;
@@ -455,7 +468,7 @@ impl Auth {
         let address_key = throttle::address_key(client.addr);
         // Count the attempt before checking it, so parallel guesses cannot
         // slip past the limit; a success takes its count back below.
-        let now = now();
+        let now = self.clock.now();
         let window = self.throttle.window_seconds;
         let [per_account, per_address] = self
             .store
@@ -565,14 +578,7 @@ impl Auth {
         refresh_jti: RandomId,
         now: i64,
     ) -> Result<TokenPair, AuthError> {
-        let access = self.codec.encode(&Claims {
-            token_type: TokenType::Access,
-            exp: now + self.tokens.access_lifetime,
-            iat: now,
-            jti: RandomId::generate()?,
-            user_id,
-            sid: session_id.clone(),
-        });
+        let access = self.sign_access(user_id, session_id, now)?;
         let refresh = self.codec.encode(&Claims {
             token_type: TokenType::Refresh,
             exp: now + self.tokens.refresh_lifetime,
@@ -584,13 +590,29 @@ impl Auth {
         Ok(TokenPair { access, refresh })
     }
 
+    fn sign_access(
+        &self,
+        user_id: i64,
+        session_id: &RandomId,
+        now: i64,
+    ) -> Result<String, AuthError> {
+        Ok(self.codec.encode(&Claims {
+            token_type: TokenType::Access,
+            exp: now + self.tokens.access_lifetime,
+            iat: now,
+            jti: RandomId::generate()?,
+            user_id,
+            sid: session_id.clone(),
+        }))
+    }
+
     // ---- Tokens ------------------------------------------------------------
 
     /// The caller behind an access token: valid signature, unexpired, of type
     /// access, and its session still live. Checked against the database on
     /// every call, so a logout on any instance takes effect at once.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let claims = match self.codec.decode(access_token, TokenType::Access, now) {
             Ok(claims) => claims,
             Err(own) => return self.legacy_principal(access_token, own, now).await,
@@ -614,7 +636,7 @@ impl Auth {
 
     /// `/auth/token/verify/`: whether a token of either type is valid now.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let claims = match self.codec.decode_any(token, now) {
             Ok(claims) => claims,
             Err(own) => return self.legacy_verify(token, own, now).await,
@@ -654,7 +676,7 @@ impl Auth {
     }
 
     async fn rotate(&self, refresh_token: &str) -> Result<(TokenPair, RefreshOutcome), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
             Ok(claims) => claims,
             Err(own) => return self.legacy_refresh(refresh_token, own, now).await,
@@ -676,54 +698,62 @@ impl Auth {
             return Ok((pair, RefreshOutcome::Rotated));
         }
         let state = self.known_refresh(&claims, now).await?;
-        if state.rotated_at.is_none() {
+        let Some(rotated_at) = state.rotated_at else {
             // Live session, unrotated token, yet no rotation: it ended meanwhile.
             return Err(AuthError::Token(TokenRejection::Revoked));
-        }
-
-        let just_rotated = state.last_rotated_jti.as_deref() == Some(jti);
-        self.forgive_or_revoke(
-            claims.user_id,
-            &claims.sid,
-            state.rotated_at,
-            just_rotated,
-            &next,
-            &next_jti,
-            now,
-            false,
-        )
+        };
+        self.replay_or_revoke(Replay {
+            user_id: claims.user_id,
+            session: &claims.sid,
+            presented: jti,
+            rotated_at,
+            db_now: state.db_now,
+            rotated_last: state.last_rotated_jti.as_deref() == Some(jti),
+            legacy: false,
+        })
         .await
     }
 
     /// A refresh token presented again after its rotation (or a legacy one
-    /// after its redemption) at `rotated_at`: inside the grace window, and
-    /// only for the token rotated last, `next` joins `session` and a fresh
-    /// pair is issued; anything else is reuse, and the session is revoked.
-    #[allow(clippy::too_many_arguments)]
-    async fn forgive_or_revoke(
+    /// after its redemption). Inside the grace window, and only for the
+    /// token rotated last, the caller gets the token that rotation issued —
+    /// the same one, signed again — so a session never has more than one
+    /// live chain, however often the token is replayed; a fresh access
+    /// token comes with it. Anything else is reuse, and the session is
+    /// revoked.
+    async fn replay_or_revoke(
         &self,
-        user_id: i64,
-        session: &RandomId,
-        rotated_at: Option<i64>,
-        just_rotated: bool,
-        next: &NewRefreshToken<'_>,
-        next_jti: &RandomId,
-        now: i64,
-        legacy: bool,
+        replay: Replay<'_>,
     ) -> Result<(TokenPair, RefreshOutcome), AuthError> {
-        if within_reuse_grace(rotated_at, just_rotated, now, self.tokens.reuse_grace) {
-            if self.store.add_refresh(next).await? {
-                let pair = self.sign_pair(user_id, session, next_jti.clone(), now)?;
-                return Ok((pair, RefreshOutcome::Grace));
+        let now = self.clock.now();
+        if within_reuse_grace(&replay, self.tokens.reuse_grace) {
+            let head = self
+                .store
+                .live_successor(replay.session.as_str(), replay.presented, now)
+                .await?;
+            if let Some(head) = head {
+                let jti = RandomId::parse(&head.jti)
+                    .ok_or_else(|| AuthError::Internal("stored token id is malformed".into()))?;
+                let refresh = self.codec.encode(&Claims {
+                    token_type: TokenType::Refresh,
+                    exp: head.expires_at,
+                    iat: head.issued_at,
+                    jti,
+                    user_id: replay.user_id,
+                    sid: replay.session.clone(),
+                });
+                let access = self.sign_access(replay.user_id, replay.session, now)?;
+                return Ok((TokenPair { access, refresh }, RefreshOutcome::Grace));
             }
-            return Err(AuthError::Token(TokenRejection::Revoked));
+            // The chain moved on meanwhile (its head was rotated too), or the
+            // session ended: the presented token is now an older one.
         }
         self.store
-            .revoke_session(session.as_str(), now, "refresh token reuse")
+            .revoke_session(replay.session.as_str(), now, "refresh token reuse")
             .await?;
         self.metrics.reuse_detected();
         self.metrics.revoked(Revocation::Reuse, 1);
-        tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id, legacy);
+        tracing::warn!(target: "latchkey::security", event = "refresh_reuse_detected", user_id = replay.user_id, legacy = replay.legacy);
         Err(AuthError::Token(TokenRejection::Revoked))
     }
 
@@ -752,7 +782,7 @@ impl Auth {
     /// End the session of `refresh_token`, which must belong to `caller`,
     /// and the session of the caller's access token with it.
     pub async fn logout(&self, caller: &Principal, refresh_token: &str) -> Result<(), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
             Ok(claims) => claims,
             Err(own) => return self.legacy_logout(caller, refresh_token, own, now).await,
@@ -793,7 +823,7 @@ impl Auth {
     pub async fn logout_all(&self, caller: &Principal) -> Result<u64, AuthError> {
         let ended = self
             .store
-            .revoke_sessions_of(caller.user.id, now(), "logout all")
+            .revoke_sessions_of(caller.user.id, self.clock.now(), "logout all")
             .await?;
         self.metrics.revoked(Revocation::LogoutAll, ended);
         tracing::info!(target: "latchkey::security", event = "logout_all", user_id = caller.user.id, sessions = ended);
@@ -802,7 +832,7 @@ impl Auth {
 
     /// The caller's live sessions, most recently used first.
     pub async fn sessions(&self, caller: &Principal) -> Result<Vec<SessionView>, AuthError> {
-        let sessions = self.store.sessions_of(caller.user.id, now()).await?;
+        let sessions = self.store.sessions_of(caller.user.id, self.clock.now()).await?;
         Ok(sessions
             .into_iter()
             .map(|s| SessionView {
@@ -822,7 +852,7 @@ impl Auth {
     pub async fn end_session(&self, caller: &Principal, session_id: &str) -> Result<(), AuthError> {
         let ended = self
             .store
-            .revoke_session_of(caller.user.id, session_id, now(), "ended by user")
+            .revoke_session_of(caller.user.id, session_id, self.clock.now(), "ended by user")
             .await?;
         if !ended {
             return Err(AuthError::NotFound);
@@ -862,7 +892,7 @@ impl Auth {
             .filter(|u| u.is_active)
             .ok_or(AuthError::Token(TokenRejection::Revoked))?;
 
-        let now = now();
+        let now = self.clock.now();
         let account_key = throttle::account_key(Some(user.id), "id", "");
         let [attempts] = self
             .store
@@ -984,14 +1014,28 @@ pub(crate) async fn create_account(
         .await?)
 }
 
-/// Whether presenting an already-rotated refresh token is forgiven: only the
-/// token rotated most recently in its session, only within `grace` seconds
-/// of its rotation, and never when the window is 0. Anything else is reuse.
-fn within_reuse_grace(rotated_at: Option<i64>, just_rotated: bool, now: i64, grace: i64) -> bool {
-    match rotated_at {
-        Some(at) => grace > 0 && just_rotated && now - at <= grace,
-        None => false,
-    }
+/// A refresh token presented again after it was exchanged.
+struct Replay<'a> {
+    user_id: i64,
+    session: &'a RandomId,
+    /// The presented token's `jti` (for a legacy token, SimpleJWT's).
+    presented: &'a str,
+    /// When it was exchanged, by the clock `db_now` reads.
+    rotated_at: i64,
+    /// Now, by the clock that wrote `rotated_at`.
+    db_now: i64,
+    /// Whether it is the token its session exchanged most recently.
+    rotated_last: bool,
+    /// A SimpleJWT token (for the log).
+    legacy: bool,
+}
+
+/// Whether a replay is forgiven: only of the token exchanged most recently
+/// in its session, only within `grace` seconds of the exchange (both times
+/// on one clock), and never when the window is 0. Anything else is reuse.
+fn within_reuse_grace(replay: &Replay<'_>, grace: i64) -> bool {
+    let elapsed = replay.db_now - replay.rotated_at;
+    grace > 0 && replay.rotated_last && (0..=grace).contains(&elapsed.max(0))
 }
 
 /// A session about to start: its ids and the rows that record it.
@@ -1046,29 +1090,49 @@ fn view(user: &UserRecord) -> UserView {
     }
 }
 
-fn now_u64() -> u64 {
-    u64::try_from(now()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn replay(rotated_at: i64, db_now: i64, rotated_last: bool) -> bool {
+        let sid = RandomId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let replay = Replay {
+            user_id: 1,
+            session: &sid,
+            presented: "x",
+            rotated_at,
+            db_now,
+            rotated_last,
+            legacy: false,
+        };
+        within_reuse_grace(&replay, 10)
+    }
+
     #[test]
     fn the_token_rotated_last_is_forgiven_within_the_window_only() {
-        assert!(within_reuse_grace(Some(100), true, 100, 10));
-        assert!(within_reuse_grace(Some(100), true, 110, 10));
-        assert!(!within_reuse_grace(Some(100), true, 111, 10));
+        assert!(replay(100, 100, true));
+        assert!(replay(100, 110, true));
+        assert!(!replay(100, 111, true));
     }
 
     #[test]
     fn an_older_token_of_the_chain_is_never_forgiven() {
-        assert!(!within_reuse_grace(Some(100), false, 101, 10));
+        assert!(!replay(100, 101, false));
     }
 
     #[test]
     fn a_zero_window_forgives_nothing() {
-        assert!(!within_reuse_grace(Some(100), true, 100, 0));
+        let sid = RandomId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let replay = Replay {
+            user_id: 1,
+            session: &sid,
+            presented: "x",
+            rotated_at: 100,
+            db_now: 100,
+            rotated_last: true,
+            legacy: false,
+        };
+        assert!(!within_reuse_grace(&replay, 0));
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub enum TokenError {
     /// A refresh token where an access token was expected, or the reverse.
     #[error("token has the wrong type")]
     WrongType,
+    /// `iat` is further in the future than the clock leeway allows: no
+    /// instance whose clock is within the tolerated skew issued it.
+    #[error("token is issued in the future")]
+    IssuedInFuture,
 }
 
 /// Signs and verifies tokens with one key.
@@ -75,6 +79,8 @@ pub struct TokenCodec {
     /// HMAC state with the key already absorbed: cloning it skips the two
     /// key-block compressions every token would otherwise pay for.
     keyed: Hmac<Sha256>,
+    /// Seconds of clock skew tolerated between instances (`exp`, `iat`).
+    leeway: i64,
 }
 
 #[derive(Deserialize)]
@@ -90,7 +96,15 @@ impl TokenCodec {
     pub fn new(key: SecretKey) -> Self {
         let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key.expose())
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        Self { keyed }
+        Self { keyed, leeway: 0 }
+    }
+
+    /// The same codec, tolerating `seconds` of clock skew: a token stays
+    /// valid until `exp + seconds`, and one issued up to `seconds` in the
+    /// future is accepted (another instance's clock may be that far ahead).
+    pub fn with_leeway(mut self, seconds: i64) -> Self {
+        self.leeway = seconds.max(0);
+        self
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -127,8 +141,11 @@ impl TokenCodec {
     pub fn decode_any(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let payload = verified_payload(&self.keyed, token)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= now {
+        if claims.exp.saturating_add(self.leeway) <= now {
             return Err(TokenError::Expired);
+        }
+        if claims.iat > now.saturating_add(self.leeway) {
+            return Err(TokenError::IssuedInFuture);
         }
         Ok(claims)
     }
@@ -233,15 +250,38 @@ mod tests {
     }
 
     #[test]
+    fn a_token_stays_valid_for_the_leeway_past_its_expiry_and_no_longer() {
+        let token = codec().encode(&claims(TokenType::Access, 2_000));
+        let lenient = codec().with_leeway(5);
+        assert!(lenient.decode(&token, TokenType::Access, 2_004).is_ok());
+        assert_eq!(
+            lenient.decode(&token, TokenType::Access, 2_005),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_issued_further_ahead_than_the_leeway_is_refused() {
+        // iat 1_000: an instance whose clock is 5 s behind still accepts it.
+        let token = codec().encode(&claims(TokenType::Access, 2_000));
+        let lenient = codec().with_leeway(5);
+        assert!(lenient.decode(&token, TokenType::Access, 995).is_ok());
+        assert_eq!(
+            lenient.decode(&token, TokenType::Access, 994),
+            Err(TokenError::IssuedInFuture)
+        );
+    }
+
+    #[test]
     fn the_token_type_must_match() {
         let refresh = codec().encode(&claims(TokenType::Refresh, 2_000));
         assert_eq!(
-            codec().decode(&refresh, TokenType::Access, 0),
+            codec().decode(&refresh, TokenType::Access, 1_000),
             Err(TokenError::WrongType)
         );
         let access = codec().encode(&claims(TokenType::Access, 2_000));
         assert_eq!(
-            codec().decode(&access, TokenType::Refresh, 0),
+            codec().decode(&access, TokenType::Refresh, 1_000),
             Err(TokenError::WrongType)
         );
     }
@@ -277,7 +317,7 @@ mod tests {
         );
         assert!(codec().decode(&unsigned, TokenType::Access, 0).is_err());
         let good = sign_raw(r#"{"alg":"HS256","typ":"JWT"}"#, payload);
-        assert!(codec().decode(&good, TokenType::Access, 0).is_ok());
+        assert!(codec().decode(&good, TokenType::Access, 1).is_ok());
     }
 
     #[test]

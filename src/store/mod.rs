@@ -25,7 +25,9 @@ use sqlx::{AnyPool, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use maintenance::Flushed;
-pub use sessions::{NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser};
+pub use sessions::{
+    IssuedRefresh, NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser,
+};
 pub use throttle::ThrottleWindow;
 pub use users::{NewUser, UserRecord, UserSummary};
 

@@ -59,7 +59,26 @@ pub struct RefreshTokenState {
     pub session_live: bool,
     /// The token of this session rotated most recently.
     pub last_rotated_jti: Option<String>,
+    /// The time by the clock that wrote `rotated_at` (PostgreSQL's own
+    /// clock; on SQLite, the one writer process's), so the grace window is
+    /// measured on one clock however skewed the instances are.
+    pub db_now: i64,
 }
+
+/// A refresh token already issued: enough to sign it again, unchanged.
+#[derive(Debug, Clone)]
+pub struct IssuedRefresh {
+    /// Its `jti`.
+    pub jti: String,
+    /// Its issue time.
+    pub issued_at: i64,
+    /// Its expiry.
+    pub expires_at: i64,
+}
+
+/// `now` in whole seconds by PostgreSQL's clock. Times the grace window
+/// compares are written and read with it, never with an instance's clock.
+const PG_NOW: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS BIGINT)";
 
 const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
@@ -142,13 +161,18 @@ impl Store {
         jti: &str,
         now: i64,
     ) -> Result<Option<RefreshTokenState>, StoreError> {
-        let row = sqlx::query(
+        let db_now = match self.backend {
+            super::Backend::Postgres => PG_NOW,
+            super::Backend::Sqlite => "$2",
+        };
+        let sql = format!(
             "SELECT r.session_id, s.user_id, r.rotated_at, \
                     CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
-                    s.last_rotated_jti \
+                    s.last_rotated_jti, {db_now} \
              FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
-             WHERE r.jti = $1",
-        )
+             WHERE r.jti = $1"
+        );
+        let row = sqlx::query(&sql)
         .bind(jti)
         .bind(now)
         .fetch_optional(&self.pool)
@@ -160,6 +184,36 @@ impl Store {
             rotated_at: row.try_get(2)?,
             session_live: row.try_get::<i64, _>(3)? != 0,
             last_rotated_jti: row.try_get(4)?,
+            db_now: row.try_get(5)?,
+        }))
+    }
+
+    /// The token issued in session `session_id` in exchange for `parent_jti`,
+    /// if it is still the live head of the chain: unrotated, in a live
+    /// session of an active user. A replay of the parent inside the grace
+    /// window is handed this same token, so a session never has two chains.
+    pub async fn live_successor(
+        &self,
+        session_id: &str,
+        parent_jti: &str,
+        now: i64,
+    ) -> Result<Option<IssuedRefresh>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.jti, r.issued_at, r.expires_at \
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
+             WHERE r.session_id = $1 AND r.parent_jti = $2 AND r.rotated_at IS NULL \
+               AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.is_active = 1",
+        )
+        .bind(session_id)
+        .bind(parent_jti)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(IssuedRefresh {
+            jti: row.try_get(0)?,
+            issued_at: row.try_get(1)?,
+            expires_at: row.try_get(2)?,
         }))
     }
 
@@ -176,13 +230,11 @@ impl Store {
         if self.backend == super::Backend::Sqlite {
             return self.rotate_refresh_sqlite(old_jti, next).await;
         }
-        let now = next.issued_at;
         // Start with a write so the row lock is taken at once.
         let mut tx = self.writer.begin().await?;
-        let rotated = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1 WHERE jti = $2 AND session_id = $3 AND rotated_at IS NULL",
-        )
-        .bind(now)
+        let rotated = sqlx::query(&format!(
+            "UPDATE refresh_tokens SET rotated_at = {PG_NOW} WHERE jti = $1 AND session_id = $2 AND rotated_at IS NULL",
+        ))
         .bind(old_jti)
         .bind(next.session_id)
         .execute(&mut *tx)
@@ -192,7 +244,7 @@ impl Store {
             return Ok(false);
         }
         if !self
-            .extend_live_session(&mut tx, next, Some(old_jti))
+            .extend_live_session(&mut tx, next, old_jti)
             .await?
         {
             return Ok(false);
@@ -242,28 +294,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Issue `next` beside the token rotated a moment ago (the reuse grace
-    /// window), if the session is still live. Leaves the session's latest
-    /// rotation as it is.
-    pub async fn add_refresh(&self, next: &NewRefreshToken<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        if !self.extend_live_session(&mut tx, next, None).await? {
-            return Ok(false);
-        }
-        insert_refresh(next).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     async fn extend_live_session(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         next: &NewRefreshToken<'_>,
-        rotated_jti: Option<&str>,
+        rotated_jti: &str,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE sessions SET last_used_at = $1, expires_at = $2, \
-                    last_rotated_jti = COALESCE($3, last_rotated_jti) \
+                    last_rotated_jti = $3 \
              WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1 \
                AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)",
         )

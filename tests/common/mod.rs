@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 
 use latchkey::config::Config;
+use latchkey::auth::Clock;
 use latchkey::App;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -43,6 +44,8 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub database_url: String,
+    /// The server's clock: tests move it instead of sleeping.
+    pub clock: Clock,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -66,11 +69,23 @@ impl TestServer {
         database_url: String,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_on_clock(dir, database_url, Clock::system(), adjust).await
+    }
+
+    /// A server on an existing database whose domain reads `clock`.
+    pub async fn start_on_clock(
+        dir: tempfile::TempDir,
+        database_url: String,
+        clock: Clock,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::from_env().expect("default configuration");
         config.database_url = database_url.clone();
         config.hash_queue = 1024;
         adjust(&mut config);
-        let app = App::build(&config).await.expect("app builds");
+        let app = App::build_with_clock(&config, clock.clone())
+            .await
+            .expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -86,6 +101,7 @@ impl TestServer {
                 .build()
                 .unwrap(),
             database_url,
+            clock,
             shutdown: Some(tx),
             _dir: dir,
         }
@@ -134,6 +150,15 @@ impl TestServer {
         path: &str,
         bodies: Vec<Value>,
     ) -> Vec<(StatusCode, reqwest::header::HeaderMap)> {
+        self.responses_all_at_once(path, bodies)
+            .await
+            .iter()
+            .map(|r| (r.status(), r.headers().clone()))
+            .collect()
+    }
+
+    /// As [`post_all_at_once`](Self::post_all_at_once), each answer whole.
+    pub async fn responses_all_at_once(&self, path: &str, bodies: Vec<Value>) -> Vec<Response> {
         let csrf = self.csrf().await;
         let tasks: Vec<_> = bodies
             .into_iter()
@@ -143,10 +168,7 @@ impl TestServer {
                     .post(self.url(path))
                     .header("X-CSRFToken", csrf.clone())
                     .json(&body);
-                tokio::spawn(async move {
-                    let r = request.send().await.unwrap();
-                    (r.status(), r.headers().clone())
-                })
+                tokio::spawn(async move { request.send().await.unwrap() })
             })
             .collect();
         let mut answers = Vec::new();

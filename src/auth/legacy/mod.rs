@@ -22,7 +22,7 @@ use tokens::{DjangoKey, LegacyClaims, SimpleJwtVerifier};
 
 use super::ids::RandomId;
 use super::tokens::{TokenError, TokenType};
-use super::{Auth, AuthError, Principal, TokenPair, TokenRejection};
+use super::{Auth, AuthError, Principal, Replay, TokenPair, TokenRejection};
 use crate::metrics::{RefreshOutcome, Revocation};
 use crate::store::{LegacyRedemption, NewRefreshToken, SessionUser};
 
@@ -159,14 +159,15 @@ impl Auth {
         let claims = self.legacy_claims(token, own, Some(TokenType::Refresh), now)?;
         let user = self.legacy_user(&claims).await?;
         let start = self.new_session(user.user_id, None, now)?;
+        // The session's first token names the SimpleJWT token it was
+        // exchanged for, so a replay inside the grace window finds it.
+        let first = NewRefreshToken {
+            parent_jti: Some(claims.jti.as_str()),
+            ..start.first_token()
+        };
         let outcome = self
             .store
-            .redeem_legacy_refresh(
-                claims.jti.as_str(),
-                claims.exp,
-                &start.session(),
-                &start.first_token(),
-            )
+            .redeem_legacy_refresh(claims.jti.as_str(), claims.exp, &start.session(), &first)
             .await?;
         match outcome {
             LegacyRedemption::Redeemed => {
@@ -182,21 +183,17 @@ impl Auth {
             } => {
                 let first = RandomId::parse(&first)
                     .ok_or_else(|| AuthError::Internal("stored session id is malformed".into()))?;
-                // The pair joins the session the first presentation started.
-                let next = NewRefreshToken {
-                    session_id: first.as_str(),
-                    ..start.first_token()
-                };
-                self.forgive_or_revoke(
-                    user.user_id,
-                    &first,
-                    Some(redeemed_at),
-                    true,
-                    &next,
-                    &start.refresh_jti,
-                    now,
-                    true,
-                )
+                // A legacy token is exchanged once, so it is always the one
+                // its session exchanged last.
+                self.replay_or_revoke(Replay {
+                    user_id: user.user_id,
+                    session: &first,
+                    presented: claims.jti.as_str(),
+                    rotated_at: redeemed_at,
+                    db_now: now,
+                    rotated_last: true,
+                    legacy: true,
+                })
                 .await
             }
             LegacyRedemption::AlreadyRedeemed {

@@ -1,0 +1,70 @@
+//! The domain's one source of wall-clock time, so tests (and fault tests
+//! of skewed instances) can move it instead of sleeping through it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch: the system clock plus an offset that only
+/// tests change. Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// The system clock moved by `seconds` (negative: behind), as an
+    /// instance with a skewed clock would read it.
+    pub fn skewed(seconds: i64) -> Self {
+        let clock = Self::default();
+        clock.advance(seconds);
+        clock
+    }
+
+    /// Move this clock (and every clone of it) by `seconds`.
+    pub fn advance(&self, seconds: i64) {
+        self.offset.fetch_add(seconds, Ordering::Relaxed);
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        system_seconds().saturating_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// [`now`](Self::now), never negative.
+    pub fn now_u64(&self) -> u64 {
+        u64::try_from(self.now()).unwrap_or(0)
+    }
+}
+
+fn system_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advanced_clock_moves_every_clone() {
+        let clock = Clock::system();
+        let other = clock.clone();
+        let before = other.now();
+        clock.advance(3_600);
+        assert!(other.now() >= before + 3_600);
+    }
+
+    #[test]
+    fn a_skewed_clock_reads_behind_or_ahead_of_the_system() {
+        let behind = Clock::skewed(-60).now();
+        let system = Clock::system().now();
+        assert!((system - behind - 60).abs() <= 1);
+    }
+}
