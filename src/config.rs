@@ -138,7 +138,12 @@ pub struct Config {
     )]
     pub login_failures_per_address: u32,
 
-    /// Length of the login throttle window, in seconds.
+    /// Registrations (attempts, valid or not) allowed per client address
+    /// within one throttle window.
+    #[arg(long, env = "LATCHKEY_REGISTRATIONS_PER_ADDRESS", default_value_t = 10)]
+    pub registrations_per_address: u32,
+
+    /// Length of the login (and registration) throttle window, in seconds.
     #[arg(
         long,
         env = "LATCHKEY_LOGIN_THROTTLE_WINDOW_SECONDS",

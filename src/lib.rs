@@ -108,10 +108,7 @@ impl App {
 
     /// [`App::build`] with the domain reading time from `clock` (tests and
     /// fault tests move or skew it).
-    pub async fn build_with_clock(
-        config: &Config,
-        clock: auth::Clock,
-    ) -> Result<Self, StartError> {
+    pub async fn build_with_clock(config: &Config, clock: auth::Clock) -> Result<Self, StartError> {
         let store = open_store(config).await?;
         let key = match &config.secret_key {
             Some(key) => key.clone(),
@@ -135,6 +132,7 @@ impl App {
             throttle: ThrottlePolicy {
                 per_account: config.login_failures_per_account,
                 per_address: config.login_failures_per_address,
+                registrations_per_address: config.registrations_per_address,
                 window_seconds: secs(config.login_throttle_window_seconds),
             },
             csrf_max_age: config.csrf_token_max_age_seconds,
@@ -153,6 +151,7 @@ impl App {
                 config.csrf_token_max_age_seconds,
                 config.https,
             ),
+            device_cookie_attributes: http::device_cookie_attributes(config.https),
             metrics_here: config.metrics_bind.is_none(),
             openapi_json: serde_json::to_vec(&doc)?.into(),
         });

@@ -62,8 +62,10 @@ enum UserCommand {
     /// Let a deactivated user log in again.
     Activate(Target),
     /// Set a user's password (prompted, or the first line of standard input)
-    /// and end their sessions.
+    /// and end their sessions. Clears their failed-login counters too.
     SetPassword(Target),
+    /// Clear a user's failed-login counters, so a lockout ends now.
+    Unlock(Target),
 }
 
 #[derive(Subcommand)]
@@ -237,6 +239,18 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
                     admin.set_password(&UserRef::parse(&user), password).await,
                     "password set",
                 )
+            })
+            .await
+        }
+        UserCommand::Unlock(Target { user, config }) => {
+            admin_action(&config, |admin| async move {
+                let (user, cleared) = admin.unlock(&UserRef::parse(&user)).await?;
+                let counters = if cleared == 1 { "counter" } else { "counters" };
+                println!(
+                    "unlocked: {} <{}> (id {}); {cleared} failed-login {counters} cleared",
+                    user.name, user.email, user.id
+                );
+                Ok(())
             })
             .await
         }

@@ -370,3 +370,138 @@ async fn a_client_that_hangs_up_mid_login_does_not_leave_an_attempt_counted() {
     let r = s.login("msoban@gmail.com", PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// A login attempt from `ip` (behind one trusted proxy), with a device
+/// cookie if given.
+async fn login_from(
+    s: &TestServer,
+    ip: &str,
+    device: Option<&str>,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut request = s
+        .request(reqwest::Method::POST, "/auth/login")
+        .await
+        .header("X-Forwarded-For", ip)
+        .json(&json!({"email": email, "password": password}));
+    if let Some(device) = device {
+        request = request.header("Cookie", format!("latchkey_device={device}"));
+    }
+    request.send().await.unwrap()
+}
+
+/// The device token a login answer sets.
+fn device_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("latchkey_device="))
+        .and_then(|v| v.split(';').next())
+        .expect("a device cookie")
+        .to_owned()
+}
+
+async fn hammered_server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.login_failures_per_account = 5;
+        c.login_failures_per_address = 1_000;
+        c.trusted_proxy_hops = 1;
+    })
+    .await
+}
+
+const USER_IP: &str = "198.51.100.1";
+
+async fn hammer(s: &TestServer, email: &str) {
+    for i in 0..20 {
+        let ip = format!("203.0.113.{}", i % 7 + 1);
+        login_from(s, &ip, None, email, "Wrong-Password-99").await;
+    }
+    // The attacker is throttled, the right password included.
+    let r = login_from(s, "203.0.113.1", None, email, PASSWORD).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
+async fn a_device_that_logged_in_before_gets_in_while_the_account_is_hammered_from_elsewhere() {
+    let s = hammered_server().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let first = login_from(&s, USER_IP, None, "msoban@gmail.com", PASSWORD).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let device = device_cookie(&first);
+    let set_cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    hammer(&s, "msoban@gmail.com").await;
+
+    // From a new address (the user's phone moved networks), with the cookie.
+    let r = login_from(
+        &s,
+        "192.0.2.50",
+        Some(&device),
+        "msoban@gmail.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The same new address without the cookie is an unknown client.
+    let r = login_from(&s, "192.0.2.51", None, "msoban@gmail.com", PASSWORD).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
+async fn an_address_that_logged_in_before_gets_in_while_the_account_is_hammered() {
+    let s = hammered_server().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let first = login_from(&s, USER_IP, None, "msoban@gmail.com", PASSWORD).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    hammer(&s, "msoban@gmail.com").await;
+    let r = login_from(&s, USER_IP, None, "msoban@gmail.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_known_client_guessing_is_throttled_on_its_own_counter() {
+    let s = hammered_server().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let first = login_from(&s, USER_IP, None, "msoban@gmail.com", PASSWORD).await;
+    let device = device_cookie(&first);
+    for _ in 0..5 {
+        let r = login_from(
+            &s,
+            "192.0.2.9",
+            Some(&device),
+            "msoban@gmail.com",
+            "Wrong-1-Guess",
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = login_from(&s, "192.0.2.9", Some(&device), "msoban@gmail.com", PASSWORD).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    // The account's shared counter and the known address are untouched.
+    let r = login_from(&s, USER_IP, None, "msoban@gmail.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_device_cookie_of_another_account_or_forged_is_no_help() {
+    let s = hammered_server().await;
+    s.register("soban", "msoban@gmail.com").await;
+    s.register("other", "other@example.com").await;
+    let other = login_from(&s, "192.0.2.77", None, "other@example.com", PASSWORD).await;
+    let others_device = device_cookie(&other);
+    hammer(&s, "msoban@gmail.com").await;
+    for device in [others_device.as_str(), "AAAA", &"A".repeat(86)] {
+        let r = login_from(
+            &s,
+            "203.0.113.1",
+            Some(device),
+            "msoban@gmail.com",
+            PASSWORD,
+        )
+        .await;
+        assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    }
+}

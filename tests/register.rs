@@ -281,3 +281,44 @@ async fn register_without_csrf_is_forbidden() {
         .unwrap();
     assert_error(r, StatusCode::FORBIDDEN, "csrf_failed").await;
 }
+
+#[tokio::test]
+async fn registrations_from_one_address_are_throttled() {
+    let s = TestServer::start_with(|c| {
+        c.registrations_per_address = 3;
+        c.trusted_proxy_hops = 1;
+    })
+    .await;
+    let register_from = |ip: &'static str, i: usize| {
+        let s = &s;
+        async move {
+            s.request(reqwest::Method::POST, "/auth/register")
+                .await
+                .header("X-Forwarded-For", ip)
+                .json(&json!({
+                    "name": format!("burst{i}"),
+                    "email": format!("burst{i}@example.com"),
+                    "password": PASSWORD,
+                }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..3 {
+        assert_eq!(
+            register_from("203.0.113.5", i).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let r = register_from("203.0.113.5", 3).await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    // Another address is not affected, and nothing was created for the refused one.
+    assert_eq!(
+        register_from("198.51.100.5", 4).await.status(),
+        StatusCode::CREATED
+    );
+    let login = s.login("burst3@example.com", PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+}

@@ -137,7 +137,10 @@ async fn the_token_just_rotated_is_accepted_again_only_within_the_grace_window()
     let (_, r0) = tokens(&user);
     let (_, r1) = pair(refresh(&s, &r0).await).await;
     let (_, r1_again) = pair(refresh(&s, &r0).await).await;
-    assert_eq!(r1, r1_again, "the replay is handed the token already issued");
+    assert_eq!(
+        r1, r1_again,
+        "the replay is handed the token already issued"
+    );
     pass_time(&s, 2).await;
     // After the window, the same token is reuse: the session ends.
     assert_error(
@@ -156,7 +159,10 @@ async fn a_replay_inside_the_grace_window_never_creates_a_second_live_chain() {
     let (_, r0) = tokens(&user);
     let bodies = vec![json!({ "refresh": r0 }); 50];
     let mut answers = Vec::new();
-    for r in s.responses_all_at_once("/auth/token/refresh/", bodies).await {
+    for r in s
+        .responses_all_at_once("/auth/token/refresh/", bodies)
+        .await
+    {
         answers.push((r.status(), r.json::<Value>().await.unwrap()));
     }
     let mut heads = std::collections::BTreeSet::new();

@@ -137,11 +137,23 @@ impl Admin {
             .set_password_hash(user.id, &hash, now(), None)
             .await?
             .ok_or(AuthError::NotFound)?;
+        // A new password is a fresh start: the lockout it may answer ends too.
+        self.store.clear_throttle_of(user.id).await?;
         tracing::info!(target: "latchkey::security", event = "password_set", user_id = user.id, sessions_ended = ended);
         Ok(Changed {
             user: view(&user),
             sessions_ended: ended,
         })
+    }
+
+    /// Clear every failed-login counter of a user (the account's and its
+    /// known clients'), so their next login is judged afresh; how many
+    /// counters there were.
+    pub async fn unlock(&self, who: &UserRef) -> Result<(UserView, u64), AuthError> {
+        let user = self.find(who).await?;
+        let cleared = self.store.clear_throttle_of(user.id).await?;
+        tracing::info!(target: "latchkey::security", event = "user_unlocked", user_id = user.id, counters_cleared = cleared);
+        Ok((view(&user), cleared))
     }
 
     /// End every live session of a user.

@@ -106,7 +106,8 @@ impl CsrfSigner {
         time.copy_from_slice(&signed[NONCE_LEN..]);
         let issued_at = u64::from_be_bytes(time);
         if issued_at > now.saturating_add(self.leeway_seconds)
-            || now.saturating_sub(issued_at) > self.max_age_seconds.saturating_add(self.leeway_seconds)
+            || now.saturating_sub(issued_at)
+                > self.max_age_seconds.saturating_add(self.leeway_seconds)
         {
             return Err(CsrfError::Expired);
         }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod clock;
 pub mod csrf;
+pub mod device;
 pub mod ids;
 pub mod keys;
 pub mod legacy;
@@ -215,6 +216,20 @@ pub struct ClientInfo {
     pub addr: IpAddr,
     /// `User-Agent`, truncated.
     pub user_agent: Option<String>,
+    /// The device token the client holds from an earlier login, if any
+    /// (see [`device`]).
+    pub device: Option<String>,
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The user.
+    pub user: UserView,
+    /// The session's first pair.
+    pub tokens: TokenPair,
+    /// A device token for the client to keep (see [`device`]).
+    pub device: String,
 }
 
 /// A user as the API shows them.
@@ -278,6 +293,7 @@ pub struct Auth {
     metrics: Metrics,
     /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
     legacy: Option<legacy::tokens::SimpleJwtVerifier>,
+    devices: device::DeviceSigner,
     /// Wall-clock time for every rule of the use cases.
     clock: Clock,
 }
@@ -311,6 +327,7 @@ impl Auth {
         metrics: Metrics,
     ) -> Self {
         let leeway = policies.tokens.clock_leeway.max(0);
+        let key_for_devices = key.derive("latchkey/device/v1");
         let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age)
             .with_leeway(leeway.unsigned_abs());
         Self {
@@ -323,6 +340,7 @@ impl Auth {
             throttle: policies.throttle,
             metrics,
             legacy: None,
+            devices: device::DeviceSigner::new(key_for_devices),
             clock: Clock::system(),
         }
     }
@@ -390,10 +408,29 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(UserView, TokenPair), AuthError> {
         let now = self.clock.now();
+        self.throttle_registration(client, now).await?;
         let user = create_account(&self.store, &self.hasher, &self.passwords, form, now).await?;
         self.metrics.registration();
         let tokens = self.start_session(&user, client, now).await?;
         Ok((view(&user), tokens))
+    }
+
+    /// Count a registration attempt of `client`'s address, valid or not (so
+    /// the form cannot be used to probe for taken emails at speed either),
+    /// and refuse it beyond the limit. Counted in the database, so every
+    /// instance enforces one limit.
+    async fn throttle_registration(&self, client: &ClientInfo, now: i64) -> Result<(), AuthError> {
+        let key = throttle::registration_key(client.addr);
+        let [window] = self
+            .store
+            .throttle_hit([&key], now, self.throttle.window_seconds)
+            .await?;
+        if window.attempts > i64::from(self.throttle.registrations_per_address) {
+            let retry_after = self.throttle.retry_after(window.window_start, now);
+            tracing::warn!(target: "latchkey::security", event = "registration_throttled", client = %client.addr, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
+        Ok(())
     }
 
     /// Check credentials and start a session. Unknown accounts, inactive
@@ -406,7 +443,7 @@ impl Auth {
         &self,
         form: Credentials,
         client: &ClientInfo,
-    ) -> Result<(UserView, TokenPair), AuthError> {
+    ) -> Result<LoggedIn, AuthError> {
         let (auth, client) = (self.clone(), client.clone());
         let attempt = async move {
             let result = auth.login_to_completion(form, &client).await;
@@ -432,7 +469,7 @@ impl Auth {
         &self,
         form: Credentials,
         client: &ClientInfo,
-    ) -> Result<(UserView, TokenPair), AuthError> {
+    ) -> Result<LoggedIn, AuthError> {
         let mut errors = FieldErrors::default();
         let identifier = match (form.email, form.name) {
             (Some(email), _) => errors.check(
@@ -464,11 +501,23 @@ impl Auth {
             "email" => self.store.user_by_email(&key).await?,
             _ => self.store.user_by_name(&key).await?,
         };
-        let account_key = throttle::account_key(user.as_ref().map(|u| u.id), kind, &key);
+        let now = self.clock.now();
         let address_key = throttle::address_key(client.addr);
+        // A client that logged in to this account before is charged on a
+        // counter of its own, so guesses from elsewhere cannot lock it out.
+        let known = match &user {
+            Some(user) => {
+                self.known_client(user.id, client, &address_key, now)
+                    .await?
+            }
+            None => None,
+        };
+        let account_key = match (&user, &known) {
+            (Some(user), Some(known)) => throttle::known_client_key(user.id, known),
+            _ => throttle::account_key(user.as_ref().map(|u| u.id), kind, &key),
+        };
         // Count the attempt before checking it, so parallel guesses cannot
         // slip past the limit; a success takes its count back below.
-        let now = self.clock.now();
         let window = self.throttle.window_seconds;
         let [per_account, per_address] = self
             .store
@@ -515,8 +564,44 @@ impl Auth {
         if let Some(upgraded) = verified.upgraded {
             self.store_upgraded_hash(&user, &upgraded).await;
         }
+        self.store
+            .remember_client(user.id, &address_key, now)
+            .await?;
         let tokens = self.start_session(&user, client, now).await?;
-        Ok((view(&user), tokens))
+        Ok(LoggedIn {
+            user: view(&user),
+            tokens,
+            device: self.devices.issue(user.id, now)?,
+        })
+    }
+
+    /// How `client` is known to account `user_id`: by a device token from
+    /// an earlier login to it, or by an address that logged in to it within
+    /// the time a device is remembered.
+    async fn known_client(
+        &self,
+        user_id: i64,
+        client: &ClientInfo,
+        address_key: &str,
+        now: i64,
+    ) -> Result<Option<throttle::KnownClient>, AuthError> {
+        let device = client
+            .device
+            .as_deref()
+            .and_then(|token| self.devices.verify(token, now))
+            .filter(|d| d.user_id == user_id);
+        if let Some(device) = device {
+            return Ok(Some(throttle::KnownClient::Device(device.nonce)));
+        }
+        let since = now - device::DEVICE_MAX_AGE_SECONDS;
+        if self
+            .store
+            .is_known_client(user_id, address_key, since)
+            .await?
+        {
+            return Ok(Some(throttle::KnownClient::Address(address_key.to_owned())));
+        }
+        Ok(None)
     }
 
     /// Replace a user's hash after a login found it outdated (imported from
@@ -832,7 +917,10 @@ impl Auth {
 
     /// The caller's live sessions, most recently used first.
     pub async fn sessions(&self, caller: &Principal) -> Result<Vec<SessionView>, AuthError> {
-        let sessions = self.store.sessions_of(caller.user.id, self.clock.now()).await?;
+        let sessions = self
+            .store
+            .sessions_of(caller.user.id, self.clock.now())
+            .await?;
         Ok(sessions
             .into_iter()
             .map(|s| SessionView {
@@ -852,7 +940,12 @@ impl Auth {
     pub async fn end_session(&self, caller: &Principal, session_id: &str) -> Result<(), AuthError> {
         let ended = self
             .store
-            .revoke_session_of(caller.user.id, session_id, self.clock.now(), "ended by user")
+            .revoke_session_of(
+                caller.user.id,
+                session_id,
+                self.clock.now(),
+                "ended by user",
+            )
             .await?;
         if !ended {
             return Err(AuthError::NotFound);

@@ -11,6 +11,8 @@ pub struct ThrottlePolicy {
     pub per_account: u32,
     /// Attempts allowed per client address in one window.
     pub per_address: u32,
+    /// Registrations allowed per client address in one window.
+    pub registrations_per_address: u32,
     /// Window length in seconds.
     pub window_seconds: i64,
 }
@@ -38,6 +40,30 @@ pub fn account_key(user_id: Option<i64>, identifier_kind: &str, identifier: &str
         Some(id) => format!("user:{id}"),
         None => format!("unknown:{identifier_kind}:{identifier}"),
     }
+}
+
+/// A client that logged in to an account before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownClient {
+    /// It holds a device token of the account (the token's nonce).
+    Device(String),
+    /// Its address (an [`address_key`]) logged in to the account.
+    Address(String),
+}
+
+/// The counter of account `user_id` for a client it knows: failed logins
+/// from it are limited as strictly as the account's shared counter, but
+/// apart from it, so an attacker elsewhere cannot use them up.
+pub fn known_client_key(user_id: i64, client: &KnownClient) -> String {
+    match client {
+        KnownClient::Device(nonce) => format!("user:{user_id}:device:{nonce}"),
+        KnownClient::Address(address) => format!("user:{user_id}:{address}"),
+    }
+}
+
+/// The counter of registrations from a client address.
+pub fn registration_key(addr: IpAddr) -> String {
+    format!("register:{}", address_key(addr))
 }
 
 impl ThrottlePolicy {
@@ -69,10 +95,23 @@ mod tests {
     }
 
     #[test]
+    fn a_known_client_counts_apart_from_the_accounts_shared_counter() {
+        let device = known_client_key(7, &KnownClient::Device("ab".into()));
+        let address = known_client_key(7, &KnownClient::Address("addr:10.0.0.1".into()));
+        let shared = account_key(Some(7), "email", "x");
+        assert_eq!(device, "user:7:device:ab");
+        assert_eq!(address, "user:7:addr:10.0.0.1");
+        assert!(device != shared && address != shared);
+        // Every one of them is cleared with the account (`user unlock`).
+        assert!(device.starts_with("user:7:") && address.starts_with("user:7:"));
+    }
+
+    #[test]
     fn retry_after_is_the_rest_of_the_window_and_never_zero() {
         let p = ThrottlePolicy {
             per_account: 1,
             per_address: 1,
+            registrations_per_address: 1,
             window_seconds: 900,
         };
         assert_eq!(p.retry_after(1_000, 1_100), 800);

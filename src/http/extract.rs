@@ -142,7 +142,12 @@ impl FromRequestParts<AppState> for Client {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
-        Ok(Self(ClientInfo { addr, user_agent }))
+        let device = cookie(&parts.headers, super::DEVICE_COOKIE).map(str::to_owned);
+        Ok(Self(ClientInfo {
+            addr,
+            user_agent,
+            device,
+        }))
     }
 }
 

@@ -12,7 +12,7 @@ use super::extract::{cookie, Caller, Client, JsonObject};
 use super::openapi::{
     ErrorBody, LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
 };
-use super::{AppState, CSRF_COOKIE};
+use super::{AppState, CSRF_COOKIE, DEVICE_COOKIE};
 use crate::auth::{Credentials, PasswordChange, Registration, SessionView, TokenPair, UserView};
 
 /// A user: `{"id","email","name"}`.
@@ -196,8 +196,16 @@ pub async fn login(
         name: body.field("name"),
         password: body.password("password"),
     };
-    let (user, tokens) = state.auth.login(form, &client).await?;
-    Ok(user_with_tokens(StatusCode::OK, &user, &tokens))
+    let logged_in = state.auth.login(form, &client).await?;
+    let mut response = user_with_tokens(StatusCode::OK, &logged_in.user, &logged_in.tokens);
+    let set_cookie = format!(
+        "{DEVICE_COOKIE}={}{}",
+        logged_in.device, state.device_cookie_attributes
+    );
+    if let Ok(value) = HeaderValue::from_str(&set_cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// End the session of the given refresh token (and the access token's).

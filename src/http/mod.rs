@@ -20,6 +20,9 @@ use middleware::Origins;
 /// Name of the CSRF cookie (Django's).
 pub const CSRF_COOKIE: &str = "csrftoken";
 
+/// Name of the device cookie a login leaves (see `auth::device`).
+pub const DEVICE_COOKIE: &str = "latchkey_device";
+
 /// What every handler can reach, behind one `Arc`: axum clones the state
 /// for every request and every stateful layer.
 pub type AppState = std::sync::Arc<Shared>;
@@ -38,6 +41,8 @@ pub struct Shared {
     pub trusted_proxy_hops: usize,
     /// What follows `csrftoken=<token>` in `Set-Cookie` (see [`csrf_cookie_attributes`]).
     pub csrf_cookie_attributes: String,
+    /// What follows `latchkey_device=<token>` in `Set-Cookie`.
+    pub device_cookie_attributes: String,
     /// `/metrics` is served by this router (else on its own address).
     pub metrics_here: bool,
     /// The OpenAPI document, serialised once.
@@ -51,6 +56,16 @@ pub struct Shared {
 pub fn csrf_cookie_attributes(max_age_seconds: u64, https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
     format!("; Max-Age={max_age_seconds}; Path=/; SameSite=Lax{secure}")
+}
+
+/// The device cookie's attributes: script cannot read it (it is no
+/// credential, but nothing needs it but the login route), it goes only to
+/// `/auth/`, lives as long as a device is remembered, and is `Secure` when
+/// clients use HTTPS.
+pub fn device_cookie_attributes(https: bool) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    let max_age = crate::auth::device::DEVICE_MAX_AGE_SECONDS;
+    format!("; Max-Age={max_age}; Path=/auth; HttpOnly; SameSite=Lax{secure}")
 }
 
 /// What is served on a listener: the router behind the edge service.

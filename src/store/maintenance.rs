@@ -10,7 +10,8 @@ pub struct Flushed {
     pub sessions: u64,
     /// Refresh tokens past their expiry in sessions that live on.
     pub refresh_tokens: u64,
-    /// Throttle counters whose window has ended.
+    /// Throttle counters whose window has ended, and known login clients
+    /// not seen for [`KNOWN_CLIENT_MAX_AGE_SECONDS`](super::KNOWN_CLIENT_MAX_AGE_SECONDS).
     pub throttle_counters: u64,
     /// Ids of SimpleJWT tokens (blacklisted or redeemed) past their expiry.
     pub legacy_tokens: u64,
@@ -50,6 +51,14 @@ impl Store {
                 now - throttle_window,
             )
             .await?;
+        // Known login clients are remembered as long as device cookies live.
+        let known_clients = self
+            .delete_in_batches(
+                "DELETE FROM known_clients WHERE (user_id, client_key) IN \
+                 (SELECT user_id, client_key FROM known_clients WHERE last_success_at <= $1 LIMIT $2)",
+                now - super::KNOWN_CLIENT_MAX_AGE_SECONDS,
+            )
+            .await?;
         let legacy_tokens = self
             .delete_in_batches(
                 "DELETE FROM legacy_tokens WHERE jti IN \
@@ -60,7 +69,7 @@ impl Store {
         Ok(Flushed {
             sessions,
             refresh_tokens,
-            throttle_counters,
+            throttle_counters: throttle_counters + known_clients,
             legacy_tokens,
         })
     }

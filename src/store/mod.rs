@@ -28,7 +28,7 @@ pub use maintenance::Flushed;
 pub use sessions::{
     IssuedRefresh, NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser,
 };
-pub use throttle::ThrottleWindow;
+pub use throttle::{ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
 pub use users::{NewUser, UserRecord, UserSummary};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -173,10 +173,10 @@ impl Store {
              WHERE r.jti = $1"
         );
         let row = sqlx::query(&sql)
-        .bind(jti)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+            .bind(jti)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(RefreshTokenState {
             session_id: row.try_get(0)?,
@@ -243,10 +243,7 @@ impl Store {
         if rotated != 1 {
             return Ok(false);
         }
-        if !self
-            .extend_live_session(&mut tx, next, old_jti)
-            .await?
-        {
+        if !self.extend_live_session(&mut tx, next, old_jti).await? {
             return Ok(false);
         }
         insert_refresh(next).execute(&mut *tx).await?;

@@ -5,6 +5,10 @@ use sqlx::Row as _;
 
 use super::{Store, StoreError};
 
+/// How long a client that logged in to an account stays known without
+/// logging in again (180 days); `flush-expired` forgets it after that.
+pub const KNOWN_CLIENT_MAX_AGE_SECONDS: i64 = 180 * 86_400;
+
 /// A counter after an attempt was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleWindow {
@@ -86,5 +90,56 @@ impl Store {
         }
         query.execute(&self.writer).await?;
         Ok(())
+    }
+
+    /// Whether `client_key` logged in to `user_id` successfully at or after `since`.
+    pub async fn is_known_client(
+        &self,
+        user_id: i64,
+        client_key: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM known_clients WHERE user_id = $1 AND client_key = $2 AND last_success_at >= $3",
+        )
+        .bind(user_id)
+        .bind(client_key)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Record that `client_key` logged in to `user_id` at `now`.
+    pub async fn remember_client(
+        &self,
+        user_id: i64,
+        client_key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO known_clients (user_id, client_key, last_success_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, client_key) DO UPDATE SET last_success_at = $3",
+        )
+        .bind(user_id)
+        .bind(client_key)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Delete every login counter of account `user_id` (its shared counter
+    /// and those of its known clients and devices); how many there were.
+    pub async fn clear_throttle_of(&self, user_id: i64) -> Result<u64, StoreError> {
+        let shared = format!("user:{user_id}");
+        let per_client = format!("user:{user_id}:%");
+        let cleared = sqlx::query("DELETE FROM login_throttle WHERE key = $1 OR key LIKE $2")
+            .bind(shared)
+            .bind(per_client)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(cleared)
     }
 }

@@ -10,8 +10,8 @@
 
 use std::net::SocketAddr;
 
-use latchkey::config::Config;
 use latchkey::auth::Clock;
+use latchkey::config::Config;
 use latchkey::App;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -82,6 +82,9 @@ impl TestServer {
         let mut config = Config::from_env().expect("default configuration");
         config.database_url = database_url.clone();
         config.hash_queue = 1024;
+        // Tests register many users from 127.0.0.1; the registration
+        // throttle has tests of its own.
+        config.registrations_per_address = 100_000;
         adjust(&mut config);
         let app = App::build_with_clock(&config, clock.clone())
             .await
