@@ -18,7 +18,7 @@ cargo build -q --release --bin latchkey --example ceiling
 N="${CG_REQUESTS:-2000}"
 W="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-LATCHKEY_BIND="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$W/cg.db" \
+LATCHKEY_BIND="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$W/cg.db" LATCHKEY_REGISTRATIONS_PER_ADDRESS=1000000 \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.out" \
   target/release/latchkey serve >"$W/server.log" 2>&1 &
 VG=$!

@@ -161,6 +161,8 @@ pub async fn csrf_token(
     responses(
         (status = 201, description = "Registered; the first session's tokens", body = UserWithTokens),
         (status = 400, description = "Invalid fields, taken email or name, weak password", body = super::openapi::FieldErrorsBody),
+        (status = 429, description = "Too many registrations from the client's address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until registrations are accepted again"))),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -180,7 +182,7 @@ pub async fn register(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     security(("csrf" = [])),
     responses(
-        (status = 200, description = "Logged in", body = UserWithTokens),
+        (status = 200, description = "Logged in; also `Set-Cookie: latchkey_device=...` (HttpOnly), which exempts this device from lockouts caused by other clients' failed logins", body = UserWithTokens),
         (status = 400, description = "Missing or invalid fields", body = super::openapi::FieldErrorsBody),
         (status = 401, description = "Wrong password, unknown or inactive account (indistinguishable)", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for the account or address", body = ErrorBody,

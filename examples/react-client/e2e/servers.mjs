@@ -98,6 +98,8 @@ export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, 
       LATCHKEY_ALLOWED_ORIGINS: appOrigins.join(","),
       LATCHKEY_ACCESS_TOKEN_LIFETIME_SECONDS: String(accessSeconds),
       LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT: String(loginFailures),
+      // Every test user registers from 127.0.0.1.
+      LATCHKEY_REGISTRATIONS_PER_ADDRESS: "100000",
       // Revocation seen by the very next request, not after the cache's half second.
       LATCHKEY_SESSION_CACHE_MILLIS: "0",
       LATCHKEY_LOG: "warn",
