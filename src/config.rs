@@ -25,24 +25,36 @@ pub const LEGACY_DJANGO_KEY_ENV: &str = "LATCHKEY_LEGACY_DJANGO_KEY";
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address and port to listen on.
-    #[arg(long, env = "LATCHKEY_BIND", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_BIND",
+        default_value = "127.0.0.1:8000"
+    )]
     pub bind: SocketAddr,
 
     /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://...`.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_DATABASE_URL",
         default_value = "sqlite://latchkey.db"
     )]
     pub database_url: String,
 
     /// Maximum number of pooled database connections.
-    #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
     pub database_max_connections: u32,
 
     /// Seconds to wait for a pooled database connection before answering 503.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT_SECONDS",
         default_value_t = 2
     )]
@@ -51,7 +63,12 @@ pub struct Config {
     /// Milliseconds a live-session lookup may be reused by this instance.
     /// Revocations made here are seen at once; revocations made by another
     /// instance within this time. 0: look the session up on every request.
-    #[arg(long, env = "LATCHKEY_SESSION_CACHE_MILLIS", default_value_t = 500)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_SESSION_CACHE_MILLIS",
+        default_value_t = 500
+    )]
     pub session_cache_millis: u64,
 
     /// Signing key for tokens (at least 32 bytes), read from the environment
@@ -72,6 +89,7 @@ pub struct Config {
     /// and to send unsafe requests (CSRF Origin check).
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_ALLOWED_ORIGINS",
         value_delimiter = ',',
         default_value = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173"
@@ -80,12 +98,18 @@ pub struct Config {
 
     /// Set when clients reach latchkey over HTTPS (directly or through a
     /// TLS-terminating proxy): cookies get `Secure`, the own origin is `https://`.
-    #[arg(long, env = "LATCHKEY_HTTPS", default_value_t = false)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_HTTPS",
+        default_value_t = false
+    )]
     pub https: bool,
 
     /// Lifetime of access tokens, in seconds (default one day).
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_ACCESS_TOKEN_LIFETIME_SECONDS",
         default_value_t = 86_400
     )]
@@ -94,6 +118,7 @@ pub struct Config {
     /// Lifetime of refresh tokens and sessions, in seconds (default seven days).
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_REFRESH_TOKEN_LIFETIME_SECONDS",
         default_value_t = 604_800
     )]
@@ -103,6 +128,7 @@ pub struct Config {
     /// be presented once more without counting as reuse (0 turns it off).
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_REFRESH_REUSE_GRACE_SECONDS",
         default_value_t = 10
     )]
@@ -111,12 +137,18 @@ pub struct Config {
     /// Clock skew tolerated between instances, in seconds: a token stays
     /// valid this long past its `exp`, one whose `iat` is further ahead is
     /// refused, and CSRF token ages get the same slack.
-    #[arg(long, env = "LATCHKEY_CLOCK_LEEWAY_SECONDS", default_value_t = 5)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_CLOCK_LEEWAY_SECONDS",
+        default_value_t = 5
+    )]
     pub clock_leeway_seconds: u64,
 
     /// Age after which a CSRF token is refused, in seconds (default one year).
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_CSRF_TOKEN_MAX_AGE_SECONDS",
         default_value_t = 31_449_600
     )]
@@ -125,6 +157,7 @@ pub struct Config {
     /// Failed logins allowed per account within one throttle window.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT",
         default_value_t = 10
     )]
@@ -133,6 +166,7 @@ pub struct Config {
     /// Failed logins allowed per client address within one throttle window.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS",
         default_value_t = 100
     )]
@@ -140,12 +174,18 @@ pub struct Config {
 
     /// Registrations (attempts, valid or not) allowed per client address
     /// within one throttle window.
-    #[arg(long, env = "LATCHKEY_REGISTRATIONS_PER_ADDRESS", default_value_t = 10)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_REGISTRATIONS_PER_ADDRESS",
+        default_value_t = 10
+    )]
     pub registrations_per_address: u32,
 
     /// Length of the login (and registration) throttle window, in seconds.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_LOGIN_THROTTLE_WINDOW_SECONDS",
         default_value_t = 900
     )]
@@ -153,44 +193,84 @@ pub struct Config {
 
     /// Number of reverse proxies in front of latchkey. With N > 0 the client
     /// address is the N-th entry from the right of `X-Forwarded-For`.
-    #[arg(long, env = "LATCHKEY_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_TRUSTED_PROXY_HOPS",
+        default_value_t = 0
+    )]
     pub trusted_proxy_hops: usize,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "LATCHKEY_MAX_BODY_BYTES", default_value_t = 65_536)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAX_BODY_BYTES",
+        default_value_t = 65_536
+    )]
     pub max_body_bytes: usize,
 
     /// Longest accepted password, in characters.
-    #[arg(long, env = "LATCHKEY_PASSWORD_MAX_LENGTH", default_value_t = 256)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_PASSWORD_MAX_LENGTH",
+        default_value_t = 256
+    )]
     pub password_max_length: usize,
 
     /// Password hashes computed at once (default: the number of CPU cores).
-    #[arg(long, env = "LATCHKEY_HASH_WORKERS")]
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_HASH_WORKERS")]
     pub hash_workers: Option<usize>,
 
     /// Password hashes allowed to wait for a worker; beyond it, 503 at once.
-    #[arg(long, env = "LATCHKEY_HASH_QUEUE", default_value_t = 32)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_HASH_QUEUE",
+        default_value_t = 32
+    )]
     pub hash_queue: usize,
 
     /// Argon2id memory cost in KiB (never below OWASP's 19456).
-    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_ARGON2_MEMORY_KIB",
+        default_value_t = 19_456
+    )]
     pub argon2_memory_kib: u32,
 
     /// Argon2id iterations (never below OWASP's 2).
-    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", default_value_t = 2)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_ARGON2_ITERATIONS",
+        default_value_t = 2
+    )]
     pub argon2_iterations: u32,
 
     /// Serve `/metrics` on this address instead of the main one (e.g.
     /// `127.0.0.1:9100`, so metrics need not be public). Unset: on the main address.
-    #[arg(long, env = "LATCHKEY_METRICS_BIND")]
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
 
     /// Log format: `text` (human-readable) or `json`.
-    #[arg(long, env = "LATCHKEY_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Log filter in `tracing` syntax, e.g. `info` or `latchkey=debug`.
-    #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_LOG",
+        default_value = "info"
+    )]
     pub log: String,
 }
 
@@ -247,30 +327,45 @@ impl Config {
 pub struct DjangoImportArgs {
     /// The Django database: `sqlite://PATH` or `postgres://user@host:port/db`
     /// (read only, never written).
-    #[arg(long = "from", env = "LATCHKEY_DJANGO_DATABASE_URL")]
+    #[arg(
+        long = "from",
+        hide_env_values = true,
+        env = "LATCHKEY_DJANGO_DATABASE_URL"
+    )]
     pub from: String,
 
     /// The user model's table. Default: `accounts_user` if it exists (a
     /// custom model like the seed's), else Django's stock `auth_user`.
-    #[arg(long, env = "LATCHKEY_DJANGO_USER_TABLE")]
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_DJANGO_USER_TABLE")]
     pub user_table: Option<String>,
 
     /// The column imported as the name. Default: `name` if the table has it,
     /// else `username`.
-    #[arg(long, env = "LATCHKEY_DJANGO_NAME_COLUMN")]
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_DJANGO_NAME_COLUMN")]
     pub name_column: Option<String>,
 
     /// The primary key column (kept as the latchkey user id).
-    #[arg(long, env = "LATCHKEY_DJANGO_ID_COLUMN", default_value = "id")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_DJANGO_ID_COLUMN",
+        default_value = "id"
+    )]
     pub id_column: String,
 
     /// The email column.
-    #[arg(long, env = "LATCHKEY_DJANGO_EMAIL_COLUMN", default_value = "email")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_DJANGO_EMAIL_COLUMN",
+        default_value = "email"
+    )]
     pub email_column: String,
 
     /// The password hash column.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_DJANGO_PASSWORD_COLUMN",
         default_value = "password"
     )]
@@ -279,6 +374,7 @@ pub struct DjangoImportArgs {
     /// The active flag column.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_DJANGO_ACTIVE_COLUMN",
         default_value = "is_active"
     )]
@@ -287,6 +383,7 @@ pub struct DjangoImportArgs {
     /// The join date column.
     #[arg(
         long,
+        hide_env_values = true,
         env = "LATCHKEY_DJANGO_JOINED_COLUMN",
         default_value = "date_joined"
     )]

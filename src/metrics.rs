@@ -202,9 +202,11 @@ impl Metrics {
         })
     }
 
-    /// One HTTP request served.
+    /// One HTTP request served. The method is labelled from the standard
+    /// set, anything else as `other`: a client chooses the method, and every
+    /// distinct label value is a new series kept for the life of the process.
     pub fn http_request(&self, route: &str, method: &str, status: &str, seconds: f64) {
-        let labels = [route, method, status];
+        let labels = [route, method_label(method), status];
         self.http_requests.with_label_values(&labels).inc();
         self.http_duration
             .with_label_values(&labels)
@@ -260,6 +262,17 @@ fn saturating(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// `method` if it is one of HTTP's standard methods, else `other`.
+fn method_label(method: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("other")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +300,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE latchkey_http_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let m = metrics();
+        for i in 0..100 {
+            m.http_request("unmatched", &format!("BREW{i}"), "405", 0.001);
+        }
+        let text = m.render(Sampled::default());
+        assert!(!text.contains("BREW"), "{text}");
+        assert!(text.contains(
+            "latchkey_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 100"
+        ));
     }
 
     #[test]

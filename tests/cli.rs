@@ -108,6 +108,23 @@ fn help_documents_every_environment_variable() {
 }
 
 #[test]
+fn help_never_shows_the_values_of_the_environment() {
+    let out = latchkey(std::path::Path::new("."))
+        .args(["serve", "--help"])
+        .env(
+            "LATCHKEY_DATABASE_URL",
+            "postgres://app:Hunter2-Secret@db.internal/auth",
+        )
+        .env("LATCHKEY_ALLOWED_ORIGINS", "https://private.example")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("LATCHKEY_DATABASE_URL"), "{help}");
+    assert!(!help.contains("Hunter2-Secret"), "{help}");
+    assert!(!help.contains("private.example"), "{help}");
+}
+
+#[test]
 fn the_secret_key_is_not_accepted_on_the_command_line() {
     let out = latchkey(std::path::Path::new("."))
         .args(["serve", "--secret-key", "x"])

@@ -431,3 +431,22 @@ async fn every_response_carries_a_request_id_echoing_a_well_formed_one() {
         assert_eq!(id.len(), 32);
     }
 }
+
+#[tokio::test]
+async fn made_up_http_methods_do_not_grow_the_metrics() {
+    let s = TestServer::start().await;
+    let before = metrics(&s).await.len();
+    for i in 0..300 {
+        let method = Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        s.client
+            .request(method, s.url("/auth/me"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = metrics(&s).await;
+    assert!(!text.contains("BREW"));
+    assert!(text.contains("method=\"other\""), "{text}");
+    // One series (a counter and a histogram) for all of them, not 300.
+    assert!(text.len() < before + 4_000, "{} -> {}", before, text.len());
+}
