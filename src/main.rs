@@ -106,6 +106,11 @@ const SECRET_KEY_HELP: &str = "Environment only:\n  LATCHKEY_SECRET_KEY  Token s
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Every file latchkey creates (the SQLite database and its -wal, -shm
+    // and lock files) holds secrets or guards them: owner-only, whatever
+    // the inherited umask says.
+    // SAFETY: umask only replaces the process's file-creation mask.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let result: Result<(), CliError> = match cli.command {
         Command::Serve(config) => match config.with_secret_from_env() {
