@@ -951,3 +951,96 @@ async fn logging_out_everywhere_refuses_the_users_django_tokens_too() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn an_id_beyond_javascripts_exact_integers_is_refused_and_registration_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tiny_django_source(&dir, &[5, 9_223_372_036_854_775_807]).await;
+    let db = fresh_database_url(&dir).await;
+    let report = import_ok(&db, &source, &[]);
+    assert!(report.contains("users: 1 imported"), "{report}");
+    assert!(
+        report.contains("skipped user 9223372036854775807: its id is outside 1..=9007199254740991"),
+        "{report}"
+    );
+    let server = TestServer::start_on(tempfile::tempdir().unwrap(), db, |_| {}).await;
+    let user = server.register("after", "after@example.com").await;
+    assert_eq!(user["id"], 6, "{user}");
+}
+
+#[tokio::test]
+async fn hashes_asking_for_unbounded_work_are_refused_at_import_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tiny_django_source(&dir, &[1, 2, 3, 4]).await;
+    for (id, hash) in [
+        (
+            1,
+            "argon2$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ),
+        (
+            2,
+            "argon2$argon2id$v=19$m=1048576,t=40,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ),
+        (
+            3,
+            "pbkdf2_sha256$900000000$salt$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=",
+        ),
+    ] {
+        run_sql(
+            &source,
+            &format!("UPDATE accounts_user SET password = '{hash}' WHERE id = {id}"),
+        )
+        .await;
+    }
+    let db = fresh_database_url(&dir).await;
+    let report = import_ok(&db, &source, &[]);
+    assert!(report.contains("users: 1 imported"), "{report}");
+    for (id, why) in [
+        (
+            1,
+            "argon2 cost m=19456,t=4294967295,p=1 is beyond the bound",
+        ),
+        (2, "argon2 cost m=1048576,t=40,p=1 is beyond the bound"),
+        (3, "pbkdf2_sha256 iterations 900000000 are beyond the bound"),
+    ] {
+        assert!(
+            report.contains(&format!(
+                "skipped user {id}: its password hash is refused: {why}"
+            )),
+            "{report}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn blacklist_rows_without_a_jti_are_skipped_and_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tiny_django_source(&dir, &[7]).await;
+    run_sql(
+        &source,
+        "CREATE TABLE token_blacklist_outstandingtoken (id integer PRIMARY KEY, jti varchar(255) NULL, \
+         token text NOT NULL, created_at datetime NULL, expires_at datetime NULL, user_id bigint NULL)",
+    )
+    .await;
+    run_sql(
+        &source,
+        "CREATE TABLE token_blacklist_blacklistedtoken (id integer PRIMARY KEY, blacklisted_at datetime NOT NULL, \
+         token_id bigint NOT NULL UNIQUE)",
+    )
+    .await;
+    for statement in [
+        "INSERT INTO token_blacklist_outstandingtoken VALUES (1, NULL, 't', NULL, '2999-01-01 00:00:00', 7)",
+        "INSERT INTO token_blacklist_outstandingtoken VALUES (2, '0123456789abcdef0123456789abcdef', 't', NULL, '2999-01-01 00:00:00', 7)",
+        "INSERT INTO token_blacklist_blacklistedtoken VALUES (1, '2024-01-01 00:00:00', 1)",
+        "INSERT INTO token_blacklist_blacklistedtoken VALUES (2, '2024-01-01 00:00:00', 2)",
+    ] {
+        run_sql(&source, statement).await;
+    }
+    let db = fresh_database_url(&dir).await;
+    let report = import_ok(&db, &source, &[]);
+    assert!(report.contains("users: 1 imported"), "{report}");
+    assert!(
+        report.contains("1 recorded") && report.contains("1 without a jti or expiry (skipped)"),
+        "{report}"
+    );
+}

@@ -45,3 +45,34 @@ async fn a_login_rehashes_a_password_when_the_configured_cost_was_raised() {
     let wrong = after.login("raiser@example.com", "not-the-password").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_stored_hash_asking_for_unbounded_work_is_never_attempted() {
+    let s = TestServer::start().await;
+    s.register("Hostile", "hostile@example.com").await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&s.database_url).await.unwrap();
+    // Written behind latchkey's back (an import bypassed, a tampered row).
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE email = $2")
+        .bind("argon2$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+        .bind("hostile@example.com")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let started = std::time::Instant::now();
+    let answers = s
+        .post_all_at_once(
+            "/auth/login",
+            vec![serde_json::json!({"email": "hostile@example.com", "password": PASSWORD}); 4],
+        )
+        .await;
+    for (status, _) in answers {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Unbounded, each would hold a worker for hours; bounded, it costs a
+    // dummy verification (tens of milliseconds). A generous liveness bound.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let other = s.new_user().await;
+    assert!(other["id"].is_i64());
+}

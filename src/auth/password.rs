@@ -227,13 +227,16 @@ impl Hasher {
         workers: usize,
         queue: usize,
     ) -> Result<Self, HashError> {
-        let params = Params::new(
+        let (memory_kib, iterations) = (
             memory_kib.max(MIN_MEMORY_KIB),
             iterations.max(MIN_ITERATIONS),
-            1,
-            Some(32),
-        )
-        .map_err(|e| HashError::Failed(e.to_string()))?;
+        );
+        // Hashes made at the configured cost must stay verifiable.
+        if let Some(why) = argon2_cost_out_of_bounds(memory_kib, iterations, 1) {
+            return Err(HashError::Failed(format!("configured {why}")));
+        }
+        let params = Params::new(memory_kib, iterations, 1, Some(32))
+            .map_err(|e| HashError::Failed(e.to_string()))?;
         let mut salt = [0u8; 16];
         let mut output = [0u8; 32];
         getrandom::getrandom(&mut salt).map_err(|e| HashError::Failed(e.to_string()))?;
@@ -439,6 +442,40 @@ fn lower_own_priority() {
 /// The largest memory cost a stored hash may ask for (1 GiB): verifying a
 /// corrupt or hostile hash must not exhaust the machine.
 const MAX_VERIFY_MEMORY_KIB: u32 = 1 << 20;
+/// The most Argon2 work (memory cost × passes, in KiB) a stored hash may
+/// ask for: 2 GiB of block computations, about 2 s on one core of a small
+/// machine — 54× latchkey's default cost and 10× Django's. Beyond it one
+/// verification would hold a hash worker for minutes (`t=4294967295`).
+pub const MAX_ARGON2_WORK_KIB: u64 = 1 << 21;
+/// The most passes a stored Argon2 hash may ask for.
+const MAX_ARGON2_PASSES: u32 = 64;
+/// The most lanes a stored Argon2 hash may ask for (they share its memory;
+/// latchkey computes them one after another).
+const MAX_ARGON2_LANES: u32 = 64;
+
+/// Why Argon2 parameters `m` (KiB), `t` and `p` are beyond what latchkey
+/// verifies, if they are.
+pub(crate) fn argon2_cost_out_of_bounds(m: u32, t: u32, p: u32) -> Option<String> {
+    let work = u64::from(m) * u64::from(t);
+    (m > MAX_VERIFY_MEMORY_KIB
+        || t > MAX_ARGON2_PASSES
+        || p > MAX_ARGON2_LANES
+        || work > MAX_ARGON2_WORK_KIB)
+        .then(|| {
+            format!(
+                "argon2 cost m={m},t={t},p={p} is beyond the bound (m <= {MAX_VERIFY_MEMORY_KIB} KiB, \
+                 t <= {MAX_ARGON2_PASSES}, p <= {MAX_ARGON2_LANES}, m*t <= {MAX_ARGON2_WORK_KIB})"
+            )
+        })
+}
+
+/// Why the Argon2 PHC string `phc` asks for more work than latchkey
+/// verifies, if it does (an unparsable one is not judged here).
+pub(crate) fn argon2_phc_out_of_bounds(phc: &str) -> Option<String> {
+    let hash = PasswordHash::new(phc).ok()?;
+    let params = Params::try_from(&hash).ok()?;
+    argon2_cost_out_of_bounds(params.m_cost(), params.t_cost(), params.p_cost())
+}
 
 /// Argon2 working memory not in use, kept between jobs so a busy worker does
 /// not allocate (and fault in) 19 MiB per hash; handed back to the OS once
@@ -558,8 +595,9 @@ fn at_params(phc: &str, params: &Params) -> bool {
 /// Check `password` against whatever `stored` holds: latchkey's Argon2id, or
 /// a hash imported from Django. The second value says whether a match should
 /// be rehashed at `params`. A hash nothing can verify (Django's unusable
-/// `!...` passwords, algorithms latchkey does not support) costs a check
-/// against `dummy`, so timing does not tell such accounts apart.
+/// `!...` passwords, algorithms latchkey does not support, costs beyond
+/// the bounds) costs a check against `dummy`, so timing does not tell such
+/// accounts apart.
 fn verify_stored(password: &Password, stored: &str, params: &Params, dummy: &str) -> (bool, bool) {
     use super::legacy::hashes::{self, HashKind};
     match hashes::classify(stored) {
@@ -567,7 +605,11 @@ fn verify_stored(password: &Password, stored: &str, params: &Params, dummy: &str
             verify_argon2_phc(password, stored),
             !at_params(stored, params),
         ),
-        kind if kind.is_supported() => (hashes::verify(&kind, password, stored), true),
+        kind if kind.is_supported() && hashes::cost_out_of_bounds(&kind, stored).is_none() => {
+            (hashes::verify(&kind, password, stored), true)
+        }
+        // Nothing can verify it, or it asks for more work than latchkey
+        // spends: the same work as an unknown account, and no match.
         _ => {
             let _ = verify_argon2_phc(password, dummy);
             (false, false)
@@ -597,7 +639,8 @@ pub(crate) fn verify_argon2_phc(password: &Password, phc: &str) -> bool {
     let Ok(recorded) = Params::try_from(&hash) else {
         return false;
     };
-    if recorded.m_cost() > MAX_VERIFY_MEMORY_KIB {
+    if argon2_cost_out_of_bounds(recorded.m_cost(), recorded.t_cost(), recorded.p_cost()).is_some()
+    {
         return false;
     }
     let Ok(params) = Params::new(

@@ -95,13 +95,14 @@ impl std::fmt::Debug for DjangoUserRow {
     }
 }
 
-/// A SimpleJWT refresh token Django blacklisted.
+/// A SimpleJWT refresh token Django blacklisted, as its row holds it
+/// (Django's columns are nullable: a row may lack either value).
 #[derive(Debug, Clone)]
 pub struct BlacklistedToken {
     /// Its `jti`.
-    pub jti: String,
+    pub jti: Option<String>,
     /// Its expiry, seconds since the Unix epoch.
-    pub expires_at: i64,
+    pub expires_at: Option<i64>,
 }
 
 /// A Django database, opened read-only where the engine allows.
@@ -426,10 +427,11 @@ impl ImportTransaction {
     /// Record a refresh token Django blacklisted; false if already known.
     pub async fn record_blacklisted(
         &mut self,
-        token: &BlacklistedToken,
+        jti: &str,
+        expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = insert_legacy_token(&token.jti, BLACKLISTED, None, now, token.expires_at)
+        let inserted = insert_legacy_token(jti, BLACKLISTED, None, now, expires_at)
             .execute(&mut *self.tx)
             .await?
             .rows_affected();

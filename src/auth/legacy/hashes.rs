@@ -13,13 +13,15 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::auth::ids::hex;
-use crate::auth::password::{verify_argon2_phc, Password};
+use crate::auth::password::{argon2_phc_out_of_bounds, verify_argon2_phc, Password};
 
 /// Most PBKDF2 iterations a stored hash may ask for (Django 5.2 uses one
-/// million): a corrupt or hostile hash must not stall a worker for minutes.
-const MAX_PBKDF2_ITERATIONS: u32 = 20_000_000;
-/// Highest bcrypt cost a stored hash may ask for (Django uses 12).
-const MAX_BCRYPT_COST: u32 = 16;
+/// million, ~110 ms here; this is ~0.45 s): a corrupt or hostile hash must
+/// not hold a worker for seconds.
+const MAX_PBKDF2_ITERATIONS: u32 = 4_000_000;
+/// Highest bcrypt cost a stored hash may ask for (Django uses 12, ~0.25 s;
+/// each step doubles the work, so 14 is ~1 s).
+const MAX_BCRYPT_COST: u32 = 14;
 
 /// What a stored password hash is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +102,30 @@ pub fn verify(kind: &HashKind, password: &Password, stored: &str) -> bool {
         HashKind::BcryptSha256 => verify_bcrypt(hex(&Sha256::digest(pw)).as_bytes(), data),
         HashKind::Bcrypt => verify_bcrypt(pw, data),
         HashKind::Latchkey | HashKind::Unusable | HashKind::Unsupported(_) => false,
+    }
+}
+
+/// Why a hash of `kind` asks for more work than latchkey spends on one
+/// verification, if it does: such a hash is refused at import and, should
+/// one be in the database anyway, never attempted. Malformed hashes are not
+/// judged here (they simply never verify).
+pub fn cost_out_of_bounds(kind: &HashKind, stored: &str) -> Option<String> {
+    let (_, data) = stored.split_once('$')?;
+    match kind {
+        HashKind::Latchkey => argon2_phc_out_of_bounds(stored),
+        HashKind::Argon2 => argon2_phc_out_of_bounds(&format!("${data}")),
+        HashKind::Pbkdf2Sha256 => {
+            let iterations: u64 = data.split('$').next()?.parse().ok()?;
+            (iterations > u64::from(MAX_PBKDF2_ITERATIONS)).then(|| {
+                format!("pbkdf2_sha256 iterations {iterations} are beyond the bound ({MAX_PBKDF2_ITERATIONS})")
+            })
+        }
+        HashKind::BcryptSha256 | HashKind::Bcrypt => {
+            let cost: u32 = data.get(4..6)?.parse().ok()?;
+            (cost > MAX_BCRYPT_COST)
+                .then(|| format!("bcrypt cost {cost} is beyond the bound ({MAX_BCRYPT_COST})"))
+        }
+        HashKind::Unusable | HashKind::Unsupported(_) => None,
     }
 }
 
@@ -281,6 +307,25 @@ mod tests {
             ),
             Some(false)
         );
+    }
+
+    #[test]
+    fn every_kind_of_hash_has_its_work_bounded() {
+        let out = |stored: &str| cost_out_of_bounds(&classify(stored), stored);
+        for hostile in [
+            "argon2$argon2id$v=19$m=1048576,t=40,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "argon2$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "argon2$argon2id$v=19$m=19456,t=2,p=255$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=2097152,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "pbkdf2_sha256$4000001$salt$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=",
+            "bcrypt_sha256$$2b$15$jpQtm3nhQ2FS2yXRAWiRRuVDu6dqYVR0EHlmT8jGnCLKMNly6beRS",
+            "bcrypt$$2b$31$jpQtm3nhQ2FS2yXRAWiRRuVDu6dqYVR0EHlmT8jGnCLKMNly6beRS",
+        ] {
+            assert!(out(hostile).is_some(), "{hostile}");
+        }
+        for fine in [PBKDF2, ARGON2, BCRYPT_SHA256, BCRYPT] {
+            assert_eq!(out(fine), None, "{fine}");
+        }
     }
 
     #[test]

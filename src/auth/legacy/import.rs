@@ -14,7 +14,7 @@ use std::fmt;
 
 use sha2::{Digest as _, Sha256};
 
-use super::hashes::{classify, HashKind};
+use super::hashes::{classify, cost_out_of_bounds, HashKind};
 use crate::auth::account::{Email, Name, NAME_MAX_LENGTH};
 use crate::auth::ids::hex;
 use crate::auth::now;
@@ -115,6 +115,8 @@ pub struct BlacklistReport {
     pub known: usize,
     /// Already expired, so refused anyway: left out.
     pub expired: usize,
+    /// Rows without a `jti` or an expiry: nothing to record, left out.
+    pub incomplete: usize,
 }
 
 impl ImportReport {
@@ -166,8 +168,9 @@ impl fmt::Display for ImportReport {
         match &self.blacklist {
             Some(b) => writeln!(
                 f,
-                "  blacklisted refresh tokens: {} recorded, {} already known, {} expired (ignored)",
-                b.recorded, b.known, b.expired
+                "  blacklisted refresh tokens: {} recorded, {} already known, {} expired (ignored), \
+                 {} without a jti or expiry (skipped)",
+                b.recorded, b.known, b.expired, b.incomplete
             )?,
             None => writeln!(
                 f,
@@ -266,9 +269,13 @@ async fn import_from(
     if let Some(tokens) = blacklisted {
         let mut b = BlacklistReport::default();
         for token in &tokens {
-            if token.expires_at <= now {
+            let (Some(jti), Some(expires_at)) = (token.jti.as_deref(), token.expires_at) else {
+                b.incomplete += 1;
+                continue;
+            };
+            if expires_at <= now {
                 b.expired += 1;
-            } else if tx.record_blacklisted(token, now).await? {
+            } else if tx.record_blacklisted(jti, expires_at, now).await? {
                 b.recorded += 1;
             } else {
                 b.known += 1;
@@ -349,12 +356,26 @@ async fn user_table(
     Ok(layout)
 }
 
+/// The largest user id imported: 2^53 - 1, JavaScript's largest exact
+/// integer (an SPA reads `user_id` as a number), and far enough below the
+/// id column's maximum that registrations after the import get ids too.
+pub const MAX_IMPORTED_ID: i64 = (1 << 53) - 1;
+
 async fn import_user(
     tx: &mut ImportTransaction,
     row: &DjangoUserRow,
     now: i64,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
+    if !(1..=MAX_IMPORTED_ID).contains(&row.id) {
+        report.skipped.push((
+            row.id,
+            format!(
+                "its id is outside 1..={MAX_IMPORTED_ID} (JavaScript clients read ids as doubles)"
+            ),
+        ));
+        return Ok(());
+    }
     let Ok(email) = Email::parse(&row.email) else {
         report
             .skipped
@@ -365,6 +386,12 @@ async fn import_user(
         report.skipped.push((row.id, "no valid name".into()));
         return Ok(());
     };
+    if let Some(why) = cost_out_of_bounds(&classify(&row.password_hash), &row.password_hash) {
+        report
+            .skipped
+            .push((row.id, format!("its password hash is refused: {why}")));
+        return Ok(());
+    }
     let digests = digests(row);
     let existing = tx.existing_user(row.id).await?;
     let password_changed = match &existing {
