@@ -109,18 +109,29 @@ fn make_django_db(python: &Path, database_url: &str, model: &str) -> Value {
 }
 
 /// `latchkey import django --from SOURCE ARGS...` into `target`: success, stdout, stderr.
+/// As an operator does: `latchkey migrate` first (an import, like every admin
+/// command, never creates nor migrates a database), then the import.
 fn import(target: &str, source: &str, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LATCHKEY_") {
-            cmd.env_remove(k);
+    let command = || {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LATCHKEY_") {
+                cmd.env_remove(k);
+            }
         }
-    }
-    let out = cmd
+        cmd.env("LATCHKEY_DATABASE_URL", target)
+            .env("LATCHKEY_LOG", "warn");
+        cmd
+    };
+    let migrated = command().arg("migrate").output().unwrap();
+    assert!(
+        migrated.status.success(),
+        "latchkey migrate: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let out = command()
         .args(["import", "django", "--from", source])
         .args(args)
-        .env("LATCHKEY_DATABASE_URL", target)
-        .env("LATCHKEY_LOG", "warn")
         .output()
         .unwrap();
     (
