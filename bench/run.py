@@ -20,7 +20,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
-DJANGO = os.path.normpath(os.path.join(ROOT, "..", "shared", "reference", "django_seed"))
+DJANGO = os.path.join(ROOT, "tests", "django")
 LATCHKEY = os.path.join(ROOT, "target", "release", "latchkey")
 CEILING = os.path.join(ROOT, "target", "release", "examples", "ceiling")
 HASH_COST = os.path.join(ROOT, "target", "release", "examples", "hash_cost")

@@ -12,6 +12,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_URL="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
+# Every PostgreSQL database this run's tests create starts with this prefix
+# (tests/common/mod.rs), so the clean-up below drops only this run's, never
+# those of another run sharing the server.
+RUN_PREFIX="latchkey_test_r$(od -An -N4 -tx1 /dev/urandom | tr -d " \n")_"
+export LATCHKEY_TEST_DB_PREFIX="$RUN_PREFIX"
+# Some tests make PostgreSQL databases in the SQLite pass too (a Django
+# source, a fault target): drop this run's at exit, even when a step fails.
+drop_run_databases() {
+  command -v psql >/dev/null 2>&1 || return 0
+  psql -q "$PG_URL/postgres" -Atc "SELECT datname FROM pg_database WHERE starts_with(datname, '$RUN_PREFIX')" 2>/dev/null |
+    while read -r db; do psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
+}
+trap drop_run_databases EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -38,11 +51,6 @@ pg_up() {
 if pg_up; then
   step "integration tests on PostgreSQL ($PG_URL)"
   LATCHKEY_TEST_BACKEND=postgres LATCHKEY_TEST_POSTGRES_URL="$PG_URL" cargo test --tests
-  # Each test made its own database; drop them.
-  if command -v psql >/dev/null 2>&1; then
-    psql -q "$PG_URL/postgres" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'latchkey_test_%'" |
-      while read -r db; do psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
-  fi
 elif [ "${CI:-}" = "true" ]; then
   echo "PostgreSQL is not reachable at $PG_URL and CI=true: failing." >&2
   exit 1

@@ -1,7 +1,6 @@
 //! One typed configuration, read once from flags, `LATCHKEY_*` environment
 //! variables and defaults, then passed down. Nothing else reads the environment.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -24,14 +23,10 @@ pub const LEGACY_DJANGO_KEY_ENV: &str = "LATCHKEY_LEGACY_DJANGO_KEY";
 /// reference table and must list every field here.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address and port to listen on.
-    #[arg(
-        long,
-        hide_env_values = true,
-        env = "LATCHKEY_BIND",
-        default_value = "127.0.0.1:8000"
-    )]
-    pub bind: SocketAddr,
+    /// Address (or host name) and port to listen on, e.g. `127.0.0.1:8000`
+    /// or `localhost:8000` (every address the name resolves to).
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: String,
 
     /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://...`.
     #[arg(
@@ -86,7 +81,8 @@ pub struct Config {
     pub legacy_django_key: Option<DjangoKey>,
 
     /// Comma-separated origins allowed to call the API with credentials (CORS)
-    /// and to send unsafe requests (CSRF Origin check).
+    /// and to send unsafe requests (CSRF Origin check), each
+    /// `scheme://host[:port]` as browsers send it; `*` is refused.
     #[arg(
         long,
         hide_env_values = true,
@@ -253,7 +249,7 @@ pub struct Config {
     /// Serve `/metrics` on this address instead of the main one (e.g.
     /// `127.0.0.1:9100`, so metrics need not be public). Unset: on the main address.
     #[arg(long, hide_env_values = true, env = "LATCHKEY_METRICS_BIND")]
-    pub metrics_bind: Option<SocketAddr>,
+    pub metrics_bind: Option<String>,
 
     /// Log format: `text` (human-readable) or `json`.
     #[arg(
@@ -272,6 +268,70 @@ pub struct Config {
         default_value = "info"
     )]
     pub log: String,
+
+    /// Let `serve` start on a SQLite file another `serve` process is already
+    /// using. Off: the second one refuses to start, since the design assumes
+    /// one writer process per SQLite file (several instances: PostgreSQL).
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_SQLITE_ALLOW_SHARED", default_value_t = false)]
+    pub sqlite_allow_shared: bool,
+}
+
+/// A setting that cannot work, found by [`Config::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSetting {
+    /// The field (clap's argument id): `--<id with dashes>` as a flag,
+    /// `LATCHKEY_<ID>` in the environment.
+    pub field: &'static str,
+    /// What is wrong with its value, and what would work.
+    pub problem: String,
+}
+
+impl InvalidSetting {
+    /// The setting's flag, e.g. `--allowed-origins`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.field.replace('_', "-"))
+    }
+
+    /// The setting's environment variable, e.g. `LATCHKEY_ALLOWED_ORIGINS`.
+    pub fn env(&self) -> String {
+        format!("LATCHKEY_{}", self.field.to_ascii_uppercase())
+    }
+}
+
+/// Why `origin` can never match a browser's `Origin` header (or must not),
+/// if it cannot.
+fn origin_problem(origin: &str) -> Option<String> {
+    let origin = origin.trim();
+    if origin == "*" {
+        return Some(
+            "`*` is not allowed: credentials are never granted to every origin; \
+             list each one, e.g. https://app.example.com"
+                .into(),
+        );
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Some(format!(
+            "{origin:?} has no scheme; write it as browsers send it, e.g. http://{origin}"
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Some(format!("{origin:?}: the scheme must be http or https"));
+    }
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    if host.is_empty() {
+        return Some(format!("{origin:?} has no host"));
+    }
+    if host.contains(['/', '?', '#']) {
+        return Some(format!(
+            "{origin:?} has a path; an origin is only scheme://host[:port]"
+        ));
+    }
+    if host.contains('*') {
+        return Some(format!(
+            "{origin:?}: wildcards are not allowed; list each origin"
+        ));
+    }
+    None
 }
 
 /// How log lines are written.
@@ -309,6 +369,21 @@ impl Config {
             self.legacy_django_key = value.to_string_lossy().parse().ok();
         }
         Ok(self)
+    }
+
+    /// Refuse settings that cannot work, before anything starts: today the
+    /// allowed origins (an entry without a scheme would never match, and `*`
+    /// must never be honoured with credentials). Empty entries are ignored.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        for origin in self.allowed_origins.iter().filter(|o| !o.trim().is_empty()) {
+            if let Some(problem) = origin_problem(origin) {
+                return Err(InvalidSetting {
+                    field: "allowed_origins",
+                    problem,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Access token lifetime.
@@ -422,5 +497,39 @@ mod tests {
         assert_eq!(c.password_max_length, 256);
         assert_eq!(c.allowed_origins.len(), 4);
         assert!(c.secret_key.is_none());
+        assert!(c.validate().is_ok(), "the default origins are valid");
+    }
+
+    #[test]
+    fn origins_without_a_scheme_with_a_path_or_a_wildcard_are_refused() {
+        for bad in [
+            "*",
+            "localhost:3000",
+            "app.example.com",
+            "ftp://app.example.com",
+            "https://app.example.com/login",
+            "https://*.example.com",
+            "https://",
+        ] {
+            assert!(origin_problem(bad).is_some(), "{bad} accepted");
+        }
+        for good in [
+            "http://localhost:3000",
+            "https://app.example.com",
+            "https://app.example.com/",
+            "HTTPS://App.Example.com:8443",
+        ] {
+            assert_eq!(origin_problem(good), None, "{good} refused");
+        }
+    }
+
+    #[test]
+    fn an_invalid_setting_names_its_flag_and_variable() {
+        let invalid = InvalidSetting {
+            field: "allowed_origins",
+            problem: String::new(),
+        };
+        assert_eq!(invalid.flag(), "--allowed-origins");
+        assert_eq!(invalid.env(), "LATCHKEY_ALLOWED_ORIGINS");
     }
 }

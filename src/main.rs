@@ -1,13 +1,15 @@
 //! The `latchkey` command: parse arguments, dispatch. Nothing else.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use latchkey::auth::admin::{Admin, Changed, UserRef};
 use latchkey::auth::password::Password;
 use latchkey::auth::AuthError;
 use latchkey::config::{Config, DjangoImportArgs};
+use latchkey::store::{redacted, ServeLock};
 use latchkey::{telemetry, App, StartError};
 
 /// latchkey: an authentication API server for single-page apps.
@@ -111,30 +113,38 @@ async fn main() -> ExitCode {
     // the inherited umask says.
     // SAFETY: umask only replaces the process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let settings = Settings(leaf(&matches));
     let result: Result<(), CliError> = match cli.command {
         Command::Serve(config) => match config.with_secret_from_env() {
-            Ok(config) => serve(config).await.map_err(Into::into),
+            Ok(config) => serve(config, settings).await,
             Err(e) => Err(StartError::Key(e).into()),
         },
         Command::Migrate(config) => {
             telemetry::init(config.log_format, &config.log);
             latchkey::open_store(&config)
                 .await
-                .map(|_| tracing::info!("migrations applied"))
+                .map(|_| {
+                    tracing::info!(database = %redacted(&config.database_url), "migrations applied");
+                })
                 .map_err(Into::into)
         }
-        Command::FlushExpired(config) => flush_expired(config).await.map_err(Into::into),
+        Command::FlushExpired(config) => flush_expired(config).await,
         Command::Import(ImportFrom::Django { source, config }) => {
-            import_django(config, source).await.map_err(Into::into)
+            import_django(config, source).await
         }
-        Command::Openapi => print_openapi().map_err(Into::into),
+        Command::Openapi => print_openapi(),
         Command::User(command) => user(command).await,
         Command::Sessions(SessionsCommand::Revoke { user, config }) => {
             admin_action(&config, |admin| async move {
                 report(
                     admin.revoke_sessions(&UserRef::parse(&user)).await,
                     "sessions revoked",
+                    true,
                 )
             })
             .await
@@ -142,11 +152,54 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever reads our output stopped (`latchkey openapi | head`): the
+        // job is over, and nobody is left to tell.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("latchkey: {e}");
+            // Ignored: with stderr gone too there is no one to tell.
+            let _ = writeln!(std::io::stderr(), "latchkey: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The innermost subcommand's matches: where its options' values came from.
+fn leaf(matches: &ArgMatches) -> &ArgMatches {
+    match matches.subcommand() {
+        Some((_, sub)) => leaf(sub),
+        None => matches,
+    }
+}
+
+/// Names settings the way the operator gave them: the flag when it was on
+/// the command line, else the environment variable.
+struct Settings<'a>(&'a ArgMatches);
+
+impl Settings<'_> {
+    /// `--flag` or `LATCHKEY_VAR` for the `Config` field `field`.
+    fn name(&self, field: &str) -> String {
+        let flag = format!("--{}", field.replace('_', "-"));
+        let env = format!("LATCHKEY_{}", field.to_ascii_uppercase());
+        match self.0.value_source(field) {
+            Some(ValueSource::CommandLine) => flag,
+            Some(ValueSource::EnvVariable) => env,
+            _ => format!("{env} (default)"),
+        }
+    }
+}
+
+/// One line to standard output. A write error (a closed pipe, a full disk)
+/// becomes [`CliError::Output`] rather than `println!`'s panic.
+fn say(line: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(CliError::Output)
+}
+
+/// `n noun` or `n nouns`.
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Why an admin command failed.
@@ -160,6 +213,10 @@ enum CliError {
     Refused(String),
     #[error("reading the password: {0}")]
     Input(#[from] std::io::Error),
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<AuthError> for CliError {
@@ -191,23 +248,22 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
             admin_action(&config, |admin| async move {
                 let password = read_password("Password: ", true)?;
                 let user = admin.create_user(&name, &email, password).await?;
-                println!(
+                say(format_args!(
                     "created user {} <{}> (id {})",
                     user.name, user.email, user.id
-                );
-                Ok(())
+                ))
             })
             .await
         }
         UserCommand::List(config) => {
             admin_action(&config, |admin| async move {
                 let users = admin.list_users().await?;
-                println!(
+                say(format_args!(
                     "{:>6}  {:<32}  {:<24}  {:<6}  {:<20}  sessions",
                     "id", "email", "name", "active", "joined"
-                );
+                ))?;
                 for u in &users {
-                    println!(
+                    say(format_args!(
                         "{:>6}  {:<32}  {:<24}  {:<6}  {:<20}  {}",
                         u.id,
                         u.email,
@@ -215,10 +271,12 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
                         if u.is_active { "yes" } else { "no" },
                         latchkey::http::rfc3339(u.date_joined),
                         u.live_sessions
-                    );
+                    ))?;
                 }
-                println!("{} users", users.len());
-                Ok(())
+                say(format_args!(
+                    "{}",
+                    count(u64::try_from(users.len()).unwrap_or(u64::MAX), "user")
+                ))
             })
             .await
         }
@@ -227,13 +285,20 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
                 report(
                     admin.deactivate(&UserRef::parse(&user)).await,
                     "deactivated",
+                    true,
                 )
             })
             .await
         }
         UserCommand::Activate(Target { user, config }) => {
             admin_action(&config, |admin| async move {
-                report(admin.activate(&UserRef::parse(&user)).await, "activated")
+                // Activating ends no session: saying "0 sessions ended" would
+                // suggest it might have.
+                report(
+                    admin.activate(&UserRef::parse(&user)).await,
+                    "activated",
+                    false,
+                )
             })
             .await
         }
@@ -243,6 +308,7 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
                 report(
                     admin.set_password(&UserRef::parse(&user), password).await,
                     "password set",
+                    true,
                 )
             })
             .await
@@ -268,8 +334,7 @@ where
     F: FnOnce(Admin) -> Fut,
     Fut: std::future::Future<Output = Result<(), CliError>>,
 {
-    telemetry::init(config.log_format, &config.log);
-    let store = latchkey::open_store(config).await?;
+    let store = open_for_admin(config).await?;
     let hasher = latchkey::hasher(config).map_err(StartError::from)?;
     let admin = Admin::new(store.clone(), hasher, latchkey::password_policy(config));
     let result = action(admin).await;
@@ -277,13 +342,40 @@ where
     result
 }
 
-fn report(changed: Result<Changed, AuthError>, what: &str) -> Result<(), CliError> {
-    let changed = changed?;
-    println!(
-        "{what}: {} <{}> (id {}); {} sessions ended",
-        changed.user.name, changed.user.email, changed.user.id, changed.sessions_ended
+/// Set up logging and open the existing, migrated database an admin
+/// command works on, naming it on stderr (the operator sees which one).
+async fn open_for_admin(config: &Config) -> Result<latchkey::store::Store, CliError> {
+    telemetry::init(config.log_format, &config.log);
+    let store = latchkey::open_existing_store(config).await?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "latchkey: database {}",
+        redacted(&config.database_url)
     );
-    Ok(())
+    Ok(store)
+}
+
+fn report(
+    changed: Result<Changed, AuthError>,
+    what: &str,
+    with_sessions: bool,
+) -> Result<(), CliError> {
+    let changed = changed?;
+    let user = &changed.user;
+    if with_sessions {
+        say(format_args!(
+            "{what}: {} <{}> (id {}); {} ended",
+            user.name,
+            user.email,
+            user.id,
+            count(changed.sessions_ended, "session")
+        ))
+    } else {
+        say(format_args!(
+            "{what}: {} <{}> (id {})",
+            user.name, user.email, user.id
+        ))
+    }
 }
 
 /// A password from the terminal (asked twice, not echoed) or, when standard
@@ -304,51 +396,86 @@ fn read_password(prompt: &str, confirm: bool) -> Result<Password, CliError> {
     Ok(Password::new(line.to_owned()))
 }
 
-fn print_openapi() -> Result<(), StartError> {
+fn print_openapi() -> Result<(), CliError> {
     let doc = latchkey::http::openapi();
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(())
+    let text = serde_json::to_string_pretty(&doc).map_err(StartError::from)?;
+    say(format_args!("{text}"))
 }
 
-async fn flush_expired(config: Config) -> Result<(), latchkey::StartError> {
-    telemetry::init(config.log_format, &config.log);
-    let store = latchkey::open_store(&config).await?;
+async fn flush_expired(config: Config) -> Result<(), CliError> {
+    let store = open_for_admin(&config).await?;
     let window = i64::try_from(config.login_throttle_window_seconds).unwrap_or(i64::MAX / 4);
-    let flushed = store.flush_expired(latchkey::auth::now(), window).await?;
-    println!(
-        "flushed {} expired sessions, {} expired refresh tokens, {} stale throttle counters, {} expired legacy token ids",
-        flushed.sessions, flushed.refresh_tokens, flushed.throttle_counters, flushed.legacy_tokens
-    );
-    Ok(())
+    let flushed = store.flush_expired(latchkey::auth::now(), window).await;
+    store.close().await;
+    let flushed = flushed.map_err(StartError::from)?;
+    say(format_args!(
+        "flushed {}, {}, {}, {}",
+        count(flushed.sessions, "expired session"),
+        count(flushed.refresh_tokens, "expired refresh token"),
+        count(flushed.throttle_counters, "stale throttle counter"),
+        count(flushed.legacy_tokens, "expired legacy token id"),
+    ))
 }
 
-async fn import_django(
-    config: Config,
-    source: DjangoImportArgs,
-) -> Result<(), latchkey::StartError> {
-    telemetry::init(config.log_format, &config.log);
-    let store = latchkey::open_store(&config).await?;
+async fn import_django(config: Config, source: DjangoImportArgs) -> Result<(), CliError> {
+    let store = open_for_admin(&config).await?;
     let report = latchkey::auth::legacy::import::import_django(&store, &source.options()).await;
     store.close().await;
-    print!("{}", report?);
-    Ok(())
+    let report = report.map_err(StartError::from)?.to_string();
+    say(format_args!("{}", report.trim_end_matches('\n')))
 }
 
-async fn serve(config: Config) -> Result<(), latchkey::StartError> {
+/// Bind `address` (host names resolved; the first address that binds).
+async fn listen(address: &str, setting: String) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: address.to_owned(),
+            setting,
+            source,
+        })
+}
+
+async fn serve(config: Config, settings: Settings<'_>) -> Result<(), CliError> {
     telemetry::init(config.log_format, &config.log);
-    let app = App::build(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    tracing::info!(address = %listener.local_addr()?, "latchkey listening");
-    let metrics_listener = match config.metrics_bind {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr).await?;
-            tracing::info!(address = %l.local_addr()?, "metrics listening");
-            Some(l)
-        }
+    // Everything that can be refused without touching anything comes first:
+    // the settings, then the addresses; only then the database is opened
+    // (and perhaps created and migrated).
+    config.validate().map_err(|invalid| {
+        CliError::Invalid(format!(
+            "{}: {}",
+            settings.name(invalid.field),
+            invalid.problem
+        ))
+    })?;
+    let listener = listen(&config.bind, settings.name("bind")).await?;
+    let metrics_listener = match &config.metrics_bind {
+        Some(address) => Some(listen(address, settings.name("metrics_bind")).await?),
         None => None,
     };
-    app.serve(listener, metrics_listener, shutdown_signal())
-        .await
+    let _lock = if config.sqlite_allow_shared {
+        None
+    } else {
+        ServeLock::acquire(&config.database_url).map_err(StartError::from)?
+    };
+    let app = App::build(&config).await?;
+    let address = listener.local_addr().map_err(StartError::from)?;
+    let metrics_address = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()
+        .map_err(StartError::from)?;
+    tracing::info!(
+        %address,
+        metrics = %metrics_address.map_or_else(|| "on the main address".to_owned(), |a| a.to_string()),
+        database = %redacted(&config.database_url),
+        key = %app.key_source(),
+        origins = %config.allowed_origins.join(","),
+        "latchkey listening"
+    );
+    Ok(app
+        .serve(listener, metrics_listener, shutdown_signal())
+        .await?)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -49,7 +49,16 @@ pub fn in_current_request<F: Future>(fut: F) -> impl Future<Output = F::Output> 
 /// stderr, filtered by `filter` (e.g. `info`), each line of a request with
 /// its `request_id`.
 pub fn init(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut env_filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's NOTICEs arrive at INFO: the migrator's `relation
+    // "_sqlx_migrations" already exists, skipping` on every start is noise.
+    // Shown again when the filter names sqlx itself.
+    if !filter.contains("sqlx") {
+        if let Ok(quiet) = "sqlx::postgres::notice=warn".parse() {
+            env_filter = env_filter.add_directive(quiet);
+        }
+    }
+    let filter = env_filter;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -164,7 +164,7 @@ async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
     );
     assert!(ok, "{err}");
     assert!(
-        out.contains("deactivated") && out.contains("1 sessions ended"),
+        out.contains("deactivated") && out.contains("1 session ended"),
         "{out}"
     );
 
@@ -194,8 +194,13 @@ async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
     assert_eq!(deactivated, wrong);
     assert_eq!(deactivated["code"], "no_active_account");
 
-    let (ok, _, err) = latchkey(&s.database_url, &["user", "activate", "carol"], "");
+    let (ok, out, err) = latchkey(&s.database_url, &["user", "activate", "carol"], "");
     assert!(ok, "{err}");
+    // Activating ends no session, so it reports none.
+    assert!(
+        out.contains("activated: carol <carol@example.com>") && !out.contains("session"),
+        "{out}"
+    );
     assert_eq!(
         s.login("carol@example.com", PASSWORD).await.status(),
         StatusCode::OK
@@ -321,7 +326,12 @@ async fn an_unknown_user_is_an_error_not_a_silent_success() {
     ] {
         let (ok, _, err) = latchkey(&s.database_url, args, "");
         assert!(!ok, "{args:?}");
-        assert_eq!(err.trim_end(), "latchkey: no such user", "{args:?}");
+        // After the line naming the database, the error and nothing else.
+        assert_eq!(
+            err.lines().last(),
+            Some("latchkey: no such user"),
+            "{args:?}"
+        );
     }
 }
 
@@ -370,4 +380,40 @@ async fn user_set_password_ends_a_lockout_too() {
         s.login("locked@example.com", OTHER_PASSWORD).await.status(),
         StatusCode::OK
     );
+#[tokio::test]
+async fn admin_commands_name_the_database_they_opened_on_stderr() {
+    let s = server().await;
+    let (ok, out, err) = latchkey(&s.database_url, &["user", "list"], "");
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("latchkey: database {}", s.database_url)),
+        "{err}"
+    );
+    assert!(out.contains("0 users"), "{out}");
+    s.register("dora", "dora@example.com").await;
+    let (_, out, _) = latchkey(&s.database_url, &["user", "list"], "");
+    assert!(out.contains("1 user\n"), "singular for one: {out}");
+}
+
+#[tokio::test]
+async fn admin_commands_neither_migrate_nor_log_the_migrators_notices() {
+    // On PostgreSQL, applying migrations logs `relation "_sqlx_migrations"
+    // already exists`; admin commands only check the schema, so say nothing.
+    let s = server().await;
+    let (ok, _, err) = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["user", "list"])
+        .env("LATCHKEY_DATABASE_URL", &s.database_url)
+        .env("LATCHKEY_LOG", "trace")
+        .output()
+        .map(|o| {
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(!err.contains("already exists"), "{err}");
+    assert!(!err.contains("CREATE TABLE"), "{err}");
 }

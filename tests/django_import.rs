@@ -1,10 +1,10 @@
-//! Moving from the seed's Django backend: a real Django database (the seed's
-//! project, run by `tests/django/make_db.py`) is imported with `latchkey
+//! Moving from the Django backend latchkey replaces: a real Django database
+//! (the reference project in `tests/django/`, run by `tests/django/make_db.py`) is imported with `latchkey
 //! import django`, and its users log in with their original passwords and
 //! keep their SimpleJWT tokens through the migration window.
 //!
-//! Needs Python with Django: `LATCHKEY_TEST_DJANGO_PYTHON`, else the seed's
-//! `.venv`, else a venv this test makes under the target directory from
+//! Needs Python with Django: `LATCHKEY_TEST_DJANGO_PYTHON`, else
+//! `tests/django/.venv` (made by its `setup.sh`), else a venv this test makes under the target directory from
 //! `tests/django/requirements.txt` (network access to PyPI the first time).
 //! Without them the Django tests are skipped, except under `CI=true`, where
 //! they fail.
@@ -23,11 +23,9 @@ use sqlx::Row as _;
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 const HERE: &str = env!("CARGO_MANIFEST_DIR");
 
-fn seed_dir() -> PathBuf {
-    std::env::var_os("LATCHKEY_TEST_DJANGO_SEED").map_or_else(
-        || PathBuf::from("/work/shared/reference/django_seed"),
-        PathBuf::from,
-    )
+/// The Django reference project, part of this repository.
+fn django_dir() -> PathBuf {
+    Path::new(HERE).join("tests/django")
 }
 
 fn in_ci() -> bool {
@@ -44,18 +42,12 @@ fn imports(python: &Path, modules: &str) -> bool {
 
 const NEEDED: &str = "django, rest_framework_simplejwt, corsheaders, argon2, bcrypt";
 
-/// A Python that runs the seed's project with the hashers, set up once.
+/// A Python that runs the reference project with the hashers, set up once.
 fn find_or_make_python() -> Result<PathBuf, String> {
-    if !seed_dir().join("manage.py").is_file() {
-        return Err(format!(
-            "the seed's Django project is not at {}",
-            seed_dir().display()
-        ));
-    }
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("django-venv");
     let candidates = [
         std::env::var_os("LATCHKEY_TEST_DJANGO_PYTHON").map(PathBuf::from),
-        Some(seed_dir().join(".venv/bin/python")),
+        Some(django_dir().join(".venv/bin/python")),
         Some(venv.join("bin/python")),
     ];
     for python in candidates.into_iter().flatten() {
@@ -63,8 +55,8 @@ fn find_or_make_python() -> Result<PathBuf, String> {
             return Ok(python);
         }
     }
-    // The seed's setup.sh would make its venv inside the (possibly
-    // read-only) reference tree; make our own with the same pins instead.
+    // Under the target directory rather than by setup.sh in the source tree,
+    // which may be read-only; the same pins either way.
     let made = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
@@ -76,7 +68,7 @@ fn find_or_make_python() -> Result<PathBuf, String> {
     let python = venv.join("bin/python");
     let installed = Command::new(&python)
         .args(["-m", "pip", "install", "-q", "-r"])
-        .arg(Path::new(HERE).join("tests/django/requirements.txt"))
+        .arg(django_dir().join("requirements.txt"))
         .status()
         .map_err(|e| format!("pip install: {e}"))?;
     if !installed.success() || !imports(&python, NEEDED) {
@@ -102,8 +94,7 @@ fn django_python() -> Option<PathBuf> {
 fn make_django_db(python: &Path, database_url: &str, model: &str) -> Value {
     let out = tempfile::NamedTempFile::new().unwrap();
     let run = Command::new(python)
-        .arg(Path::new(HERE).join("tests/django/make_db.py"))
-        .arg(seed_dir())
+        .arg(django_dir().join("make_db.py"))
         .arg(database_url)
         .arg(model)
         .arg(out.path())
@@ -118,18 +109,29 @@ fn make_django_db(python: &Path, database_url: &str, model: &str) -> Value {
 }
 
 /// `latchkey import django --from SOURCE ARGS...` into `target`: success, stdout, stderr.
+/// As an operator does: `latchkey migrate` first (an import, like every admin
+/// command, never creates nor migrates a database), then the import.
 fn import(target: &str, source: &str, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LATCHKEY_") {
-            cmd.env_remove(k);
+    let command = || {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LATCHKEY_") {
+                cmd.env_remove(k);
+            }
         }
-    }
-    let out = cmd
+        cmd.env("LATCHKEY_DATABASE_URL", target)
+            .env("LATCHKEY_LOG", "warn");
+        cmd
+    };
+    let migrated = command().arg("migrate").output().unwrap();
+    assert!(
+        migrated.status.success(),
+        "latchkey migrate: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let out = command()
         .args(["import", "django", "--from", source])
         .args(args)
-        .env("LATCHKEY_DATABASE_URL", target)
-        .env("LATCHKEY_LOG", "warn")
         .output()
         .unwrap();
     (
@@ -644,7 +646,7 @@ fn simplejwt_token(key: &str, token_type: &str, user_id: i64, exp: i64) -> Strin
 const DJANGO_HASH_OF_PASSWORD: &str =
     "pbkdf2_sha256$1000$HqBXTtbp7Qrit6N65bnKBP$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=";
 
-/// A Django database reduced to the seed's user table (no Python needed),
+/// A Django database reduced to the reference's user table (no Python needed),
 /// holding users `ids` (`user<id>@example.com`, password `common::PASSWORD`);
 /// its URL.
 async fn tiny_django_source(dir: &tempfile::TempDir, ids: &[i64]) -> String {

@@ -198,6 +198,16 @@ async fn latchkey_openapi_prints_the_served_document() {
 }
 
 #[tokio::test]
+async fn the_documented_login_example_logs_in_by_email() {
+    let s = TestServer::start().await;
+    let doc = openapi(&s).await;
+    let example = &doc["components"]["schemas"]["LoginRequest"]["example"];
+    assert!(example["email"].is_string(), "{example}");
+    assert!(example["password"].is_string(), "{example}");
+    assert!(example.get("name").is_none(), "{example}");
+}
+
+#[tokio::test]
 async fn the_docs_page_is_html_that_loads_only_same_origin_assets() {
     let s = TestServer::start().await;
     for path in ["/docs", "/docs/"] {

@@ -28,6 +28,9 @@ pub struct RegisterRequest {
 
 /// The login form: `email`, or (without it) `name`, and `password`.
 #[derive(ToSchema)]
+// The example shows the usual form: an example built from the fields would
+// send `name` beside `email`, which /docs users then copy.
+#[schema(example = json!({"email": "ada@example.com", "password": "Analytical-Engine-1843"}))]
 #[allow(dead_code)]
 pub struct LoginRequest {
     /// Email address (preferred when both are given).

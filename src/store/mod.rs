@@ -9,7 +9,9 @@
 
 pub mod import;
 mod legacy;
+mod lock;
 mod maintenance;
+mod open;
 mod session_cache;
 mod sessions;
 mod settings;
@@ -24,7 +26,9 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
+pub use lock::ServeLock;
 pub use maintenance::Flushed;
+pub use open::{redacted, OpenError, OpenMode};
 pub use sessions::{
     IssuedRefresh, NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser,
 };

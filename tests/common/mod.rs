@@ -4,7 +4,8 @@
 //!
 //! `LATCHKEY_TEST_BACKEND=postgres` runs every test against a fresh
 //! PostgreSQL database on `LATCHKEY_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432`); the default is a fresh SQLite file.
+//! `postgres://postgres@127.0.0.1:5432`), named with the run's
+//! `LATCHKEY_TEST_DB_PREFIX`; the default is a fresh SQLite file.
 
 #![allow(dead_code)]
 
@@ -285,13 +286,33 @@ pub async fn postgres_available() -> bool {
     }
 }
 
+/// The name every test database of this run starts with:
+/// `LATCHKEY_TEST_DB_PREFIX` (set per run by `scripts/test-all.sh`, which
+/// then drops exactly those), else `latchkey_test_`. Checked, because it is
+/// spliced into `CREATE DATABASE`, and short enough that prefix and a
+/// 32-character id fit PostgreSQL's 63-byte names.
+pub fn test_database_prefix() -> String {
+    let prefix =
+        std::env::var("LATCHKEY_TEST_DB_PREFIX").unwrap_or_else(|_| "latchkey_test_".into());
+    assert!(
+        !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && prefix.len() <= 31,
+        "LATCHKEY_TEST_DB_PREFIX must be at most 31 lowercase letters, digits and underscores: {prefix:?}"
+    );
+    prefix
+}
+
 /// A fresh, empty PostgreSQL database; its URL.
 pub async fn fresh_postgres_database() -> String {
     use sqlx::Connection as _;
     let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let name = format!(
-        "latchkey_test_{}",
+        "{}{}",
+        test_database_prefix(),
         latchkey::auth::ids::RandomId::generate().unwrap()
     );
     let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))

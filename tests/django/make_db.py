@@ -1,10 +1,9 @@
 """Build a real Django database for tests/django_import.rs.
 
-    python make_db.py SEED_DIR DATABASE_URL custom|stock OUT.json
+    python make_db.py DATABASE_URL custom|stock OUT.json
 
-Runs the seed's Django project (SEED_DIR, e.g.
-/work/shared/reference/django_seed) against DATABASE_URL (sqlite://PATH or
-postgres://...), migrates it, creates users whose passwords Django hashes with
+Runs the Django reference in this directory against DATABASE_URL
+(sqlite://PATH or postgres://...), migrates it, creates users whose passwords Django hashes with
 pbkdf2_sha256, argon2, bcrypt_sha256 and md5 (unsupported by latchkey), mints
 SimpleJWT tokens for them, blacklists one refresh token, and writes what it
 made (passwords included: they are test fixtures) to OUT.json.
@@ -15,8 +14,7 @@ import os
 import sys
 from datetime import datetime, timedelta, timezone
 
-seed_dir, database_url, model, out_path = sys.argv[1:5]
-sys.path.insert(0, seed_dir)
+database_url, model, out_path = sys.argv[1:4]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ["MAKE_DB_URL"] = database_url
 os.environ["MAKE_DB_MODEL"] = model
@@ -32,7 +30,7 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken  # noqa: E402
 
-# The stock user model's URLconf checks would import the seed's custom model.
+# The stock user model's URLconf checks would import the custom model.
 call_command("migrate", verbosity=0, skip_checks=True)
 
 User = get_user_model()

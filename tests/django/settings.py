@@ -1,11 +1,11 @@
-"""Django settings for tests/django_import.rs: the seed's own settings, with
-the database, the password hashers and (for Django's stock user) the user
+"""Django settings for tests/django_import.rs: the reference's own settings
+(backend/settings.py), with the database, the password hashers and (for Django's stock user) the user
 model taken from the environment that make_db.py sets."""
 
 import os
 from urllib.parse import urlparse
 
-from backend.settings import *  # noqa: F401,F403  (the seed's settings)
+from backend.settings import *  # noqa: F401,F403  (the reference's settings)
 from backend.settings import INSTALLED_APPS
 
 _url = os.environ["MAKE_DB_URL"]
@@ -38,6 +38,6 @@ PASSWORD_HASHERS = [
 ]
 
 if os.environ.get("MAKE_DB_MODEL") == "stock":
-    # Django's stock user (`auth_user`, `username`) instead of the seed's.
+    # Django's stock user (`auth_user`, `username`) instead of the custom one.
     INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "accounts"]
     AUTH_USER_MODEL = "auth.User"

@@ -1,7 +1,7 @@
 // End-to-end test of the React client in Debian's Chromium, headless.
 //
 //   npm run e2e              against latchkey (LATCHKEY_BIN=... skips the cargo build)
-//   npm run e2e:django       against the Django reference in /work/shared/reference/django_seed
+//   npm run e2e:django       against the Django reference in tests/django
 //
 // The app is served on http://127.0.0.1:<port> and the API on another port:
 // two origins, so the browser enforces CORS with credentials. They share a

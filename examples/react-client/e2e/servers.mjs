@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 export const appRoot = join(here, "..");
 const repoRoot = join(appRoot, "..", "..");
-export const djangoRoot = process.env.DJANGO_SEED_DIR || "/work/shared/reference/django_seed";
+export const djangoRoot = process.env.DJANGO_REFERENCE_DIR || join(repoRoot, "tests", "django");
 
 /** A TCP port nobody listens on right now. */
 export function freePort() {

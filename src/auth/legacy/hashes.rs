@@ -158,7 +158,7 @@ fn verify_pbkdf2_sha256(password: &[u8], data: &str) -> bool {
 /// compares in constant time.
 fn verify_bcrypt(password: &[u8], data: &str) -> bool {
     let cost = data.get(4..6).and_then(|c| c.parse::<u32>().ok());
-    if !cost.is_some_and(|c| c <= MAX_BCRYPT_COST) {
+    if cost.is_none_or(|c| c > MAX_BCRYPT_COST) {
         return false;
     }
     bcrypt::verify(password, data).unwrap_or(false)

@@ -122,7 +122,7 @@ pub struct BlacklistReport {
 impl ImportReport {
     /// Whether the run changed nothing in latchkey's database.
     pub fn changed_nothing(&self) -> bool {
-        self.imported == 0 && self.updated == 0 && self.blacklist.map_or(true, |b| b.recorded == 0)
+        self.imported == 0 && self.updated == 0 && self.blacklist.is_none_or(|b| b.recorded == 0)
     }
 }
 
