@@ -25,7 +25,12 @@ pub const LEGACY_DJANGO_KEY_ENV: &str = "LATCHKEY_LEGACY_DJANGO_KEY";
 pub struct Config {
     /// Address (or host name) and port to listen on, e.g. `127.0.0.1:8000`
     /// or `localhost:8000` (every address the name resolves to).
-    #[arg(long, hide_env_values = true, env = "LATCHKEY_BIND", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_BIND",
+        default_value = "127.0.0.1:8000"
+    )]
     pub bind: String,
 
     /// Database URL: `sqlite://PATH` (embedded, the default) or `postgres://...`.
@@ -197,6 +202,56 @@ pub struct Config {
     )]
     pub trusted_proxy_hops: usize,
 
+    /// Seconds a client has to send a request's head (line and headers);
+    /// also how long a kept-alive connection may wait for its next request.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub header_read_timeout_seconds: u64,
+
+    /// Seconds a client has to send a request's body once its head arrived.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_BODY_READ_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub body_read_timeout_seconds: u64,
+
+    /// Seconds a connection may stay with no byte read or written before it
+    /// is closed (after the response in progress, if any).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    pub idle_timeout_seconds: u64,
+
+    /// Client connections served at once; beyond it new ones wait in the
+    /// listen queue. Kept below the open-files limit, which latchkey raises
+    /// to its hard maximum at start-up.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_connections: usize,
+
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT;
+    /// then the connections still open are closed and the process exits.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_SHUTDOWN_DEADLINE_SECONDS",
+        default_value_t = 30
+    )]
+    pub shutdown_deadline_seconds: u64,
+
     /// Largest accepted request body, in bytes.
     #[arg(
         long,
@@ -272,7 +327,12 @@ pub struct Config {
     /// Let `serve` start on a SQLite file another `serve` process is already
     /// using. Off: the second one refuses to start, since the design assumes
     /// one writer process per SQLite file (several instances: PostgreSQL).
-    #[arg(long, hide_env_values = true, env = "LATCHKEY_SQLITE_ALLOW_SHARED", default_value_t = false)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_SQLITE_ALLOW_SHARED",
+        default_value_t = false
+    )]
     pub sqlite_allow_shared: bool,
 }
 

@@ -13,10 +13,8 @@ pub mod store;
 pub mod telemetry;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 
 use auth::password::{HashError, Hasher, PasswordPolicy};
@@ -146,6 +144,7 @@ impl std::fmt::Display for KeySource {
 pub struct App {
     router: http::Service,
     metrics_router: Option<http::Service>,
+    limits: http::server::ConnectionLimits,
     store: Store,
     key_source: KeySource,
 }
@@ -223,6 +222,7 @@ impl App {
             origins: http::middleware::Origins::new(&config.allowed_origins),
             https: config.https,
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: Duration::from_secs(config.body_read_timeout_seconds.max(1)),
             trusted_proxy_hops: config.trusted_proxy_hops,
             csrf_cookie_attributes: http::csrf_cookie_attributes(
                 config.csrf_token_max_age_seconds,
@@ -239,6 +239,7 @@ impl App {
                 .map(|_| http::metrics_router(state.clone(), &doc))
                 .transpose()?,
             router: http::router(state, &doc)?,
+            limits: connection_limits(config),
             store,
             key_source,
         })
@@ -250,43 +251,73 @@ impl App {
     }
 
     /// Serve on `listener` (and `/metrics` on `metrics_listener`, when
-    /// `LATCHKEY_METRICS_BIND` is set) until `shutdown` completes, then
-    /// finish in-flight requests and close the database pool.
+    /// `LATCHKEY_METRICS_BIND` is set) until `shutdown` completes; then stop
+    /// accepting, let in-flight requests finish within the shutdown
+    /// deadline, and close the database pool.
     pub async fn serve(
         self,
         listener: TcpListener,
         metrics_listener: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let (stop, stopped) = tokio::sync::watch::channel(());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopping = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
         let metrics = match (self.metrics_router, metrics_listener) {
-            (Some(router), Some(listener)) => {
-                let mut stopped = stopped.clone();
-                let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                Some(tokio::spawn(async move {
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.changed().await;
-                        })
-                        .await
-                }))
-            }
+            (Some(router), Some(listener)) => Some(tokio::spawn(http::server::serve(
+                listener,
+                router,
+                self.limits,
+                stopping(stopped.clone()),
+            ))),
             _ => None,
         };
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        drop(stop);
+        let main = tokio::spawn(http::server::serve(
+            listener,
+            self.router,
+            self.limits,
+            stopping(stopped),
+        ));
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        let _ = stop.send(true);
+        if let Err(e) = main.await {
+            tracing::warn!(error = %e, "listener task failed");
+        }
         if let Some(task) = metrics {
-            if let Ok(Err(e)) = task.await {
+            if let Err(e) = task.await {
                 tracing::warn!(error = %e, "metrics listener failed");
             }
         }
         self.store.close().await;
-        Ok(served?)
+        Ok(())
+    }
+}
+
+/// The connection limits as configured, the connection count kept below
+/// the open-files limit (raised to its hard maximum first) with room for
+/// the database, log and hashing files.
+fn connection_limits(config: &Config) -> http::server::ConnectionLimits {
+    const RESERVED_FILES: u64 = 128;
+    let mut max_connections = config.max_connections.max(1);
+    if let Some(files) = http::server::raise_open_files_limit() {
+        let room =
+            usize::try_from(files.saturating_sub(RESERVED_FILES).max(16)).unwrap_or(usize::MAX);
+        if max_connections > room {
+            tracing::warn!(
+                configured = max_connections,
+                open_files_limit = files,
+                "LATCHKEY_MAX_CONNECTIONS is above what the open-files limit allows; serving {room} at once"
+            );
+            max_connections = room;
+        }
+    }
+    http::server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
+        idle_timeout: Duration::from_secs(config.idle_timeout_seconds.max(1)),
+        max_connections,
+        shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
     }
 }
 

@@ -380,6 +380,8 @@ async fn user_set_password_ends_a_lockout_too() {
         s.login("locked@example.com", OTHER_PASSWORD).await.status(),
         StatusCode::OK
     );
+}
+
 #[tokio::test]
 async fn admin_commands_name_the_database_they_opened_on_stderr() {
     let s = server().await;

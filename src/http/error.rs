@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The body could not be read (client went away mid-body).
     #[error("could not read the request body")]
     BodyRead,
+    /// The body did not arrive within the body-read timeout.
+    #[error("request body timed out")]
+    BodyTimeout,
 }
 
 fn detail(status: StatusCode, detail: &str, code: &str) -> Response {
@@ -140,6 +143,15 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed(method) => {
                 detail(S::METHOD_NOT_ALLOWED, &format!("Method \"{method}\" not allowed."), "method_not_allowed")
             }
+            ApiError::BodyTimeout => with_header(
+                detail(
+                    S::REQUEST_TIMEOUT,
+                    "The request body did not arrive in time.",
+                    "request_timeout",
+                ),
+                header::CONNECTION,
+                "close",
+            ),
             ApiError::PayloadTooLarge(limit) => detail(
                 S::PAYLOAD_TOO_LARGE,
                 &format!("Request body exceeds the limit of {limit} bytes."),

@@ -59,8 +59,12 @@ impl FromRequest<AppState> for JsonObject {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap_or("?").to_owned());
         let limit = state.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        // A client that stops mid-body would otherwise hold the request
+        // (and its connection) for as long as it likes.
+        let read = axum::body::to_bytes(req.into_body(), limit);
+        let bytes = tokio::time::timeout(state.body_read_timeout, read)
             .await
+            .map_err(|_| ApiError::BodyTimeout)?
             .map_err(|e| {
                 // `to_bytes` reports the limit as a `LengthLimitError` somewhere in the source chain.
                 let mut source: Option<&dyn std::error::Error> = Some(&e);

@@ -7,6 +7,7 @@ pub mod extract;
 mod handlers;
 pub mod middleware;
 pub mod openapi;
+pub mod server;
 
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
@@ -37,6 +38,8 @@ pub struct Shared {
     pub https: bool,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Time a request's body has to arrive once its head has.
+    pub body_read_timeout: std::time::Duration,
     /// Reverse proxies trusted to append `X-Forwarded-For`.
     pub trusted_proxy_hops: usize,
     /// What follows `csrftoken=<token>` in `Set-Cookie` (see [`csrf_cookie_attributes`]).

@@ -351,6 +351,29 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// Send SIGTERM and wait for the exit: its status and how long it took.
+    /// A process still running after 20 s is killed and the test fails.
+    pub fn terminate_timed(mut self) -> (std::process::ExitStatus, std::time::Duration) {
+        let sent = std::time::Instant::now();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while sent.elapsed() < std::time::Duration::from_secs(20) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!("latchkey was still running 20 s after SIGTERM");
+    }
+
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
     async fn spawn(env: &[(&str, &str)], log: Option<&std::path::Path>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
