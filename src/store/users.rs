@@ -44,7 +44,33 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, is_active";
+/// The columns [`user_from_row`] reads, as a literal so statements can be
+/// `concat!`ed from it.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, password_hash, is_active"
+    };
+}
+
+const USER_COLUMNS: &str = user_columns!();
+
+const INSERT_USER: &str = concat!(
+    "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
+     VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING ",
+    user_columns!()
+);
+
+fn insert_user<'q>(
+    user: &'q NewUser<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(INSERT_USER)
+        .bind(user.email)
+        .bind(user.email_key)
+        .bind(user.name)
+        .bind(user.name_key)
+        .bind(user.password_hash)
+        .bind(user.now)
+}
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
     Ok(UserRecord {
@@ -60,18 +86,13 @@ impl Store {
     /// Insert a user; [`StoreError::Duplicate`] when the email or name is taken,
     /// even when another request inserted it a moment ago.
     pub async fn create_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING {USER_COLUMNS}"
-        ))
-        .bind(user.email)
-        .bind(user.email_key)
-        .bind(user.name)
-        .bind(user.name_key)
-        .bind(user.password_hash)
-        .bind(user.now)
-        .fetch_one(&self.writer)
-        .await?;
+        // An explicit transaction, not autocommit: SQLite commits an
+        // autocommit `INSERT ... RETURNING` only when the statement is
+        // stepped to its end, and a failure there (a full disk) would be lost
+        // behind the row already returned.
+        let mut tx = self.writer.begin().await?;
+        let row = insert_user(user).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
         Ok(user_from_row(&row)?)
     }
 
