@@ -2,6 +2,7 @@
 
 use sqlx::Row as _;
 
+use super::sessions::{insert_refresh, insert_session, NewRefreshToken, NewSession};
 use super::{Store, StoreError};
 
 /// A user row as the domain needs it.
@@ -94,6 +95,29 @@ impl Store {
         let row = insert_user(user).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(user_from_row(&row)?)
+    }
+
+    /// Insert a user, their first session and its first refresh token in one
+    /// transaction, so a registration happens whole or not at all. The
+    /// session is the new user's whatever `session.user_id` says (the id is
+    /// not known before the insert). [`StoreError::Duplicate`] as
+    /// [`Store::create_user`].
+    pub async fn create_user_with_session(
+        &self,
+        user: &NewUser<'_>,
+        session: &NewSession<'_>,
+        first: &NewRefreshToken<'_>,
+    ) -> Result<UserRecord, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let created = user_from_row(&insert_user(user).fetch_one(&mut *tx).await?)?;
+        let session = NewSession {
+            user_id: created.id,
+            ..*session
+        };
+        insert_session(&session).execute(&mut *tx).await?;
+        insert_refresh(first).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// Whether the email key and the name key are already taken.
