@@ -16,7 +16,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{claims, ServerProcess, PASSWORD};
@@ -263,10 +264,29 @@ async fn logout(api: &Api, ledger: &Mutex<Ledger>, account: &Account) -> bool {
     }
 }
 
+/// Whether a refused write may nonetheless be in the database.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusals {
+    /// No: the fault struck before the commit (a full disk, a crash).
+    NeverKept,
+    /// When the connection died while PostgreSQL committed, the server could
+    /// not know the outcome and answered 503: such writes are counted, not
+    /// failed. Acknowledged writes must still all be there.
+    OutcomeUnknown,
+}
+
 /// Check the ledger against the database at `url`, from a connection of the
-/// test's own: every acknowledged write is there, no refused one is. What
-/// it verified, as a line.
-async fn verify(url: &str, ledger: &Ledger) -> String {
+/// test's own: every acknowledged write is there, and no refused one is
+/// (see [`Refusals`]). What it verified, as a line.
+async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
+    let mut kept = 0;
+    let mut refused_kept = |what: &str| {
+        assert!(
+            refusals == Refusals::OutcomeUnknown,
+            "refused {what} was kept"
+        );
+        kept += 1;
+    };
     sqlx::any::install_default_drivers();
     let mut db = AnyConnection::connect(url).await.unwrap();
     let emails: HashSet<String> = sqlx::query("SELECT email_key FROM users")
@@ -308,10 +328,9 @@ async fn verify(url: &str, ledger: &Ledger) -> String {
         // every rotated token is in the ledger as acknowledged.
         let row = rotated(old.clone()).fetch_one(&mut db).await.unwrap();
         let retried = ledger.rotations.iter().any(|(o, _)| o == old);
-        assert!(
-            retried || row.get::<Option<i64>, _>(0).is_none(),
-            "refused rotation of {old} was kept"
-        );
+        if !retried && row.get::<Option<i64>, _>(0).is_some() {
+            refused_kept(&format!("rotation of {old}"));
+        }
     }
     let revoked =
         |sid: String| sqlx::query("SELECT revoked_at FROM sessions WHERE id = $1").bind(sid);
@@ -325,15 +344,16 @@ async fn verify(url: &str, ledger: &Ledger) -> String {
     for sid in &ledger.refused_logouts {
         let row = revoked(sid.clone()).fetch_one(&mut db).await.unwrap();
         let retried = ledger.logouts.contains(sid);
-        assert!(
-            retried || row.get::<Option<i64>, _>(0).is_none(),
-            "refused logout of session {sid} was kept"
-        );
+        if !retried && row.get::<Option<i64>, _>(0).is_some() {
+            refused_kept(&format!("logout of session {sid}"));
+        }
     }
     let mut line = format!(
-        "verified {} registrations present, {} refused absent, {} rotations, {} logouts",
+        "verified {} registrations present, {} refused writes absent ({} kept: commit outcome \
+         unknown), {} rotations, {} logouts",
         ledger.registered.len(),
-        ledger.refused_registrations.len(),
+        ledger.refused() - kept,
+        kept,
         ledger.rotations.len(),
         ledger.logouts.len()
     );
@@ -403,6 +423,96 @@ impl Drop for SmallDisk {
             .arg(self.dir.path())
             .status();
     }
+}
+
+/// Write load: `workers` clients each registering an account, rotating its
+/// refresh token three times and logging out, over and over, until `stop`.
+/// Every answer goes into `ledger`. Emails are `{tag}-{worker}-{n}@example.com`.
+fn write_load(
+    api: &Api,
+    ledger: &Arc<Mutex<Ledger>>,
+    stop: &Arc<AtomicBool>,
+    workers: usize,
+    tag: &str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|worker| {
+            let (api, ledger, stop) = (api.clone(), ledger.clone(), stop.clone());
+            let tag = tag.to_owned();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let email = format!("{tag}-{worker}-{n}@example.com");
+                    let Some(mut account) = register(&api, &ledger, &email).await else {
+                        // Refused or unanswered: back off a little, like a client.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    for _ in 0..3 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if !rotate(&api, &ledger, &mut account).await {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    if !logout(&api, &ledger, &account).await {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Stop the load and wait for its clients (bounded).
+async fn stop_load(stop: &AtomicBool, workers: Vec<tokio::task::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        tokio::time::timeout(Duration::from_secs(30), worker)
+            .await
+            .expect("a load client hung")
+            .unwrap();
+    }
+}
+
+/// kill -9 a server under write load on `url`, restart it, and check every
+/// acknowledged write; what it acknowledged and verified, as lines.
+async fn kill_under_write_load(label: &str, env: &[(&'static str, String)], url: &str) {
+    let started = Instant::now();
+    let server = start(env).await;
+    let api = Api::new(&server.base).await;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = write_load(&api, &ledger, &stop, 4, "load");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.kill();
+    stop_load(&stop, workers).await;
+    let ledger = ledger.lock().unwrap().clone();
+    assert!(
+        ledger.registered.len() >= 4 && !ledger.rotations.is_empty() && !ledger.logouts.is_empty(),
+        "too little load to prove anything: {}",
+        ledger.summary()
+    );
+    assert_eq!(
+        ledger.refused(),
+        0,
+        "a healthy server refused writes: {}",
+        ledger.summary()
+    );
+
+    let server = start(env).await;
+    let check = verify(url, &ledger, Refusals::NeverKept).await;
+    let api = Api::new(&server.base).await;
+    let ledger_after = Mutex::new(Ledger::default());
+    register(&api, &ledger_after, "after-restart@example.com")
+        .await
+        .expect("the restarted server takes writes");
+    drop(server);
+    println!("kill -9 on {label}: under load {}", ledger.summary());
+    println!("kill -9 on {label}: after a restart {check}");
+    println!("kill -9 on {label}: took {:?}", started.elapsed());
 }
 
 fn sqlite_env(url: &str) -> Vec<(&'static str, String)> {
@@ -475,7 +585,7 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_commit() {
     let recovered_in = api.wait_ready(Duration::from_secs(10)).await;
     // Seen from a second connection while the server runs.
     let snapshot = ledger.lock().unwrap().clone();
-    let live_check = verify(&url, &snapshot).await;
+    let live_check = verify(&url, &snapshot, Refusals::NeverKept).await;
     let mut after = Vec::new();
     for i in 0..3 {
         let account = register(&api, &ledger, &format!("after{i}@example.com")).await;
@@ -496,7 +606,7 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_commit() {
     server.terminate();
     let server = start(&env).await;
     let ledger = ledger.into_inner().unwrap();
-    let restart_check = verify(&url, &ledger).await;
+    let restart_check = verify(&url, &ledger, Refusals::NeverKept).await;
     let api = Api::new(&server.base).await;
     let me = api
         .http
@@ -518,4 +628,123 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_commit() {
     println!("full disk: in all {}", ledger.summary());
     println!("full disk: after a restart {restart_check}");
     println!("full disk: took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn kill_9_under_write_load_on_sqlite_loses_no_acknowledged_write() {
+    if !in_default_pass("kill -9 on SQLite") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    kill_under_write_load("SQLite", &sqlite_env(&url), &url).await;
+}
+
+fn postgres_env(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("LATCHKEY_DATABASE_URL", url.to_owned()),
+        ("LATCHKEY_DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1".to_owned()),
+        ("LATCHKEY_HASH_QUEUE", "256".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn kill_9_under_write_load_on_postgres_loses_no_acknowledged_write() {
+    if !in_default_pass("kill -9 on PostgreSQL") || !common::postgres_available().await {
+        return;
+    }
+    let url = common::fresh_postgres_database().await;
+    kill_under_write_load("PostgreSQL", &postgres_env(&url), &url).await;
+    common::drop_postgres_database(&url).await;
+}
+
+/// Every backend of the server on database `url` ended by PostgreSQL
+/// (`pg_terminate_backend`), never one of another database; how many.
+async fn terminate_backends_of(url: &str) -> i64 {
+    let (base, name) = url.rsplit_once('/').unwrap();
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    ended.into_iter().filter(|ended| *ended).count() as i64
+}
+
+#[tokio::test]
+async fn postgres_going_away_mid_load_gives_503s_and_service_resumes_without_a_restart() {
+    if !in_default_pass("PostgreSQL outage") || !common::postgres_available().await {
+        return;
+    }
+    let started = Instant::now();
+    let direct = common::fresh_postgres_database().await;
+    let proxy = common::Proxy::start().await;
+    let env = postgres_env(&proxy.url_for(&direct));
+    let server = start(&env).await;
+    let api = Api::new(&server.base).await;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = write_load(&api, &ledger, &stop, 4, "outage");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Connections killed by PostgreSQL, three times: the pool reconnects.
+    let mut terminated = 0;
+    for _ in 0..3 {
+        terminated += terminate_backends_of(&direct).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(terminated > 0, "no backend of the server was terminated");
+    let after_terminate = ledger.lock().unwrap().summary();
+
+    // PostgreSQL refusing connections: every write is refused with a 503.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        api.ready().await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "/readyz during the outage"
+    );
+    let refused_before = ledger.lock().unwrap().refused();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let refused_during = ledger.lock().unwrap().refused() - refused_before;
+    assert!(
+        refused_during > 0,
+        "no write was refused while the database was away"
+    );
+    let outage = ledger.lock().unwrap().summary();
+
+    // Back: ready again without a restart, and the load's writes succeed.
+    proxy.restore().await;
+    let recovered_in = api.wait_ready(Duration::from_secs(10)).await;
+    let acked_at_recovery = ledger.lock().unwrap().registered.len();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop_load(&stop, workers).await;
+    let ledger = ledger.lock().unwrap().clone();
+    assert!(
+        ledger.registered.len() > acked_at_recovery,
+        "no registration acknowledged after recovery: {}",
+        ledger.summary()
+    );
+    let check = verify(&direct, &ledger, Refusals::OutcomeUnknown).await;
+    server.terminate();
+    let server = start(&postgres_env(&direct)).await;
+    let restart_check = verify(&direct, &ledger, Refusals::OutcomeUnknown).await;
+    drop(server);
+    proxy.cut();
+    common::drop_postgres_database(&direct).await;
+
+    println!("PostgreSQL outage: {terminated} backends terminated; by then {after_terminate}");
+    println!("PostgreSQL outage: connections refused for 3 s, /readyz 503; by then {outage}");
+    println!(
+        "PostgreSQL outage: ready again {recovered_in:?} after the database came back; in all {}",
+        ledger.summary()
+    );
+    println!("PostgreSQL outage: second connection {check}");
+    println!("PostgreSQL outage: after a restart {restart_check}");
+    println!("PostgreSQL outage: took {:?}", started.elapsed());
 }
