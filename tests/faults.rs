@@ -568,7 +568,7 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_commit() {
             readiness_failed = true;
         }
     }
-    logout(&api, &ledger, &before[3]).await;
+    let logout_refused = !logout(&api, &ledger, &before[3]).await;
     {
         let ledger = ledger.lock().unwrap();
         assert!(
@@ -597,10 +597,12 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_commit() {
         rotate(&api, &ledger, &mut before[2]).await,
         "the account used during the fault works"
     );
-    assert!(
-        logout(&api, &ledger, &before[3]).await,
-        "a refused logout can be retried"
-    );
+    if logout_refused {
+        assert!(
+            logout(&api, &ledger, &before[3]).await,
+            "a refused logout can be retried"
+        );
+    }
 
     // After a restart.
     server.terminate();
