@@ -5,60 +5,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_error, postgres_available, tokens, TestServer, PASSWORD};
+use common::{assert_error, postgres_available, tokens, Proxy, TestServer, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::Connection as _;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
-
-/// A TCP proxy to PostgreSQL that can be cut (listener and every live
-/// connection closed) and restored on the same port.
-struct Proxy {
-    port: u16,
-    tasks: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Self {
-            port: listener.local_addr().unwrap().port(),
-            tasks: Arc::default(),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let tasks = self.tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5432").await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                tasks.lock().unwrap().push(conn.abort_handle());
-            }
-        });
-        self.tasks.lock().unwrap().push(accept.abort_handle());
-    }
-
-    fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-
-    async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        self.serve(listener);
-    }
-}
 
 async fn count(direct_url: &str, table: &str, filter: &str) -> i64 {
     let mut conn = sqlx::PgConnection::connect(direct_url).await.unwrap();
@@ -75,8 +27,7 @@ async fn losing_the_database_gives_fast_503s_and_the_process_recovers_without_lo
     }
     let direct = common::fresh_postgres_database().await;
     let proxy = Proxy::start().await;
-    let via_proxy = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
-    assert_ne!(via_proxy, direct);
+    let via_proxy = proxy.url_for(&direct);
     let s = TestServer::start_on(tempfile::tempdir().unwrap(), via_proxy, |c| {
         c.database_acquire_timeout_seconds = 1;
     })

@@ -322,3 +322,69 @@ async fn registrations_from_one_address_are_throttled() {
     let login = s.login("burst3@example.com", PASSWORD).await;
     assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Run `statements` on the test server's database from a connection of the test's own.
+async fn run_sql(database_url: &str, statements: &[&str]) {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    for statement in statements {
+        sqlx::query(statement).execute(&mut db).await.unwrap();
+    }
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_registration_whose_session_cannot_be_written_leaves_no_account_and_a_retry_succeeds() {
+    let s = TestServer::start().await;
+    // Inject the fault between the two writes: the session insert fails.
+    let postgres = s.database_url.starts_with("postgres");
+    if postgres {
+        run_sql(
+            &s.database_url,
+            &[
+                "CREATE FUNCTION refuse_sessions() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_sessions()",
+            ],
+        )
+        .await;
+    } else {
+        run_sql(
+            &s.database_url,
+            &["CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions \
+               BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],
+        )
+        .await;
+    }
+    let form = json!({"name": "ada", "email": "ada@example.com", "password": PASSWORD});
+    let r = s.post("/auth/register", form.clone()).await;
+    assert!(r.status().is_server_error(), "status {}", r.status());
+
+    // No account was left behind.
+    use sqlx::Connection as _;
+    let mut db = sqlx::AnyConnection::connect(&s.database_url).await.unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "a failed registration left its account");
+    db.close().await.unwrap();
+
+    let drop = if postgres {
+        "DROP TRIGGER refuse_sessions ON sessions"
+    } else {
+        "DROP TRIGGER refuse_sessions"
+    };
+    run_sql(&s.database_url, &[drop]).await;
+    let r = s.post("/auth/register", form).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "the retry is not told the account exists"
+    );
+    let body: Value = r.json().await.unwrap();
+    let access = body["tokens"]["access"].as_str().unwrap();
+    assert_eq!(s.get_as(access, "/auth/me").await.status(), StatusCode::OK);
+}

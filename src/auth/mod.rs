@@ -409,9 +409,21 @@ impl Auth {
     ) -> Result<(UserView, TokenPair), AuthError> {
         let now = self.clock.now();
         self.throttle_registration(client, now).await?;
-        let user = create_account(&self.store, &self.hasher, &self.passwords, form, now).await?;
+        let account = check_account(&self.store, &self.hasher, &self.passwords, form).await?;
+        // The account and its first session in one transaction: an answer
+        // other than 201 leaves no account behind for the retry to trip on.
+        // The session's user id is the store's to fill in.
+        let start = self.new_session(0, Some(client), now)?;
+        let user = self
+            .store
+            .create_user_with_session(
+                &account.new_user(now),
+                &start.session(),
+                &start.first_token(),
+            )
+            .await?;
         self.metrics.registration();
-        let tokens = self.start_session(&user, client, now).await?;
+        let tokens = self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)?;
         Ok((view(&user), tokens))
     }
 
@@ -1063,6 +1075,39 @@ pub(crate) async fn create_account(
     form: Registration,
     now: i64,
 ) -> Result<UserRecord, AuthError> {
+    let account = check_account(store, hasher, passwords, form).await?;
+    Ok(store.create_user(&account.new_user(now)).await?)
+}
+
+/// A registration that passed every check, with its password hashed.
+struct CheckedAccount {
+    name: Name,
+    email: Email,
+    name_key: String,
+    email_key: String,
+    password_hash: String,
+}
+
+impl CheckedAccount {
+    fn new_user(&self, now: i64) -> NewUser<'_> {
+        NewUser {
+            email: self.email.as_str(),
+            email_key: &self.email_key,
+            name: self.name.as_str(),
+            name_key: &self.name_key,
+            password_hash: &self.password_hash,
+            now,
+        }
+    }
+}
+
+/// Validate a registration form, check the password policy and hash.
+async fn check_account(
+    store: &Store,
+    hasher: &Hasher,
+    passwords: &PasswordPolicy,
+    form: Registration,
+) -> Result<CheckedAccount, AuthError> {
     let mut errors = FieldErrors::default();
     let name = errors.check("name", form.name.and_then(|n| Name::parse(&n)));
     let email = errors.check("email", form.email.and_then(|e| Email::parse(&e)));
@@ -1095,16 +1140,13 @@ pub(crate) async fn create_account(
         return Err(AuthError::Invalid(errors));
     }
 
-    Ok(store
-        .create_user(&NewUser {
-            email: email.as_str(),
-            email_key: &email.lookup_key(),
-            name: name.as_str(),
-            name_key: &name.lookup_key(),
-            password_hash: &hash,
-            now,
-        })
-        .await?)
+    Ok(CheckedAccount {
+        name_key: name.lookup_key(),
+        email_key: email.lookup_key(),
+        name,
+        email,
+        password_hash: hash,
+    })
 }
 
 /// A refresh token presented again after it was exchanged.

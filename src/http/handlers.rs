@@ -377,11 +377,11 @@ pub async fn healthz() -> Response {
     Json(StatusBody { status: "ok" }).into_response()
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers a read and commits a write.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = StatusBody),
-        (status = 503, description = "The database is not reachable", body = ErrorBody),
+        (status = 503, description = "The database is not reachable or cannot take writes", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.auth.store().ping().await {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor as _};
+use sqlx::{AnyPool, Connection as _, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use lock::ServeLock;
@@ -117,18 +117,33 @@ impl From<sqlx::Error> for StoreError {
                         return Self::Duplicate(UniqueField::Name);
                     }
                 }
-                // SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL's "cannot connect now",
-                // admin shutdown and serialization failures: transient.
-                match db.code().as_deref() {
-                    Some("5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "40001" | "40P01") => {
-                        Self::Unavailable(e.to_string())
-                    }
-                    _ => Self::Other(e.to_string()),
+                if is_transient(db.as_ref()) {
+                    Self::Unavailable(e.to_string())
+                } else {
+                    Self::Other(e.to_string())
                 }
             }
             other => Self::Other(other.to_string()),
         }
     }
+}
+
+/// Whether a database error means "not now" rather than "never": nothing
+/// was committed, and the same request may succeed once the fault clears.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // The primary result code is the low byte of the extended one:
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), another writer; SQLITE_IOERR
+        // (10) and SQLITE_FULL (13), a disk that cannot take the write.
+        let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+        return matches!(code & 0xff, 5 | 6 | 10 | 13);
+    }
+    // PostgreSQL: admin shutdown, crash shutdown, cannot connect now,
+    // serialization failure, deadlock, disk full, out of resources, I/O error.
+    matches!(
+        db.code().as_deref(),
+        Some("57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53100" | "53000" | "58030")
+    )
 }
 
 /// Pool settings.
@@ -179,18 +194,36 @@ impl Store {
                 .acquire_timeout(pool.acquire_timeout);
             let builder = match backend {
                 Backend::Postgres => builder,
-                Backend::Sqlite => builder.test_before_acquire(false).after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // WAL lets readers run beside the single writer; NORMAL
-                        // is durable across application crashes in WAL mode.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                Backend::Sqlite => builder
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the single writer; NORMAL
+                            // is durable across application crashes in WAL mode.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                        )
-                        .await
-                        .map(|_| ())
+                            )
+                            .await
+                            .map(|_| ())
+                        })
                     })
-                }),
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            // A COMMIT that failed for a full disk or an I/O error
+                            // may have been rolled back by SQLite itself; sqlx's
+                            // ROLLBACK then fails and it still counts a
+                            // transaction open, so the next BEGIN would become a
+                            // SAVEPOINT inside a transaction that never commits,
+                            // holding the write lock. The ping waits for the
+                            // rollback queued on this connection's worker; a
+                            // connection still inside a transaction after it is
+                            // closed (SQLite rolls back and frees the lock), and
+                            // the pool opens a fresh one.
+                            conn.ping().await?;
+                            Ok(!conn.is_in_transaction())
+                        })
+                    }),
             };
             builder.connect_lazy_with(options.clone())
         };
@@ -222,10 +255,13 @@ impl Store {
         })
     }
 
-    /// Succeeds when the database answers a trivial query.
+    /// Succeeds when the database answers a read and commits a write (one
+    /// row of `server_settings`, through the writer a request would use), so
+    /// readiness fails while writes fail (a full disk, a stuck writer) and
+    /// not only when the database is unreachable.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        settings::probe_write(&self.writer).await
     }
 
     /// Connections open, idle, and allowed, over every pool of this store.

@@ -2,6 +2,7 @@
 
 use sqlx::Row as _;
 
+use super::sessions::{insert_refresh, insert_session, NewRefreshToken, NewSession};
 use super::{Store, StoreError};
 
 /// A user row as the domain needs it.
@@ -44,7 +45,33 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, is_active";
+/// The columns [`user_from_row`] reads, as a literal so statements can be
+/// `concat!`ed from it.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, password_hash, is_active"
+    };
+}
+
+const USER_COLUMNS: &str = user_columns!();
+
+const INSERT_USER: &str = concat!(
+    "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
+     VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING ",
+    user_columns!()
+);
+
+fn insert_user<'q>(
+    user: &'q NewUser<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(INSERT_USER)
+        .bind(user.email)
+        .bind(user.email_key)
+        .bind(user.name)
+        .bind(user.name_key)
+        .bind(user.password_hash)
+        .bind(user.now)
+}
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
     Ok(UserRecord {
@@ -60,19 +87,37 @@ impl Store {
     /// Insert a user; [`StoreError::Duplicate`] when the email or name is taken,
     /// even when another request inserted it a moment ago.
     pub async fn create_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING {USER_COLUMNS}"
-        ))
-        .bind(user.email)
-        .bind(user.email_key)
-        .bind(user.name)
-        .bind(user.name_key)
-        .bind(user.password_hash)
-        .bind(user.now)
-        .fetch_one(&self.writer)
-        .await?;
+        // An explicit transaction, not autocommit: SQLite commits an
+        // autocommit `INSERT ... RETURNING` only when the statement is
+        // stepped to its end, and a failure there (a full disk) would be lost
+        // behind the row already returned.
+        let mut tx = self.writer.begin().await?;
+        let row = insert_user(user).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
         Ok(user_from_row(&row)?)
+    }
+
+    /// Insert a user, their first session and its first refresh token in one
+    /// transaction, so a registration happens whole or not at all. The
+    /// session is the new user's whatever `session.user_id` says (the id is
+    /// not known before the insert). [`StoreError::Duplicate`] as
+    /// [`Store::create_user`].
+    pub async fn create_user_with_session(
+        &self,
+        user: &NewUser<'_>,
+        session: &NewSession<'_>,
+        first: &NewRefreshToken<'_>,
+    ) -> Result<UserRecord, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let created = user_from_row(&insert_user(user).fetch_one(&mut *tx).await?)?;
+        let session = NewSession {
+            user_id: created.id,
+            ..*session
+        };
+        insert_session(&session).execute(&mut *tx).await?;
+        insert_refresh(first).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// Whether the email key and the name key are already taken.

@@ -374,6 +374,12 @@ impl ServerProcess {
         self.base.trim_start_matches("http://").parse().unwrap()
     }
 
+    /// Kill it with SIGKILL (no shutdown of any kind: a crash), and wait.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     async fn spawn(env: &[(&str, &str)], log: Option<&std::path::Path>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -421,4 +427,78 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP proxy to the machine's PostgreSQL that can be cut (listener and
+/// every live connection closed) and restored on the same port, so a test can
+/// take the database away from a server without touching PostgreSQL itself.
+pub struct Proxy {
+    pub port: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Self {
+            port: listener.local_addr().unwrap().port(),
+            tasks: Default::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let tasks = self.tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        self.tasks.lock().unwrap().push(accept.abort_handle());
+    }
+
+    /// `url` (a database on 127.0.0.1:5432) through this proxy.
+    pub fn url_for(&self, url: &str) -> String {
+        let via = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", self.port));
+        assert_ne!(via, url, "the proxy only reaches 127.0.0.1:5432");
+        via
+    }
+
+    /// Close the listener and every connection: the server is refused.
+    pub fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.serve(listener);
+    }
+}
+
+/// Drop a database [`fresh_postgres_database`] made (and only such a one).
+pub async fn drop_postgres_database(url: &str) {
+    use sqlx::Connection as _;
+    let (base, name) = url.rsplit_once('/').unwrap();
+    assert!(
+        name.starts_with("latchkey_test_"),
+        "not a test database: {name}"
+    );
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }
