@@ -290,10 +290,23 @@ impl App {
                 tracing::warn!(error = %e, "metrics listener failed");
             }
         }
-        self.store.close().await;
+        // Every request has ended, so no transaction is open; a connection
+        // that will not close (one cut mid-query by a network fault) must not
+        // keep the process alive past the deadline either.
+        if tokio::time::timeout(POOL_CLOSE_DEADLINE, self.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "database connections did not close within {POOL_CLOSE_DEADLINE:?}; exiting without them"
+            );
+        }
         Ok(())
     }
 }
+
+/// How long closing the database pool may take at shutdown.
+const POOL_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The connection limits as configured, the connection count kept below
 /// the open-files limit (raised to its hard maximum first) with room for

@@ -33,13 +33,8 @@ async fn instances(a: i64, b: i64, leeway: u64) -> Option<(TestServer, TestServe
         adjust,
     )
     .await;
-    let b = TestServer::start_on_clock(
-        tempfile::tempdir().unwrap(),
-        url,
-        Clock::skewed(b),
-        adjust,
-    )
-    .await;
+    let b = TestServer::start_on_clock(tempfile::tempdir().unwrap(), url, Clock::skewed(b), adjust)
+        .await;
     Some((a, b))
 }
 

@@ -177,9 +177,6 @@ impl Store {
     pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
-        if backend == Backend::Sqlite {
-            secure_sqlite_file(url)?;
-        }
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -283,56 +280,5 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
-    }
-}
-
-/// The file a `sqlite:` URL names, if it names one (not `:memory:`).
-fn sqlite_path(url: &str) -> Option<&std::path::Path> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::Path::new(path))
-}
-
-/// The SQLite file holds the signing key and every password hash: create it
-/// readable by its owner only (SQLite gives its `-wal` and `-shm` files the
-/// database file's mode), and warn when an existing one is readable by
-/// others. Any local user who can read it can forge tokens.
-fn secure_sqlite_file(url: &str) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let Some(path) = sqlite_path(url) else {
-        return Ok(());
-    };
-    match std::fs::metadata(path) {
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{mode:o}"),
-                    "the database file is readable by other users; it holds the signing key and password hashes: chmod 600 it"
-                );
-            }
-            Ok(())
-        }
-        // Only where SQLite would create it (mode=rwc, the default).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !url.contains("mode=") => {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map(drop)
-                .or_else(|e| match e.kind() {
-                    // Another process created it meanwhile: SQLite opens it.
-                    std::io::ErrorKind::AlreadyExists => Ok(()),
-                    _ => Err(StoreError::Unavailable(format!(
-                        "cannot create {}: {e}",
-                        path.display()
-                    ))),
-                })
-        }
-        Err(_) => Ok(()),
     }
 }

@@ -156,8 +156,13 @@ async fn probe_sqlite(url: &str, mode: OpenMode) -> Result<Option<PathBuf>, Stri
             path.display()
         ));
     }
-    let options = options.create_if_missing(mode == OpenMode::Create);
     let existed = path.exists();
+    if existed {
+        warn_if_readable_by_others(&path);
+    } else if mode == OpenMode::Create {
+        create_owner_only(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    }
+    let options = options.create_if_missing(mode == OpenMode::Create);
     let opened = async {
         let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
         // The first statement that reads the file: "not a database" shows here.
@@ -168,6 +173,40 @@ async fn probe_sqlite(url: &str, mode: OpenMode) -> Result<Option<PathBuf>, Stri
     match opened {
         Ok(()) => Ok(Some(path)),
         Err(e) => Err(describe_sqlite_failure(&path, &dir, existed, &e)),
+    }
+}
+
+/// The SQLite file holds the signing key and every password hash: create
+/// it readable by its owner only (SQLite gives its `-wal` and `-shm` files
+/// the database file's mode). Any local user who can read it can forge
+/// tokens.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // Another process created it meanwhile: SQLite opens that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Warn when an existing database file is readable by group or others.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the database file is readable by other users; it holds the signing key and password hashes: chmod 600 it"
+        );
     }
 }
 
