@@ -388,3 +388,87 @@ async fn a_registration_whose_session_cannot_be_written_leaves_no_account_and_a_
     let access = body["tokens"]["access"].as_str().unwrap();
     assert_eq!(s.get_as(access, "/auth/me").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn look_alike_names_do_not_register_as_different_users() {
+    let s = TestServer::start().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let attempt = |name: &'static str, i: usize| {
+        let s = &s;
+        async move {
+            s.post(
+                "/auth/register",
+                json!({"name": name, "email": format!("look{i}@example.com"), "password": PASSWORD}),
+            )
+            .await
+        }
+    };
+    let taken = attempt("ｓｏｂａｎ", 1).await;
+    assert_eq!(taken.status(), StatusCode::BAD_REQUEST);
+    let body: Value = taken.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"name": ["user with this name already exists."]})
+    );
+    for (i, sneaky) in ["soban\u{200B}", "\u{202E}soban", "so\u{200D}ban"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = attempt(sneaky, i + 2).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{sneaky:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"name": ["Enter a valid name: invisible formatting characters are not allowed."]}),
+            "{sneaky:?}"
+        );
+    }
+    // The fullwidth spelling logs in to the one account.
+    let r = s
+        .post(
+            "/auth/login",
+            json!({"name": "ｓｏｂａｎ", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_password_policy_judges_the_nfkc_form_but_the_password_is_kept_as_sent() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "wide", "email": "wide@example.com", "password": "ｐａｓｓｗｏｒｄ"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["password"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("This password is too common.")),
+        "{body}"
+    );
+    // A strong fullwidth password is hashed as sent: its ASCII look-alike is
+    // another password.
+    let strong = "Ｔｒ１ｃｋｙ-Ｌａｎｔｅｒｎ-Ｏｗｌ";
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "wide", "email": "wide@example.com", "password": strong}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.login("wide@example.com", strong).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.login("wide@example.com", "Tr1cky-Lantern-Owl")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

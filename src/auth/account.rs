@@ -74,15 +74,21 @@ fn valid_domain(domain: &str) -> bool {
     !rest.is_empty() && rest.iter().all(|l| label_ok(l)) && tld.len() >= 2 && label_ok(tld)
 }
 
-/// A display name: trimmed, 1–150 characters, no control characters.
+/// A display name: in Unicode NFKC (as Django's `normalize_username`), so
+/// a fullwidth or otherwise compatible copy of a name is that name; trimmed;
+/// 1–150 characters; no control characters, and no invisible formatting
+/// (zero-width characters, bidirectional overrides and the like), so no two
+/// names that look alike register as different users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(String);
 
 impl Name {
-    /// Validate `raw` (trimmed first, as DRF does). On failure, the message for
-    /// the `name` field.
+    /// Validate `raw` (normalised to NFKC, then trimmed, as DRF does). On
+    /// failure, the message for the `name` field.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let name = raw.trim();
+        use unicode_normalization::UnicodeNormalization as _;
+        let normalized: String = raw.nfkc().collect();
+        let name = normalized.trim();
         if name.is_empty() {
             return Err("This field may not be blank.".into());
         }
@@ -94,6 +100,11 @@ impl Name {
         if name.chars().any(char::is_control) {
             return Err("Enter a valid name: control characters are not allowed.".into());
         }
+        if name.chars().any(is_invisible) {
+            return Err(
+                "Enter a valid name: invisible formatting characters are not allowed.".into(),
+            );
+        }
         Ok(Self(name.to_owned()))
     }
 
@@ -102,16 +113,85 @@ impl Name {
         &self.0
     }
 
-    /// The key uniqueness and login lookups use: the name lowercased.
+    /// The key uniqueness and login lookups use: the name lowercased (and
+    /// normalised again, as lowercasing can leave NFKC).
     pub fn lookup_key(&self) -> String {
-        self.0.to_lowercase()
+        use unicode_normalization::UnicodeNormalization as _;
+        self.0.to_lowercase().nfkc().collect()
     }
+}
+
+/// Characters that change how text reads without showing: Unicode's format
+/// characters (general category Cf: zero-width spaces and joiners,
+/// bidirectional marks and overrides, the BOM, tag characters, ...), the
+/// line and paragraph separators, and the other default-ignorable code
+/// points (variation selectors, Hangul fillers, ...). Unicode 15.1.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_fullwidth_copy_of_a_name_is_that_name() {
+        let plain = Name::parse("bob").unwrap();
+        let wide = Name::parse("ｂｏｂ").unwrap();
+        assert_eq!(wide.as_str(), "bob");
+        assert_eq!(wide.lookup_key(), plain.lookup_key());
+        assert_eq!(Name::parse("Ｂob").unwrap().lookup_key(), "bob");
+    }
+
+    #[test]
+    fn invisible_formatting_in_a_name_is_refused() {
+        for sneaky in [
+            "bob\u{200B}",
+            "\u{202E}bob",
+            "b\u{200D}ob",
+            "bob\u{FEFF}",
+            "bob\u{E0041}",
+            "bo\u{FE0F}b",
+        ] {
+            assert_eq!(
+                Name::parse(sneaky),
+                Err("Enter a valid name: invisible formatting characters are not allowed.".into()),
+                "{sneaky:?}"
+            );
+        }
+        // Letters of every script stay welcome.
+        for fine in ["Zoë", "Łukasz", "李小龍", "محمد", "Ада"] {
+            assert!(Name::parse(fine).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn the_domain_is_lowercased_and_the_local_part_kept() {
@@ -197,6 +277,16 @@ mod tests {
             }
             if let Ok(n) = Name::parse(&s) {
                 prop_assert!(!n.as_str().is_empty() && n.as_str().chars().count() <= NAME_MAX_LENGTH);
+            }
+        }
+
+        #[test]
+        fn a_parsed_name_is_stable_and_never_holds_invisible_characters(s in "\\PC{0,60}|[\u{200B}-\u{202E}a-z\u{FF41}-\u{FF5A}]{1,20}") {
+            if let Ok(n) = Name::parse(&s) {
+                prop_assert!(!n.as_str().chars().any(|c| is_invisible(c) || c.is_control()));
+                let again = Name::parse(n.as_str()).unwrap();
+                prop_assert_eq!(again.as_str(), n.as_str());
+                prop_assert_eq!(again.lookup_key(), n.lookup_key());
             }
         }
 

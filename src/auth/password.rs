@@ -70,14 +70,20 @@ impl PasswordPolicy {
     /// `email`, in Django's wording; empty when it is acceptable. CPU-bound
     /// (zxcvbn): call it from the blocking pool.
     pub fn violations(&self, password: &Password, name: &str, email: &str) -> Vec<String> {
-        let pw = password.expose();
-        let len = pw.chars().count();
-        if len > self.max_length {
+        use unicode_normalization::UnicodeNormalization as _;
+        // The length bound is on what is hashed; the rules judge the NFKC
+        // form, so a fullwidth `ｐａｓｓｗｏｒｄ` is as common as `password`.
+        // The hash keeps the password exactly as sent (imported Django
+        // hashes depend on it).
+        if password.expose().chars().count() > self.max_length {
             return vec![format!(
                 "Ensure this field has no more than {} characters.",
                 self.max_length
             )];
         }
+        let normalized: String = password.expose().nfkc().collect();
+        let pw = normalized.as_str();
+        let len = pw.chars().count();
         let mut out = Vec::new();
         for (attribute, value) in [("name", name), ("email", email)] {
             if too_similar(pw, value) {
@@ -677,6 +683,15 @@ mod tests {
 
     fn violations(pw: &str) -> Vec<String> {
         policy().violations(&Password::new(pw.into()), "soban", "msoban@gmail.com")
+    }
+
+    #[test]
+    fn the_rules_judge_the_nfkc_form_of_the_password() {
+        // Fullwidth "password": NFKC makes it the most common password.
+        assert!(violations("ｐａｓｓｗｏｒｄ").contains(&"This password is too common.".to_owned()));
+        // Fullwidth digits are entirely numeric too.
+        assert!(violations("１２３４５６７８９０１２")
+            .contains(&"This password is entirely numeric.".to_owned()));
     }
 
     #[test]
