@@ -73,6 +73,9 @@ pub enum StartError {
     /// The edge's route table could not be built.
     #[error("{0}")]
     Routes(#[from] http::middleware::RouteTableError),
+    /// The stored password hashes could not be counted.
+    #[error("password hash census: {0}")]
+    Census(auth::AuthError),
     /// `latchkey import` failed; nothing was imported.
     #[error("import: {0}")]
     Import(#[from] auth::legacy::import::ImportError),
@@ -216,6 +219,8 @@ impl App {
         let auth = Auth::new(store.clone(), key, hasher, policies, metrics)
             .with_legacy_django(config.legacy_django_key.as_ref())
             .with_clock(clock);
+        // Unknown accounts cost what the stored hashes cost, from the start.
+        auth.take_hash_census().await.map_err(StartError::Census)?;
         let doc = http::openapi();
         let state = std::sync::Arc::new(http::Shared {
             auth,

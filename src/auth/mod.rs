@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod clock;
 pub mod csrf;
+pub mod decoy;
 pub mod device;
 pub mod ids;
 pub mod keys;
@@ -294,6 +295,10 @@ pub struct Auth {
     /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
     legacy: Option<legacy::tokens::SimpleJwtVerifier>,
     devices: device::DeviceSigner,
+    /// Stand-in hashes for unknown accounts, following the stored kinds.
+    decoys: std::sync::Arc<decoy::Decoys>,
+    /// When the hash census was last taken (0: never).
+    census_taken_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// Wall-clock time for every rule of the use cases.
     clock: Clock,
 }
@@ -328,6 +333,7 @@ impl Auth {
     ) -> Self {
         let leeway = policies.tokens.clock_leeway.max(0);
         let key_for_devices = key.derive("latchkey/device/v1");
+        let key_for_decoys = key.derive("latchkey/decoy/v1");
         let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age)
             .with_leeway(leeway.unsigned_abs());
         Self {
@@ -341,6 +347,8 @@ impl Auth {
             metrics,
             legacy: None,
             devices: device::DeviceSigner::new(key_for_devices),
+            decoys: std::sync::Arc::new(decoy::Decoys::new(key_for_decoys)),
+            census_taken_at: std::sync::Arc::default(),
             clock: Clock::system(),
         }
     }
@@ -548,10 +556,15 @@ impl Auth {
         }
 
         let within_limit = password.expose().chars().count() <= self.passwords.max_length;
-        let stored_hash = user
-            .as_ref()
-            .filter(|u| u.is_active && within_limit)
-            .map(|u| u.password_hash.clone());
+        let stored_hash = match user.as_ref().filter(|u| u.is_active && within_limit) {
+            Some(user) => Some(user.password_hash.clone()),
+            // No account to check: the same work as an account would cost
+            // (see `decoy`); whatever the verification says, it fails.
+            None => {
+                self.take_hash_census_if_stale(now);
+                self.decoys.for_identifier(&format!("{kind}:{key}"))
+            }
+        };
         let verified = match self.hasher.verify_and_upgrade(password, stored_hash).await {
             Ok(verified) => verified,
             Err(e) => {
@@ -585,6 +598,47 @@ impl Auth {
             tokens,
             device: self.devices.issue(user.id, now)?,
         })
+    }
+
+    /// Count the stored hash kinds and costs again (a sample) and derive the
+    /// decoys unknown accounts are verified against (see [`decoy`]).
+    pub async fn take_hash_census(&self) -> Result<(), AuthError> {
+        const SAMPLE: i64 = 256;
+        let (users, legacy, sample) = self.store.password_hash_census(SAMPLE).await?;
+        let mut decoys = Vec::with_capacity(sample.len());
+        for hash in &sample {
+            decoys.push(legacy::hashes::decoy_like(hash)?);
+        }
+        self.decoys.update(decoy::Census {
+            users: users.unsigned_abs(),
+            legacy: legacy.unsigned_abs(),
+            decoys,
+        });
+        self.census_taken_at
+            .store(self.clock.now(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Start a new census in the background when the last one is older than
+    /// ten minutes (logins upgrade Django hashes, so the mix changes).
+    fn take_hash_census_if_stale(&self, now: i64) {
+        use std::sync::atomic::Ordering;
+        const EVERY_SECONDS: i64 = 600;
+        let last = self.census_taken_at.load(Ordering::Relaxed);
+        if now - last < EVERY_SECONDS
+            || self
+                .census_taken_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let auth = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = auth.take_hash_census().await {
+                tracing::warn!(error = %e, "password hash census failed; decoys unchanged");
+            }
+        });
     }
 
     /// How `client` is known to account `user_id`: by a device token from

@@ -264,3 +264,35 @@ impl Store {
         Ok((updated == 1).then_some(revoked))
     }
 }
+
+/// Stored hashes that are not latchkey's Argon2id (`$argon2id$...`).
+const LEGACY_HASH: &str = "password_hash NOT LIKE '$argon2id$%'";
+
+impl Store {
+    /// How many users there are, how many hold a hash other than latchkey's
+    /// Argon2id, and up to `sample` of those hashes, drawn at random.
+    pub async fn password_hash_census(
+        &self,
+        sample: i64,
+    ) -> Result<(i64, i64, Vec<String>), StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {LEGACY_HASH} THEN 1 ELSE 0 END), 0) FROM users"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        let (users, legacy): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if legacy == 0 {
+            return Ok((users, 0, Vec::new()));
+        }
+        let hashes = sqlx::query(&format!(
+            "SELECT password_hash FROM users WHERE {LEGACY_HASH} ORDER BY random() LIMIT $1"
+        ))
+        .bind(sample)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()?;
+        Ok((users, legacy, hashes))
+    }
+}

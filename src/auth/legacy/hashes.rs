@@ -129,6 +129,80 @@ pub fn cost_out_of_bounds(kind: &HashKind, stored: &str) -> Option<String> {
     }
 }
 
+/// A random hash of the same kind and cost as `stored`, which no password
+/// matches: verifying a password against it costs what verifying against
+/// `stored` costs. `None` for hashes that cost nothing to refuse (unusable,
+/// unsupported, malformed) or more than the bounds allow.
+pub fn decoy_like(stored: &str) -> Result<Option<String>, getrandom::Error> {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let kind = classify(stored);
+    if !kind.is_supported() || cost_out_of_bounds(&kind, stored).is_some() {
+        return Ok(None);
+    }
+    let Some((_, data)) = stored.split_once('$') else {
+        return Ok(None);
+    };
+    let random = |n: usize| -> Result<Vec<u8>, getrandom::Error> {
+        let mut bytes = vec![0u8; n];
+        getrandom::getrandom(&mut bytes)?;
+        Ok(bytes)
+    };
+    Ok(match kind {
+        HashKind::Pbkdf2Sha256 => {
+            let Some(iterations) = data.split('$').next().filter(|i| i.parse::<u32>().is_ok())
+            else {
+                return Ok(None);
+            };
+            let salt = hex(&random(11)?);
+            let hash = STANDARD.encode(random(32)?);
+            Some(format!("pbkdf2_sha256${iterations}${salt}${hash}"))
+        }
+        HashKind::BcryptSha256 | HashKind::Bcrypt => {
+            const ALPHABET: &[u8] =
+                b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            let (Some(prefix), Some(_)) = (data.get(..7), data.get(7..)) else {
+                return Ok(None);
+            };
+            // 22 characters of salt, 31 of hash; the last character of each
+            // holds only some bits (2 and 4), so it is `.` (zero) to decode
+            // cleanly.
+            let mut tail: String = random(53)?
+                .iter()
+                .map(|b| char::from(ALPHABET[usize::from(b % 64)]))
+                .collect();
+            tail.replace_range(21..22, ".");
+            tail.replace_range(52..53, ".");
+            let algorithm = stored.split_once('$').map_or("", |(a, _)| a);
+            Some(format!("{algorithm}${prefix}{tail}"))
+        }
+        HashKind::Argon2 | HashKind::Latchkey => {
+            // `<algorithm>$<v=..>$<m=..,t=..,p=..>$<salt>$<hash>`, keeping the head.
+            let phc = if kind == HashKind::Argon2 {
+                format!("${data}")
+            } else {
+                stored.to_owned()
+            };
+            let parts: Vec<&str> = phc.split('$').collect();
+            let [_, algorithm, version, params, salt, hash] = parts[..] else {
+                return Ok(None);
+            };
+            let salt_len = STANDARD_NO_PAD.decode(salt).map_or(16, |s| s.len());
+            let hash_len = STANDARD_NO_PAD.decode(hash).map_or(32, |h| h.len());
+            let decoy = format!(
+                "${algorithm}${version}${params}${}${}",
+                STANDARD_NO_PAD.encode(random(salt_len.clamp(8, 64))?),
+                STANDARD_NO_PAD.encode(random(hash_len.clamp(4, 64))?)
+            );
+            Some(if kind == HashKind::Argon2 {
+                format!("argon2{decoy}")
+            } else {
+                decoy
+            })
+        }
+        HashKind::Unusable | HashKind::Unsupported(_) => None,
+    })
+}
+
 /// `<iterations>$<salt>$<base64 of PBKDF2-HMAC-SHA256(password, salt)>`.
 fn verify_pbkdf2_sha256(password: &[u8], data: &str) -> bool {
     let mut parts = data.split('$');
@@ -325,6 +399,45 @@ mod tests {
         }
         for fine in [PBKDF2, ARGON2, BCRYPT_SHA256, BCRYPT] {
             assert_eq!(out(fine), None, "{fine}");
+        }
+    }
+
+    /// The cost a hash asks for: everything before its salt.
+    fn cost(stored: &str) -> String {
+        match classify(stored) {
+            HashKind::Pbkdf2Sha256 => stored.split('$').take(2).collect::<Vec<_>>().join("$"),
+            HashKind::Bcrypt | HashKind::BcryptSha256 => stored[..stored.len() - 53].to_owned(),
+            _ => stored.rsplitn(3, '$').nth(2).unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// Whether `stored` is well-formed down to its salt and hash, so that
+    /// verifying it does the whole work rather than failing early.
+    fn well_formed(stored: &str) -> bool {
+        let (_, data) = stored.split_once('$').unwrap();
+        match classify(stored) {
+            HashKind::Pbkdf2Sha256 => {
+                let parts: Vec<&str> = data.split('$').collect();
+                parts.len() == 3 && STANDARD.decode(parts[2]).is_ok_and(|h| h.len() == 32)
+            }
+            HashKind::Bcrypt | HashKind::BcryptSha256 => bcrypt::verify("x", data).is_ok(),
+            HashKind::Argon2 => argon2::PasswordHash::new(&format!("${data}")).is_ok(),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_decoy_has_the_kind_and_cost_of_its_model_and_matches_nothing() {
+        for model in [PBKDF2, ARGON2, BCRYPT_SHA256, BCRYPT] {
+            let decoy = decoy_like(model).unwrap().expect(model);
+            assert_ne!(decoy, model);
+            assert_eq!(classify(&decoy), classify(model), "{decoy}");
+            assert_eq!(cost(&decoy), cost(model), "{decoy} vs {model}");
+            assert!(well_formed(&decoy), "{decoy}");
+            assert_eq!(verify(&pw(PASSWORD), &decoy), Some(false), "{decoy}");
+        }
+        for nothing in ["", "!unusable", "md5$x$y", "pbkdf2_sha256$900000000$s$h"] {
+            assert_eq!(decoy_like(nothing).unwrap(), None, "{nothing}");
         }
     }
 
