@@ -54,6 +54,9 @@ async fn an_instance_behind_does_not_stretch_the_grace_window() {
     assert_eq!(rotated.status(), StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(refresh(&b, &r0).await.status(), StatusCode::UNAUTHORIZED);
+    println!(
+        "skew -60 s: a replay 3 s after rotation (window 2 s) seen by the instance behind: reuse"
+    );
     let r1: serde_json::Value = rotated.json().await.unwrap();
     assert_eq!(
         refresh(&a, r1["refresh"].as_str().unwrap()).await.status(),
@@ -75,6 +78,7 @@ async fn an_instance_ahead_does_not_shrink_the_grace_window() {
     assert_eq!(second.status(), StatusCode::OK);
     let second: serde_json::Value = second.json().await.unwrap();
     assert_eq!(first["refresh"], second["refresh"]);
+    println!("skew +60 s: a replay at once seen by the instance ahead: inside the window, the same token");
 }
 
 #[tokio::test]

@@ -93,6 +93,7 @@ async fn a_request_in_flight_at_sigterm_is_answered_and_new_connections_are_refu
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let (status, took) = stopping.await.unwrap();
+    println!("SIGTERM with one request in flight: new connections refused, the request answered 200, exited {status} after {took:?}");
     assert!(status.success(), "{status:?}");
     assert!(
         took < Duration::from_secs(5),
