@@ -38,6 +38,17 @@ async fn instances(a: i64, b: i64, leeway: u64) -> Option<(TestServer, TestServe
     Some((a, b))
 }
 
+/// A login on `on` carrying a CSRF token `from` issued.
+async fn login_on_with_csrf_of(on: &TestServer, from: &TestServer) -> reqwest::Response {
+    on.client
+        .post(on.url("/auth/login"))
+        .header("X-CSRFToken", from.csrf().await)
+        .json(&json!({"email": "x@example.com", "password": "whatever-it-is"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn refresh(s: &TestServer, token: &str) -> reqwest::Response {
     s.post("/auth/token/refresh/", json!({ "refresh": token }))
         .await
@@ -89,15 +100,7 @@ async fn tokens_and_csrf_tokens_of_an_instance_within_the_leeway_are_accepted() 
     };
     let (access, _) = tokens(&a.new_user().await);
     assert_eq!(b.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
-    let csrf = a.csrf().await;
-    let r = b
-        .client
-        .post(b.url("/auth/login"))
-        .header("X-CSRFToken", csrf)
-        .json(&json!({"email": "x@example.com", "password": "whatever-it-is"}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_on_with_csrf_of(&b, &a).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "CSRF passed");
 }
 
@@ -112,15 +115,7 @@ async fn tokens_of_an_instance_far_ahead_are_refused_until_their_issue_time() {
         b.get_as(&access, "/auth/me").await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let csrf = a.csrf().await;
-    let r = b
-        .client
-        .post(b.url("/auth/login"))
-        .header("X-CSRFToken", csrf)
-        .json(&json!({"email": "x@example.com", "password": "whatever-it-is"}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_on_with_csrf_of(&b, &a).await;
     assert_eq!(
         r.status(),
         StatusCode::FORBIDDEN,

@@ -53,6 +53,18 @@ async fn connections_encrypted(url: &str, database: &str) -> Vec<bool> {
     .collect()
 }
 
+/// Serve on `url` with `host` and `params`, register a user, and check that
+/// every connection latchkey holds is encrypted (or, `false`, none is).
+async fn assert_served_with_tls(url: &str, host: &str, params: &str, encrypted: bool) {
+    let s = served_with(with_params(url, host, params)).await;
+    let seen = connections_encrypted(url, &database_name(url)).await;
+    assert!(
+        !seen.is_empty() && seen.iter().all(|e| *e == encrypted),
+        "{params}: {seen:?}"
+    );
+    drop(s);
+}
+
 fn with_params(url: &str, host: &str, params: &str) -> String {
     format!("{}?{params}", url.replace("127.0.0.1", host))
 }
@@ -80,37 +92,19 @@ async fn refused(url: String) -> String {
 #[tokio::test]
 async fn sslmode_require_encrypts_every_connection() {
     let Some(url) = database().await else { return };
-    let s = served_with(with_params(&url, "127.0.0.1", "sslmode=require")).await;
-    let encrypted = connections_encrypted(&url, &database_name(&url)).await;
-    assert!(
-        !encrypted.is_empty() && encrypted.iter().all(|e| *e),
-        "{encrypted:?}"
-    );
-    drop(s);
+    assert_served_with_tls(&url, "127.0.0.1", "sslmode=require", true).await;
 }
 
 #[tokio::test]
 async fn sslmode_prefer_encrypts_when_the_server_offers_tls() {
     let Some(url) = database().await else { return };
-    let s = served_with(with_params(&url, "127.0.0.1", "sslmode=prefer")).await;
-    let encrypted = connections_encrypted(&url, &database_name(&url)).await;
-    assert!(
-        !encrypted.is_empty() && encrypted.iter().all(|e| *e),
-        "{encrypted:?}"
-    );
-    drop(s);
+    assert_served_with_tls(&url, "127.0.0.1", "sslmode=prefer", true).await;
 }
 
 #[tokio::test]
 async fn sslmode_disable_connects_in_plaintext() {
     let Some(url) = database().await else { return };
-    let s = served_with(with_params(&url, "127.0.0.1", "sslmode=disable")).await;
-    let encrypted = connections_encrypted(&url, &database_name(&url)).await;
-    assert!(
-        !encrypted.is_empty() && encrypted.iter().all(|e| !*e),
-        "{encrypted:?}"
-    );
-    drop(s);
+    assert_served_with_tls(&url, "127.0.0.1", "sslmode=disable", false).await;
 }
 
 #[tokio::test]
@@ -118,13 +112,7 @@ async fn verify_full_accepts_the_servers_certificate_for_its_name() {
     let Some(url) = database().await else { return };
     let cert = server_certificate(&url).await;
     let params = format!("sslmode=verify-full&sslrootcert={cert}");
-    let s = served_with(with_params(&url, "localhost", &params)).await;
-    let encrypted = connections_encrypted(&url, &database_name(&url)).await;
-    assert!(
-        !encrypted.is_empty() && encrypted.iter().all(|e| *e),
-        "{encrypted:?}"
-    );
-    drop(s);
+    assert_served_with_tls(&url, "localhost", &params, true).await;
 }
 
 #[tokio::test]
