@@ -238,7 +238,7 @@ pub struct Config {
         long,
         hide_env_values = true,
         env = "LATCHKEY_MAX_CONNECTIONS",
-        default_value_t = 4096
+        default_value_t = 10_000
     )]
     pub max_connections: usize,
 

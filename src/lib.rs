@@ -148,6 +148,8 @@ pub struct App {
     router: http::Service,
     metrics_router: Option<http::Service>,
     limits: http::server::ConnectionLimits,
+    /// From SIGTERM to exit, at most.
+    shutdown_deadline: Duration,
     store: Store,
     key_source: KeySource,
 }
@@ -245,6 +247,7 @@ impl App {
                 .transpose()?,
             router: http::router(state, &doc)?,
             limits: connection_limits(config),
+            shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
             store,
             key_source,
         })
@@ -285,6 +288,7 @@ impl App {
             stopping(stopped),
         ));
         shutdown.await;
+        let deadline = tokio::time::Instant::now() + self.shutdown_deadline;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         let _ = stop.send(true);
         if let Err(e) = main.await {
@@ -298,20 +302,23 @@ impl App {
         // Every request has ended, so no transaction is open; a connection
         // that will not close (one cut mid-query by a network fault) must not
         // keep the process alive past the deadline either.
-        if tokio::time::timeout(POOL_CLOSE_DEADLINE, self.store.close())
+        let closed_by = deadline.min(tokio::time::Instant::now() + POOL_CLOSE_MAX);
+        if tokio::time::timeout_at(closed_by, self.store.close())
             .await
             .is_err()
         {
-            tracing::warn!(
-                "database connections did not close within {POOL_CLOSE_DEADLINE:?}; exiting without them"
-            );
+            tracing::warn!("database connections did not close in time; exiting without them");
         }
         Ok(())
     }
 }
 
-/// How long closing the database pool may take at shutdown.
-const POOL_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
+/// Of the shutdown deadline, what is kept for closing the database pool
+/// once the connections are done (or cut).
+const POOL_CLOSE_RESERVE: Duration = Duration::from_secs(1);
+/// The longest closing the pool may take: idle connections close in
+/// milliseconds; one cut mid-query by a network fault may never.
+const POOL_CLOSE_MAX: Duration = Duration::from_secs(3);
 
 /// The connection limits as configured, the connection count kept below
 /// the open-files limit (raised to its hard maximum first) with room for
@@ -335,7 +342,10 @@ fn connection_limits(config: &Config) -> http::server::ConnectionLimits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
         idle_timeout: Duration::from_secs(config.idle_timeout_seconds.max(1)),
         max_connections,
-        shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
+        // The connections get the deadline less the pool's share, so the
+        // process is gone by the deadline whatever clients do.
+        shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds)
+            .saturating_sub(POOL_CLOSE_RESERVE),
     }
 }
 

@@ -54,13 +54,18 @@ async fn sigterm_with_stalled_clients_exits_within_the_deadline() {
     let (status, took) = tokio::task::spawn_blocking(move || s.terminate_timed())
         .await
         .unwrap();
+    println!(
+        "SIGTERM with 60 stalled clients (mid-header, mid-body, silent), deadline 2 s: {status} after {took:?}"
+    );
     assert!(status.success(), "{status:?}");
+    // The connections get the deadline less 1 s kept for closing the
+    // database; the process is gone by the deadline (some slack for exit).
     assert!(
-        took >= Duration::from_millis(1_800),
-        "{took:?}: the deadline was not waited for"
+        took >= Duration::from_millis(900),
+        "{took:?}: the stalled connections were not waited for"
     );
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_millis(2_500),
         "{took:?}: past the 2 s deadline"
     );
     drop(stalled);

@@ -43,8 +43,12 @@ pub enum LegacyRedemption {
     AlreadyRedeemed {
         /// The session the first exchange started.
         session_id: Option<String>,
-        /// When.
+        /// When, by the database's clock (see `db_now`).
         redeemed_at: i64,
+        /// Now by the clock that wrote `redeemed_at` (PostgreSQL's own; on
+        /// SQLite the one writer process's), so the grace window is
+        /// measured on one clock whatever the instances' skew.
+        db_now: i64,
     },
 }
 
@@ -121,21 +125,39 @@ impl Store {
                 .await?
                 .rows_affected();
         if recorded == 1 {
+            if self.backend == super::Backend::Postgres {
+                // The redemption time the grace window is measured from, on
+                // PostgreSQL's clock rather than this instance's.
+                sqlx::query(&format!(
+                    "UPDATE legacy_tokens SET recorded_at = {} WHERE jti = $1",
+                    super::sessions::PG_NOW
+                ))
+                .bind(jti)
+                .execute(&mut *tx)
+                .await?;
+            }
             insert_session(session).execute(&mut *tx).await?;
             insert_refresh(first).execute(&mut *tx).await?;
             tx.commit().await?;
             return Ok(LegacyRedemption::Redeemed);
         }
-        let row =
-            sqlx::query("SELECT state, session_id, recorded_at FROM legacy_tokens WHERE jti = $1")
-                .bind(jti)
-                .fetch_one(&mut *tx)
-                .await?;
+        let db_now = match self.backend {
+            super::Backend::Postgres => super::sessions::PG_NOW,
+            super::Backend::Sqlite => "$2",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT state, session_id, recorded_at, {db_now} FROM legacy_tokens WHERE jti = $1"
+        ))
+        .bind(jti)
+        .bind(session.now)
+        .fetch_one(&mut *tx)
+        .await?;
         let state: String = row.try_get(0)?;
         Ok(if state == REDEEMED {
             LegacyRedemption::AlreadyRedeemed {
                 session_id: row.try_get(1)?,
                 redeemed_at: row.try_get(2)?,
+                db_now: row.try_get(3)?,
             }
         } else {
             LegacyRedemption::Blacklisted

@@ -78,7 +78,7 @@ pub struct IssuedRefresh {
 
 /// `now` in whole seconds by PostgreSQL's clock. Times the grace window
 /// compares are written and read with it, never with an instance's clock.
-const PG_NOW: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS BIGINT)";
+pub(super) const PG_NOW: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS BIGINT)";
 
 const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \

@@ -180,6 +180,7 @@ impl Auth {
             LegacyRedemption::AlreadyRedeemed {
                 session_id: Some(first),
                 redeemed_at,
+                db_now,
             } => {
                 let first = RandomId::parse(&first)
                     .ok_or_else(|| AuthError::Internal("stored session id is malformed".into()))?;
@@ -190,7 +191,7 @@ impl Auth {
                     session: &first,
                     presented: claims.jti.as_str(),
                     rotated_at: redeemed_at,
-                    db_now: now,
+                    db_now,
                     rotated_last: true,
                     legacy: true,
                 })
