@@ -505,3 +505,47 @@ async fn a_device_cookie_of_another_account_or_forged_is_no_help() {
         assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
     }
 }
+
+#[tokio::test]
+async fn a_new_password_ends_the_device_tokens_issued_before_it() {
+    let s = hammered_server().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let first = login_from(&s, USER_IP, None, "msoban@gmail.com", PASSWORD).await;
+    let device = device_cookie(&first);
+    let body: Value = first.json().await.unwrap();
+    let (access, _) = tokens(&body);
+    let changed = s
+        .post_as(
+            &access,
+            "/auth/password/change",
+            json!({"old_password": PASSWORD, "new_password": "Velvet-Canyon-Drum-58"}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    hammer(&s, "msoban@gmail.com").await;
+    let r = login_from(
+        &s,
+        "192.0.2.50",
+        Some(&device),
+        "msoban@gmail.com",
+        "Velvet-Canyon-Drum-58",
+    )
+    .await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
+async fn a_user_logged_in_can_change_a_password_while_the_account_is_hammered() {
+    let s = hammered_server().await;
+    let user = s.register("soban", "msoban@gmail.com").await;
+    let (access, _) = tokens(&user);
+    hammer(&s, "msoban@gmail.com").await;
+    let changed = s
+        .post_as(
+            &access,
+            "/auth/password/change",
+            json!({"old_password": PASSWORD, "new_password": "Velvet-Canyon-Drum-58"}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+}

@@ -346,7 +346,7 @@ impl Auth {
             throttle: policies.throttle,
             metrics,
             legacy: None,
-            devices: device::DeviceSigner::new(key_for_devices),
+            devices: device::DeviceSigner::new(key_for_devices).with_leeway(leeway),
             decoys: std::sync::Arc::new(decoy::Decoys::new(key_for_decoys)),
             census_taken_at: std::sync::Arc::default(),
             clock: Clock::system(),
@@ -526,10 +526,7 @@ impl Auth {
         // A client that logged in to this account before is charged on a
         // counter of its own, so guesses from elsewhere cannot lock it out.
         let known = match &user {
-            Some(user) => {
-                self.known_client(user.id, client, &address_key, now)
-                    .await?
-            }
+            Some(user) => self.known_client(user, client, &address_key, now).await?,
             None => None,
         };
         let account_key = match (&user, &known) {
@@ -556,10 +553,14 @@ impl Auth {
         }
 
         let within_limit = password.expose().chars().count() <= self.passwords.max_length;
-        let stored_hash = match user.as_ref().filter(|u| u.is_active && within_limit) {
-            Some(user) => Some(user.password_hash.clone()),
-            // No account to check: the same work as an account would cost
-            // (see `decoy`); whatever the verification says, it fails.
+        let stored_hash = match &user {
+            Some(user) if user.is_active && within_limit => Some(user.password_hash.clone()),
+            // An account that cannot log in (inactive, or a password over
+            // the limit): the work its own hash would cost, on a decoy like
+            // it, so the answer does not tell it from one that can.
+            Some(user) => legacy::hashes::decoy_like(&user.password_hash)?,
+            // No account: the work an account would cost (see `decoy`);
+            // whatever the verification says, it fails.
             None => {
                 self.take_hash_census_if_stale(now);
                 self.decoys.for_identifier(&format!("{kind}:{key}"))
@@ -586,8 +587,11 @@ impl Auth {
         self.store
             .throttle_settle(&[&account_key], &[&address_key])
             .await?;
+        let mut current_hash = user.password_hash.clone();
         if let Some(upgraded) = verified.upgraded {
-            self.store_upgraded_hash(&user, &upgraded).await;
+            if self.store_upgraded_hash(&user, &upgraded).await {
+                current_hash = upgraded;
+            }
         }
         self.store
             .remember_client(user.id, &address_key, now)
@@ -596,7 +600,7 @@ impl Auth {
         Ok(LoggedIn {
             user: view(&user),
             tokens,
-            device: self.devices.issue(user.id, now)?,
+            device: self.devices.issue(user.id, &current_hash, now)?,
         })
     }
 
@@ -646,15 +650,16 @@ impl Auth {
     /// the time a device is remembered.
     async fn known_client(
         &self,
-        user_id: i64,
+        user: &UserRecord,
         client: &ClientInfo,
         address_key: &str,
         now: i64,
     ) -> Result<Option<throttle::KnownClient>, AuthError> {
+        let user_id = user.id;
         let device = client
             .device
             .as_deref()
-            .and_then(|token| self.devices.verify(token, now))
+            .and_then(|token| self.devices.verify(token, &user.password_hash, now))
             .filter(|d| d.user_id == user_id);
         if let Some(device) = device {
             return Ok(Some(throttle::KnownClient::Device(device.nonce)));
@@ -672,8 +677,8 @@ impl Auth {
 
     /// Replace a user's hash after a login found it outdated (imported from
     /// Django, or below the configured cost). Best effort: the login succeeds
-    /// either way, and the next one tries again.
-    async fn store_upgraded_hash(&self, user: &UserRecord, upgraded: &str) {
+    /// either way, and the next one tries again. Whether it was replaced.
+    async fn store_upgraded_hash(&self, user: &UserRecord, upgraded: &str) -> bool {
         match self
             .store
             .replace_password_hash(user.id, &user.password_hash, upgraded)
@@ -681,11 +686,13 @@ impl Auth {
         {
             Ok(true) => {
                 tracing::info!(target: "latchkey::security", event = "password_rehashed", user_id = user.id);
+                true
             }
             // The password changed meanwhile: the newer hash wins.
-            Ok(false) => {}
+            Ok(false) => false,
             Err(e) => {
                 tracing::warn!(target: "latchkey::security", event = "password_rehash_failed", user_id = user.id, error = %e);
+                false
             }
         }
     }
@@ -1052,10 +1059,20 @@ impl Auth {
             .ok_or(AuthError::Token(TokenRejection::Revoked))?;
 
         let now = self.clock.now();
+        // Guesses at the current password count on this session's own
+        // counter, which decides, and on the account's shared one, so a
+        // stolen session's guesses throttle logins from unknown clients
+        // too — while failures elsewhere cannot stop the user, logged in
+        // here, from changing a password under attack.
         let account_key = throttle::account_key(Some(user.id), "id", "");
-        let [attempts] = self
+        let session_key = throttle::session_key(user.id, caller.session_id.as_str());
+        let [attempts, _] = self
             .store
-            .throttle_hit([&account_key], now, self.throttle.window_seconds)
+            .throttle_hit(
+                [&session_key, &account_key],
+                now,
+                self.throttle.window_seconds,
+            )
             .await?;
         if attempts.attempts > i64::from(self.throttle.per_account) {
             let retry_after = self.throttle.retry_after(attempts.window_start, now);
@@ -1067,7 +1084,9 @@ impl Auth {
         let verified = match self.hasher.verify(old, stored).await {
             Ok(verified) => verified,
             Err(e) => {
-                self.store.throttle_settle(&[], &[&account_key]).await?;
+                self.store
+                    .throttle_settle(&[], &[&session_key, &account_key])
+                    .await?;
                 return Err(e.into());
             }
         };
@@ -1078,7 +1097,9 @@ impl Auth {
                 WRONG_OLD_PASSWORD,
             )));
         }
-        self.store.throttle_settle(&[&account_key], &[]).await?;
+        self.store
+            .throttle_settle(&[&session_key, &account_key], &[])
+            .await?;
 
         let hash = hash_new_password(
             &self.hasher,

@@ -445,9 +445,11 @@ fn lower_own_priority() {
     }
 }
 
-/// The largest memory cost a stored hash may ask for (1 GiB): verifying a
-/// corrupt or hostile hash must not exhaust the machine.
-const MAX_VERIFY_MEMORY_KIB: u32 = 1 << 20;
+/// The largest memory cost a stored hash may ask for (256 MiB, 2.5×
+/// Django's 100 MiB): every hash worker may verify one at once (and, through
+/// the decoys, for unknown accounts too), so this times the workers is the
+/// most hashing can take.
+const MAX_VERIFY_MEMORY_KIB: u32 = 1 << 18;
 /// The most Argon2 work (memory cost × passes, in KiB) a stored hash may
 /// ask for: 2 GiB of block computations, about 2 s on one core of a small
 /// machine — 54× latchkey's default cost and 10× Django's. Beyond it one

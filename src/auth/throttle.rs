@@ -61,6 +61,12 @@ pub fn known_client_key(user_id: i64, client: &KnownClient) -> String {
     }
 }
 
+/// The counter of current-password guesses made through session `sid` of
+/// account `user_id` (at a password change). Cleared with the account.
+pub fn session_key(user_id: i64, sid: &str) -> String {
+    format!("user:{user_id}:session:{sid}")
+}
+
 /// The counter of registrations from a client address.
 pub fn registration_key(addr: IpAddr) -> String {
     format!("register:{}", address_key(addr))

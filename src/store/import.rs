@@ -172,12 +172,15 @@ impl DjangoSource {
 
     /// `column` (a date-time) as whole seconds since the Unix epoch.
     fn epoch(&self, column: &str) -> String {
+        format!("COALESCE({}, 0)", self.epoch_or_null(column))
+    }
+
+    /// As [`epoch`](Self::epoch), NULL where the column is NULL or unreadable.
+    fn epoch_or_null(&self, column: &str) -> String {
         match self.backend {
             // Django stores UTC text, `YYYY-MM-DD HH:MM:SS[.ffffff]`.
-            Backend::Sqlite => format!("COALESCE(CAST(strftime('%s', {column}) AS BIGINT), 0)"),
-            Backend::Postgres => {
-                format!("COALESCE(CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT), 0)")
-            }
+            Backend::Sqlite => format!("CAST(strftime('%s', {column}) AS BIGINT)"),
+            Backend::Postgres => format!("CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"),
         }
     }
 
@@ -223,7 +226,7 @@ impl DjangoSource {
         let sql = format!(
             "SELECT CAST(o.jti AS TEXT), {expires} FROM token_blacklist_blacklistedtoken b \
              JOIN token_blacklist_outstandingtoken o ON o.id = b.token_id ORDER BY o.jti",
-            expires = self.epoch("o.expires_at"),
+            expires = self.epoch_or_null("o.expires_at"),
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         let tokens = rows

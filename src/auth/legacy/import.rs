@@ -115,7 +115,8 @@ pub struct BlacklistReport {
     pub known: usize,
     /// Already expired, so refused anyway: left out.
     pub expired: usize,
-    /// Rows without a `jti` or an expiry: nothing to record, left out.
+    /// Rows without a `jti`: nothing to record, left out. (Rows without a
+    /// readable expiry are recorded as never expiring.)
     pub incomplete: usize,
 }
 
@@ -169,7 +170,7 @@ impl fmt::Display for ImportReport {
             Some(b) => writeln!(
                 f,
                 "  blacklisted refresh tokens: {} recorded, {} already known, {} expired (ignored), \
-                 {} without a jti or expiry (skipped)",
+                 {} without a jti (skipped)",
                 b.recorded, b.known, b.expired, b.incomplete
             )?,
             None => writeln!(
@@ -269,10 +270,13 @@ async fn import_from(
     if let Some(tokens) = blacklisted {
         let mut b = BlacklistReport::default();
         for token in &tokens {
-            let (Some(jti), Some(expires_at)) = (token.jti.as_deref(), token.expires_at) else {
+            let Some(jti) = token.jti.as_deref() else {
                 b.incomplete += 1;
                 continue;
             };
+            // Revoked in Django, with no readable expiry: refused for good
+            // rather than let through (the token's own `exp` is unknown).
+            let expires_at = token.expires_at.unwrap_or(NEVER);
             if expires_at <= now {
                 b.expired += 1;
             } else if tx.record_blacklisted(jti, expires_at, now).await? {
@@ -355,6 +359,10 @@ async fn user_table(
     }
     Ok(layout)
 }
+
+/// The expiry recorded for a blacklisted token whose expiry Django did not
+/// keep: the year 9999, past any token's.
+const NEVER: i64 = 253_402_300_799;
 
 /// The largest user id imported: 2^53 - 1, JavaScript's largest exact
 /// integer (an SPA reads `user_id` as a number), and far enough below the
