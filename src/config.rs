@@ -242,6 +242,17 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// Client connections from one address at once; beyond it a new one is
+    /// closed at once. Not applied with `LATCHKEY_TRUSTED_PROXY_HOPS` > 0
+    /// (every connection then comes from a proxy). 0: no limit.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT;
     /// then the connections still open are closed and the process exits.
     #[arg(

@@ -272,11 +272,14 @@ impl App {
         let stopping = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
+        // One budget of connections for both listeners.
+        let slots = http::server::slots(&self.limits);
         let metrics = match (self.metrics_router, metrics_listener) {
             (Some(router), Some(listener)) => Some(tokio::spawn(http::server::serve(
                 listener,
                 router,
                 self.limits,
+                slots.clone(),
                 stopping(stopped.clone()),
             ))),
             _ => None,
@@ -285,6 +288,7 @@ impl App {
             listener,
             self.router,
             self.limits,
+            slots,
             stopping(stopped),
         ));
         shutdown.await;
@@ -342,6 +346,12 @@ fn connection_limits(config: &Config) -> http::server::ConnectionLimits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
         idle_timeout: Duration::from_secs(config.idle_timeout_seconds.max(1)),
         max_connections,
+        // Behind proxies every connection comes from a proxy's address.
+        max_connections_per_address: if config.trusted_proxy_hops > 0 {
+            0
+        } else {
+            config.max_connections_per_address
+        },
         // The connections get the deadline less the pool's share, so the
         // process is gone by the deadline whatever clients do.
         shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds)

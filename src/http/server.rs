@@ -45,6 +45,58 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Time in-flight requests get to finish after shutdown begins.
     pub shutdown_deadline: Duration,
+    /// Connections from one client address at once (0: no limit).
+    pub max_connections_per_address: usize,
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+pub(crate) struct PeerCounts(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// A connection counted against its address; uncounted when dropped.
+struct PeerSlot {
+    counts: Arc<PeerCounts>,
+    addr: std::net::IpAddr,
+}
+
+impl PeerCounts {
+    /// Count a connection from `addr`, unless it already has `limit`.
+    /// Loopback is never limited: it is the machine's own health checks
+    /// and proxies, never a remote client.
+    fn enter(self: &Arc<Self>, addr: std::net::IpAddr, limit: usize) -> Option<Option<PeerSlot>> {
+        if limit == 0 || addr.is_loopback() {
+            return Some(None);
+        }
+        let mut counts = self.0.lock().ok()?;
+        let count = counts.entry(addr).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Some(PeerSlot {
+            counts: Arc::clone(self),
+            addr,
+        }))
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.0.lock() {
+            if let Some(count) = counts.get_mut(&self.addr) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&self.addr);
+                }
+            }
+        }
+    }
+}
+
+/// Connection slots, shared by every listener of a process so that all of
+/// them together stay under the open-files limit.
+pub fn slots(limits: &ConnectionLimits) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(limits.max_connections.max(1)))
 }
 
 /// Serve `service` on `listener` until `stop` resolves, then drain.
@@ -52,10 +104,11 @@ pub async fn serve(
     listener: TcpListener,
     service: super::Service,
     limits: ConnectionLimits,
+    slots: Arc<Semaphore>,
     stop: impl Future<Output = ()> + Send,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (closing, closing_rx) = watch::channel(false);
+    let per_peer = Arc::new(PeerCounts::default());
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
     loop {
@@ -81,10 +134,18 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        // One remote address may not take every slot (behind a proxy every
+        // connection has the proxy's address: the limit is then off).
+        let Some(peer_slot) = per_peer.enter(peer.ip(), limits.max_connections_per_address) else {
+            tracing::debug!(peer = %peer.ip(), "connection refused: too many from this address");
+            drop(stream);
+            continue;
+        };
         let service = service.clone();
         let closing = closing_rx.clone();
         connections.spawn(async move {
             connection(stream, peer, service, limits, closing).await;
+            drop(peer_slot);
             drop(slot);
         });
     }
@@ -135,26 +196,55 @@ async fn connection(
         .keep_alive(true);
     let conn = builder.serve_connection(io, handler);
     tokio::pin!(conn);
-    let mut asked_to_close = false;
+    // Asked to close (idle, or shutting down): the connection finishes the
+    // response in progress, if any; a client that does not take it within
+    // another idle timeout is dropped.
+    let mut close_by: Option<tokio::time::Instant> = None;
     loop {
         let idle_left = limits
             .idle_timeout
             .saturating_sub(idle_for(started, &activity));
+        let deadline = close_by.unwrap_or_else(|| tokio::time::Instant::now() + idle_left);
         tokio::select! {
             _ = conn.as_mut() => return,
-            changed = closing.changed(), if !asked_to_close => {
+            changed = closing.changed(), if close_by.is_none() => {
                 if changed.is_err() || *closing.borrow() {
                     conn.as_mut().graceful_shutdown();
-                    asked_to_close = true;
+                    close_by = Some(tokio::time::Instant::now() + limits.idle_timeout);
                 }
             }
-            () = tokio::time::sleep(idle_left), if !asked_to_close => {
+            () = tokio::time::sleep_until(deadline) => {
+                if close_by.is_some() {
+                    return;
+                }
                 if idle_for(started, &activity) >= limits.idle_timeout {
                     conn.as_mut().graceful_shutdown();
-                    asked_to_close = true;
+                    close_by = Some(tokio::time::Instant::now() + limits.idle_timeout);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_limit_of_connections_and_loopback_no_limit() {
+        let counts = Arc::new(PeerCounts::default());
+        let remote: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let first = counts.enter(remote, 2).unwrap();
+        let second = counts.enter(remote, 2).unwrap();
+        assert!(first.is_some() && second.is_some());
+        assert!(counts.enter(remote, 2).is_none(), "a third is refused");
+        drop(first);
+        assert!(counts.enter(remote, 2).is_some(), "a slot freed");
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            assert!(counts.enter(local, 2).is_some());
+        }
+        assert!(counts.enter(remote, 0).is_some(), "0: no limit");
     }
 }
 

@@ -38,38 +38,30 @@ pub struct OpenError {
 
 /// `url` with any password replaced by `***`, for messages and logs.
 pub fn redacted(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            // The userinfo ends at the last '@' before the path.
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => {
-                    let userinfo = &rest[..at];
-                    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-                    let hidden = if userinfo.contains(':') { ":***" } else { "" };
-                    format!("{scheme}://{user}{hidden}{}", &rest[at..])
-                }
-                None => base.to_owned(),
+    // The userinfo first, over the whole URL: a password may hold `/`, `?`
+    // or `#` unencoded, so it ends only at the last `@` (one in the path or
+    // query hides more than needed, never less).
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) if rest[..at].contains(':') => {
+                let user = rest[..at].split_once(':').map_or("", |(u, _)| u);
+                format!("{scheme}://{user}:***{}", &rest[at..])
             }
-        }
-        None => base.to_owned(),
+            _ => url.to_owned(),
+        },
+        None => url.to_owned(),
     };
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => p.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
+    let Some((base, query)) = url.split_once('?') else {
+        return url;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 impl Store {
@@ -297,6 +289,11 @@ mod tests {
             "postgres://app@db/latchkey?password=***&x=1"
         );
         assert_eq!(redacted("sqlite://latchkey.db"), "sqlite://latchkey.db");
+        assert_eq!(redacted("postgres://u:pa/ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redacted("postgres://u:pa?ss#x@h/db?sslmode=require"),
+            "postgres://u:***@h/db?sslmode=require"
+        );
         assert_eq!(
             redacted("postgres://a:p@ss@host/db"),
             "postgres://a:***@host/db"
