@@ -226,28 +226,6 @@ async fn connection(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_address_gets_its_limit_of_connections_and_loopback_no_limit() {
-        let counts = Arc::new(PeerCounts::default());
-        let remote: std::net::IpAddr = "203.0.113.9".parse().unwrap();
-        let first = counts.enter(remote, 2).unwrap();
-        let second = counts.enter(remote, 2).unwrap();
-        assert!(first.is_some() && second.is_some());
-        assert!(counts.enter(remote, 2).is_none(), "a third is refused");
-        drop(first);
-        assert!(counts.enter(remote, 2).is_some(), "a slot freed");
-        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..10 {
-            assert!(counts.enter(local, 2).is_some());
-        }
-        assert!(counts.enter(remote, 0).is_some(), "0: no limit");
-    }
-}
-
 /// How long no byte has moved on a connection that began at `started`.
 fn idle_for(started: Instant, activity: &AtomicU64) -> Duration {
     let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -346,4 +324,26 @@ pub fn raise_open_files_limit() -> Option<u64> {
         }
     }
     Some(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_limit_of_connections_and_loopback_no_limit() {
+        let counts = Arc::new(PeerCounts::default());
+        let remote: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let first = counts.enter(remote, 2).unwrap();
+        let second = counts.enter(remote, 2).unwrap();
+        assert!(first.is_some() && second.is_some());
+        assert!(counts.enter(remote, 2).is_none(), "a third is refused");
+        drop(first);
+        assert!(counts.enter(remote, 2).is_some(), "a slot freed");
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            assert!(counts.enter(local, 2).is_some());
+        }
+        assert!(counts.enter(remote, 0).is_some(), "0: no limit");
+    }
 }
