@@ -73,8 +73,9 @@ pub enum StartError {
     /// The edge's route table could not be built.
     #[error("{0}")]
     Routes(#[from] http::middleware::RouteTableError),
-    /// The stored password hashes could not be counted.
-    #[error("password hash census: {0}")]
+    /// A start-up pass over the stored users (the password hash census, the
+    /// NFKC name keys) failed.
+    #[error("users: {0}")]
     Census(auth::AuthError),
     /// `latchkey import` failed; nothing was imported.
     #[error("import: {0}")]
@@ -94,6 +95,16 @@ fn pool_config(config: &Config) -> PoolConfig {
 pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     let store = Store::open(&config.database_url, &pool_config(config), OpenMode::Create).await?;
     store.migrate().await?;
+    let (rekeyed, kept) = auth::admin::normalise_name_keys(&store)
+        .await
+        .map_err(StartError::Census)?;
+    if rekeyed > 0 || !kept.is_empty() {
+        tracing::info!(
+            rekeyed,
+            left = kept.len(),
+            "name keys of earlier users recomputed in NFKC"
+        );
+    }
     Ok(store)
 }
 

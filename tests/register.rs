@@ -472,3 +472,34 @@ async fn the_password_policy_judges_the_nfkc_form_but_the_password_is_kept_as_se
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn names_stored_before_nfkc_are_rekeyed_once_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    let before = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
+    drop(before);
+    // A row as an earlier latchkey stored it: the fullwidth name as its key.
+    run_sql(
+        &url,
+        &[
+            "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
+             VALUES ('wide@example.com', 'wide@example.com', 'ｂｏｂ', 'ｂｏｂ', '!', 1, 0)",
+            "DELETE FROM server_settings WHERE name = 'name_keys_nfkc_v1'",
+        ],
+    )
+    .await;
+    let s = TestServer::start_on(tempfile::tempdir().unwrap(), url, |_| {}).await;
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "bob", "email": "bob@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"name": ["user with this name already exists."]})
+    );
+}

@@ -210,6 +210,39 @@ impl Admin {
     }
 }
 
+/// Once per database: recompute the name keys of users stored before
+/// names were normalised to NFKC, so a look-alike of an earlier name is
+/// that name. A user whose new key another user already holds keeps the old
+/// one and is named in the log, for the operator to rename. How many keys
+/// changed, and the ids left as they were.
+pub async fn normalise_name_keys(store: &Store) -> Result<(u64, Vec<i64>), AuthError> {
+    if store.name_keys_normalised().await? {
+        return Ok((0, Vec::new()));
+    }
+    let (mut changed, mut kept) = (0, Vec::new());
+    for (id, name, key) in store.users_with_non_ascii_names().await? {
+        let Ok(parsed) = super::account::Name::parse(&name) else {
+            kept.push(id);
+            continue;
+        };
+        let normalised = parsed.lookup_key();
+        if normalised == key {
+            continue;
+        }
+        if store.set_name_key(id, &normalised).await? {
+            changed += 1;
+        } else {
+            tracing::warn!(
+                user_id = id,
+                "this user's name is a look-alike of another user's (in NFKC); rename one of them with care"
+            );
+            kept.push(id);
+        }
+    }
+    store.mark_name_keys_normalised().await?;
+    Ok((changed, kept))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

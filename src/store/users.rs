@@ -296,3 +296,64 @@ impl Store {
         Ok((users, legacy, hashes))
     }
 }
+
+/// The `server_settings` row saying name keys were recomputed in NFKC.
+const NAME_KEYS_NFKC: &str = "name_keys_nfkc_v1";
+
+impl Store {
+    /// Whether the name keys of users stored before names were normalised
+    /// to NFKC have been recomputed.
+    pub async fn name_keys_normalised(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM server_settings WHERE name = $1")
+            .bind(NAME_KEYS_NFKC)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Users whose name holds a character outside printable ASCII (the only
+    /// ones NFKC can change): id, name, name key.
+    pub async fn users_with_non_ascii_names(
+        &self,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let filter = match self.backend {
+            super::Backend::Sqlite => "name GLOB '*[^ -~]*'",
+            super::Backend::Postgres => "name ~ '[^ -~]'",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT id, name, name_key FROM users WHERE {filter} ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Set user `id`'s name key; false when another user holds that key.
+    pub async fn set_name_key(&self, id: i64, key: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE users SET name_key = $1 WHERE id = $2")
+            .bind(key)
+            .bind(id)
+            .execute(&self.writer)
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Record that the name keys are recomputed.
+    pub async fn mark_name_keys_normalised(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(NAME_KEYS_NFKC)
+        .bind(b"1".to_vec())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
