@@ -97,6 +97,9 @@ export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, 
       LATCHKEY_DATABASE_URL: `sqlite://${join(dataDir, "e2e.db")}`,
       LATCHKEY_ALLOWED_ORIGINS: appOrigins.join(","),
       LATCHKEY_ACCESS_TOKEN_LIFETIME_SECONDS: String(accessSeconds),
+      // One instance, one clock: tokens expire at their `exp`, as the
+      // refresh steps expect (the default leeway is for skewed instances).
+      LATCHKEY_CLOCK_LEEWAY_SECONDS: "0",
       LATCHKEY_LOGIN_FAILURES_PER_ACCOUNT: String(loginFailures),
       // Every test user registers from 127.0.0.1.
       LATCHKEY_REGISTRATIONS_PER_ADDRESS: "100000",
