@@ -176,7 +176,7 @@ impl Admin {
                 // Names may be all digits: "42" could be user 42 or the
                 // user named "42". Act only when it names one user.
                 let by_id = self.store.user_by_id(*id).await?;
-                let named = match super::account::Name::parse(&id.to_string()) {
+                let named = match super::identity::Name::parse(&id.to_string()) {
                     Ok(name) => self.store.user_by_name(&name.lookup_key()).await?,
                     Err(_) => None,
                 };
@@ -194,13 +194,13 @@ impl Admin {
                 }
             }
             UserRef::Email(email) => {
-                let key = super::account::Email::parse(email)
+                let key = super::identity::Email::parse(email)
                     .map_err(|_| AuthError::NotFound)?
                     .lookup_key();
                 self.store.user_by_email(&key).await?
             }
             UserRef::Name(name) => {
-                let key = super::account::Name::parse(name)
+                let key = super::identity::Name::parse(name)
                     .map_err(|_| AuthError::NotFound)?
                     .lookup_key();
                 self.store.user_by_name(&key).await?
@@ -221,7 +221,7 @@ pub async fn normalise_name_keys(store: &Store) -> Result<(u64, Vec<i64>), AuthE
     }
     let (mut changed, mut kept) = (0, Vec::new());
     for (id, name, key) in store.users_with_non_ascii_names().await? {
-        let Ok(parsed) = super::account::Name::parse(&name) else {
+        let Ok(parsed) = super::identity::Name::parse(&name) else {
             kept.push(id);
             continue;
         };

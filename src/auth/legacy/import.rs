@@ -15,7 +15,7 @@ use std::fmt;
 use sha2::{Digest as _, Sha256};
 
 use super::hashes::{classify, cost_out_of_bounds, HashKind};
-use crate::auth::account::{Email, Name, NAME_MAX_LENGTH};
+use crate::auth::identity::{Email, Name, NAME_MAX_LENGTH};
 use crate::auth::ids::hex;
 use crate::auth::now;
 use crate::store::import::{

@@ -1,4 +1,4 @@
-//! Parsed account fields: an [`Email`] or [`Name`] exists only once its raw
+//! Parsed identity fields: an [`Email`] or [`Name`] exists only once its raw
 //! input passed validation, so code past the boundary never re-checks them.
 
 /// Longest email accepted (RFC 5321 path limit, Django's `EmailField`).

@@ -1,0 +1,259 @@
+//! Accounts: registration (throttled per address), password change, and
+//! the account creation the operator's `user create` shares.
+
+use super::error::duplicate;
+use super::identity::{Email, Name};
+use super::password::{Hasher, Password, PasswordPolicy};
+use super::{
+    throttle, view, Auth, AuthError, ClientInfo, FieldErrors, PasswordChange, Principal,
+    Registration, TokenPair, TokenRejection, UserView, WRONG_OLD_PASSWORD,
+};
+use crate::metrics::Revocation;
+use crate::store::{NewUser, Store, UniqueField, UserRecord};
+
+impl Auth {
+    // ---- Registration and login -----------------------------------------
+
+    /// Create an account and its first session.
+    pub async fn register(
+        &self,
+        form: Registration,
+        client: &ClientInfo,
+    ) -> Result<(UserView, TokenPair), AuthError> {
+        let now = self.clock.now();
+        self.throttle_registration(client, now).await?;
+        let account = check_account(&self.store, &self.hasher, &self.passwords, form).await?;
+        // The account and its first session in one transaction: an answer
+        // other than 201 leaves no account behind for the retry to trip on.
+        // The session's user id is the store's to fill in.
+        let start = self.new_session(0, Some(client), now)?;
+        let user = self
+            .store
+            .create_user_with_session(
+                &account.new_user(now),
+                &start.session(),
+                &start.first_token(),
+            )
+            .await?;
+        self.metrics.registration();
+        let tokens = self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)?;
+        Ok((view(&user), tokens))
+    }
+
+    /// Count a registration attempt of `client`'s address, valid or not (so
+    /// the form cannot be used to probe for taken emails at speed either),
+    /// and refuse it beyond the limit. Counted in the database, so every
+    /// instance enforces one limit.
+    pub(super) async fn throttle_registration(
+        &self,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let key = throttle::registration_key(client.addr);
+        let [window] = self
+            .store
+            .throttle_hit([&key], now, self.throttle.window_seconds)
+            .await?;
+        if window.attempts > i64::from(self.throttle.registrations_per_address) {
+            let retry_after = self.throttle.retry_after(window.window_start, now);
+            tracing::warn!(target: "latchkey::security", event = "registration_throttled", client = %client.addr, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
+        Ok(())
+    }
+
+    /// Change the caller's password: the current one must be right (wrong
+    /// guesses count against the account's login throttle), the new one must
+    /// pass the policy. Every other session of the user ends; this one stays.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        form: PasswordChange,
+    ) -> Result<(), AuthError> {
+        let mut errors = FieldErrors::default();
+        let old = errors.check(
+            "old_password",
+            form.old_password.and_then(Password::non_blank),
+        );
+        let new = errors.check(
+            "new_password",
+            form.new_password.and_then(Password::non_blank),
+        );
+        let (Some(old), Some(new)) = (old, new) else {
+            return Err(AuthError::Invalid(errors));
+        };
+        if self.hasher.is_saturated() {
+            return Err(AuthError::Overloaded);
+        }
+        let user = self
+            .store
+            .user_by_id(caller.user.id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+
+        let now = self.clock.now();
+        // Guesses at the current password count on this session's own
+        // counter, which decides, and on the account's shared one, so a
+        // stolen session's guesses throttle logins from unknown clients
+        // too — while failures elsewhere cannot stop the user, logged in
+        // here, from changing a password under attack.
+        let account_key = throttle::account_key(Some(user.id), "id", "");
+        let session_key = throttle::session_key(user.id, caller.session_id.as_str());
+        let [attempts, _] = self
+            .store
+            .throttle_hit(
+                [&session_key, &account_key],
+                now,
+                self.throttle.window_seconds,
+            )
+            .await?;
+        if attempts.attempts > i64::from(self.throttle.per_account) {
+            let retry_after = self.throttle.retry_after(attempts.window_start, now);
+            tracing::warn!(target: "latchkey::security", event = "password_change_throttled", user_id = user.id, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let within_limit = old.expose().chars().count() <= self.passwords.max_length;
+        let stored = within_limit.then(|| user.password_hash.clone());
+        let verified = match self.hasher.verify(old, stored).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                self.store
+                    .throttle_settle(&[], &[&session_key, &account_key])
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        if !verified {
+            tracing::info!(target: "latchkey::security", event = "password_change_failed", user_id = user.id);
+            return Err(AuthError::Invalid(FieldErrors::one(
+                "old_password",
+                WRONG_OLD_PASSWORD,
+            )));
+        }
+        self.store
+            .throttle_settle(&[&session_key, &account_key], &[])
+            .await?;
+
+        let hash = hash_new_password(
+            &self.hasher,
+            &self.passwords,
+            new,
+            (&user.name, &user.email),
+            "new_password",
+        )
+        .await?;
+        let ended = self
+            .store
+            .set_password_hash(user.id, &hash, now, Some(caller.session_id.as_str()))
+            .await?
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        self.metrics.revoked(Revocation::PasswordChanged, ended);
+        tracing::info!(target: "latchkey::security", event = "password_changed", user_id = user.id, sessions_ended = ended);
+        Ok(())
+    }
+}
+
+/// Check `password` against the policy for the user `name` / `email` and
+/// hash it; the policy's messages under `field` when it fails.
+pub(crate) async fn hash_new_password(
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    password: Password,
+    (name, email): (&str, &str),
+    field: &str,
+) -> Result<String, AuthError> {
+    hasher
+        .check_and_hash(policy.clone(), password, name.to_owned(), email.to_owned())
+        .await?
+        .map_err(|violations| {
+            let mut errors = FieldErrors::default();
+            for v in violations {
+                errors.add(field, v);
+            }
+            AuthError::Invalid(errors)
+        })
+}
+
+/// Validate a registration form, check the password policy, hash, and
+/// insert the user. Shared by `POST /auth/register` and `latchkey user create`.
+pub(crate) async fn create_account(
+    store: &Store,
+    hasher: &Hasher,
+    passwords: &PasswordPolicy,
+    form: Registration,
+    now: i64,
+) -> Result<UserRecord, AuthError> {
+    let account = check_account(store, hasher, passwords, form).await?;
+    Ok(store.create_user(&account.new_user(now)).await?)
+}
+
+/// A registration that passed every check, with its password hashed.
+pub(super) struct CheckedAccount {
+    name: Name,
+    email: Email,
+    name_key: String,
+    email_key: String,
+    password_hash: String,
+}
+
+impl CheckedAccount {
+    pub(super) fn new_user(&self, now: i64) -> NewUser<'_> {
+        NewUser {
+            email: self.email.as_str(),
+            email_key: &self.email_key,
+            name: self.name.as_str(),
+            name_key: &self.name_key,
+            password_hash: &self.password_hash,
+            now,
+        }
+    }
+}
+
+/// Validate a registration form, check the password policy and hash.
+pub(super) async fn check_account(
+    store: &Store,
+    hasher: &Hasher,
+    passwords: &PasswordPolicy,
+    form: Registration,
+) -> Result<CheckedAccount, AuthError> {
+    let mut errors = FieldErrors::default();
+    let name = errors.check("name", form.name.and_then(|n| Name::parse(&n)));
+    let email = errors.check("email", form.email.and_then(|e| Email::parse(&e)));
+    let password = errors.check("password", form.password.and_then(Password::non_blank));
+
+    // The password policy needs a valid name and email to compare with, so
+    // it runs only once those parse.
+    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+        return Err(AuthError::Invalid(errors));
+    };
+
+    let (email_taken, name_taken) = store.taken(&email.lookup_key(), &name.lookup_key()).await?;
+    if email_taken {
+        errors.0.extend(duplicate(UniqueField::Email).0);
+    }
+    if name_taken {
+        errors.0.extend(duplicate(UniqueField::Name).0);
+    }
+
+    let identity = (name.as_str(), email.as_str());
+    let hash = match hash_new_password(hasher, passwords, password, identity, "password").await {
+        Ok(hash) => hash,
+        Err(AuthError::Invalid(policy)) => {
+            errors.0.extend(policy.0);
+            String::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if !errors.is_empty() {
+        return Err(AuthError::Invalid(errors));
+    }
+
+    Ok(CheckedAccount {
+        name_key: name.lookup_key(),
+        email_key: email.lookup_key(),
+        name,
+        email,
+        password_hash: hash,
+    })
+}

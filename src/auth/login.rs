@@ -1,0 +1,258 @@
+//! Login: credentials checked against the stored hash (or a decoy, for
+//! an account that cannot log in), throttled per account and address,
+//! with known clients counted apart so a user cannot be locked out.
+
+use super::identity::{Email, Name};
+use super::password::Password;
+use super::{
+    decoy, device, legacy, throttle, view, Auth, AuthError, ClientInfo, Credentials, FieldErrors,
+    LoggedIn,
+};
+use crate::metrics::LoginOutcome;
+use crate::store::UserRecord;
+
+impl Auth {
+    /// Check credentials and start a session. Unknown accounts, inactive
+    /// accounts and wrong passwords fail alike, after the same hashing work.
+    ///
+    /// Runs to completion even if the client goes away: an attempt counted
+    /// against the throttle must be settled by its outcome, not leaked by a
+    /// dropped connection.
+    pub async fn login(
+        &self,
+        form: Credentials,
+        client: &ClientInfo,
+    ) -> Result<LoggedIn, AuthError> {
+        let (auth, client) = (self.clone(), client.clone());
+        let attempt = async move {
+            let result = auth.login_to_completion(form, &client).await;
+            let outcome = match &result {
+                Ok(_) => Some(LoginOutcome::Success),
+                Err(AuthError::InvalidCredentials) => Some(LoginOutcome::InvalidCredentials),
+                Err(AuthError::Throttled { .. }) => Some(LoginOutcome::Throttled),
+                Err(AuthError::Overloaded) => Some(LoginOutcome::Overloaded),
+                Err(_) => None,
+            };
+            if let Some(outcome) = outcome {
+                auth.metrics.login(outcome);
+            }
+            result
+        };
+        // The request id goes along, so its log lines keep it.
+        tokio::spawn(crate::telemetry::in_current_request(attempt))
+            .await
+            .map_err(|e| AuthError::Internal(format!("login task failed: {e}")))?
+    }
+
+    pub(super) async fn login_to_completion(
+        &self,
+        form: Credentials,
+        client: &ClientInfo,
+    ) -> Result<LoggedIn, AuthError> {
+        let mut errors = FieldErrors::default();
+        let identifier = match (form.email, form.name) {
+            (Some(email), _) => errors.check(
+                "email",
+                email
+                    .and_then(|e| Email::parse(&e))
+                    .map(|e| ("email", e.lookup_key())),
+            ),
+            (None, Some(name)) => errors.check(
+                "name",
+                name.and_then(|n| Name::parse(&n))
+                    .map(|n| ("name", n.lookup_key())),
+            ),
+            (None, None) => {
+                errors.add("email", "This field is required.");
+                None
+            }
+        };
+        let password = errors.check("password", form.password.and_then(Password::non_blank));
+        let (Some((kind, key)), Some(password)) = (identifier, password) else {
+            return Err(AuthError::Invalid(errors));
+        };
+
+        // A login flood beyond the hash queue is answered before any database work.
+        if self.hasher.is_saturated() {
+            return Err(AuthError::Overloaded);
+        }
+        let user = match kind {
+            "email" => self.store.user_by_email(&key).await?,
+            _ => self.store.user_by_name(&key).await?,
+        };
+        let now = self.clock.now();
+        let address_key = throttle::address_key(client.addr);
+        // A client that logged in to this account before is charged on a
+        // counter of its own, so guesses from elsewhere cannot lock it out.
+        let known = match &user {
+            Some(user) => self.known_client(user, client, &address_key, now).await?,
+            None => None,
+        };
+        let account_key = match (&user, &known) {
+            (Some(user), Some(known)) => throttle::known_client_key(user.id, known),
+            _ => throttle::account_key(user.as_ref().map(|u| u.id), kind, &key),
+        };
+        // Count the attempt before checking it, so parallel guesses cannot
+        // slip past the limit; a success takes its count back below.
+        let window = self.throttle.window_seconds;
+        let [per_account, per_address] = self
+            .store
+            .throttle_hit([&account_key, &address_key], now, window)
+            .await?;
+        let mut retry_after = 0;
+        if per_account.attempts > i64::from(self.throttle.per_account) {
+            retry_after = self.throttle.retry_after(per_account.window_start, now);
+        }
+        if per_address.attempts > i64::from(self.throttle.per_address) {
+            retry_after = retry_after.max(self.throttle.retry_after(per_address.window_start, now));
+        }
+        if retry_after > 0 {
+            tracing::warn!(target: "latchkey::security", event = "login_throttled", client = %client.addr, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
+
+        let within_limit = password.expose().chars().count() <= self.passwords.max_length;
+        let stored_hash = match &user {
+            Some(user) if user.is_active && within_limit => Some(user.password_hash.clone()),
+            // An account that cannot log in (inactive, or a password over
+            // the limit): the work its own hash would cost, on a decoy like
+            // it, so the answer does not tell it from one that can.
+            Some(user) => legacy::hashes::decoy_like(&user.password_hash)?,
+            // No account: the work an account would cost (see `decoy`);
+            // whatever the verification says, it fails.
+            None => {
+                self.take_hash_census_if_stale(now);
+                self.decoys.for_identifier(&format!("{kind}:{key}"))
+            }
+        };
+        let verified = match self.hasher.verify_and_upgrade(password, stored_hash).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                // No password was checked (queue full): the attempt does not count.
+                self.store
+                    .throttle_settle(&[], &[&account_key, &address_key])
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        let user = match user {
+            Some(user) if verified.matched => user,
+            _ => {
+                tracing::info!(target: "latchkey::security", event = "login_failed", client = %client.addr);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+
+        self.store
+            .throttle_settle(&[&account_key], &[&address_key])
+            .await?;
+        let mut current_hash = user.password_hash.clone();
+        if let Some(upgraded) = verified.upgraded {
+            if self.store_upgraded_hash(&user, &upgraded).await {
+                current_hash = upgraded;
+            }
+        }
+        self.store
+            .remember_client(user.id, &address_key, now)
+            .await?;
+        let tokens = self.start_session(&user, client, now).await?;
+        Ok(LoggedIn {
+            user: view(&user),
+            tokens,
+            device: self.devices.issue(user.id, &current_hash, now)?,
+        })
+    }
+
+    /// Count the stored hash kinds and costs again (a sample) and derive the
+    /// decoys unknown accounts are verified against (see [`decoy`]).
+    pub async fn take_hash_census(&self) -> Result<(), AuthError> {
+        const SAMPLE: i64 = 256;
+        let (users, legacy, sample) = self.store.password_hash_census(SAMPLE).await?;
+        let mut decoys = Vec::with_capacity(sample.len());
+        for hash in &sample {
+            decoys.push(legacy::hashes::decoy_like(hash)?);
+        }
+        self.decoys.update(decoy::Census {
+            users: users.unsigned_abs(),
+            legacy: legacy.unsigned_abs(),
+            decoys,
+        });
+        self.census_taken_at
+            .store(self.clock.now(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Start a new census in the background when the last one is older than
+    /// ten minutes (logins upgrade Django hashes, so the mix changes).
+    pub(super) fn take_hash_census_if_stale(&self, now: i64) {
+        use std::sync::atomic::Ordering;
+        const EVERY_SECONDS: i64 = 600;
+        let last = self.census_taken_at.load(Ordering::Relaxed);
+        if now - last < EVERY_SECONDS
+            || self
+                .census_taken_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let auth = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = auth.take_hash_census().await {
+                tracing::warn!(error = %e, "password hash census failed; decoys unchanged");
+            }
+        });
+    }
+
+    /// How `client` is known to account `user_id`: by a device token from
+    /// an earlier login to it, or by an address that logged in to it within
+    /// the time a device is remembered.
+    pub(super) async fn known_client(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        address_key: &str,
+        now: i64,
+    ) -> Result<Option<throttle::KnownClient>, AuthError> {
+        let user_id = user.id;
+        let device = client
+            .device
+            .as_deref()
+            .and_then(|token| self.devices.verify(token, &user.password_hash, now))
+            .filter(|d| d.user_id == user_id);
+        if let Some(device) = device {
+            return Ok(Some(throttle::KnownClient::Device(device.nonce)));
+        }
+        let since = now - device::DEVICE_MAX_AGE_SECONDS;
+        if self
+            .store
+            .is_known_client(user_id, address_key, since)
+            .await?
+        {
+            return Ok(Some(throttle::KnownClient::Address(address_key.to_owned())));
+        }
+        Ok(None)
+    }
+
+    /// Replace a user's hash after a login found it outdated (imported from
+    /// Django, or below the configured cost). Best effort: the login succeeds
+    /// either way, and the next one tries again. Whether it was replaced.
+    pub(super) async fn store_upgraded_hash(&self, user: &UserRecord, upgraded: &str) -> bool {
+        match self
+            .store
+            .replace_password_hash(user.id, &user.password_hash, upgraded)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(target: "latchkey::security", event = "password_rehashed", user_id = user.id);
+                true
+            }
+            // The password changed meanwhile: the newer hash wins.
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(target: "latchkey::security", event = "password_rehash_failed", user_id = user.id, error = %e);
+                false
+            }
+        }
+    }
+}
