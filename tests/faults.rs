@@ -59,18 +59,11 @@ impl Api {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
-        let body: Value = http
-            .get(format!("{base}/auth/csrf/"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let csrf = common::fetch_csrf(&http, base).await;
         Self {
             base: base.to_owned(),
             http,
-            csrf: body["csrfToken"].as_str().unwrap().to_owned(),
+            csrf,
         }
     }
 

@@ -41,15 +41,7 @@ async fn drive(format: &str) -> Run {
     let base = server.base.clone();
     let client = reqwest::Client::new();
 
-    let csrf: Value = client
-        .get(format!("{base}/auth/csrf"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = csrf["csrfToken"].as_str().unwrap().to_owned();
+    let csrf = common::fetch_csrf(&client, &base).await;
     let post = |path: &str, body: Value, bearer: Option<&str>| {
         let mut r = client
             .post(format!("{base}{path}"))

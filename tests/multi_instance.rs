@@ -31,16 +31,7 @@ async fn two_instances(extra: &[(&str, &str)]) -> Option<Pair> {
 
 impl Pair {
     async fn csrf(&self, on: &ServerProcess) -> String {
-        let body: Value = self
-            .client
-            .get(on.url("/auth/csrf/"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["csrfToken"].as_str().unwrap().to_owned()
+        common::fetch_csrf(&self.client, &on.base).await
     }
 
     async fn post(

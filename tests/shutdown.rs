@@ -26,13 +26,7 @@ async fn server(dir: &tempfile::TempDir, deadline: &str) -> ServerProcess {
 async fn sigterm_with_stalled_clients_exits_within_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(&dir, "2").await;
-    let csrf: serde_json::Value = reqwest::get(s.url("/auth/csrf/"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = csrf["csrfToken"].as_str().unwrap().to_owned();
+    let csrf = common::fetch_csrf(&reqwest::Client::new(), &s.base).await;
     let mut stalled = Vec::new();
     for _ in 0..20 {
         let mut mid_header = TcpStream::connect(s.addr()).await.unwrap();

@@ -152,10 +152,7 @@ impl Auth {
                 current_hash = upgraded;
             }
         }
-        self.store
-            .remember_client(user.id, &address_key, now)
-            .await?;
-        let tokens = self.start_session(&user, client, now).await?;
+        let tokens = self.start_session(&user, client, &address_key, now).await?;
         Ok(LoggedIn {
             user: view(&user),
             tokens,

@@ -8,15 +8,18 @@ use crate::metrics::{RefreshOutcome, Revocation};
 use crate::store::{NewRefreshToken, NewSession, UserRecord};
 
 impl Auth {
+    /// Start a session for `user` logging in from `client` (whose address
+    /// counts as known to the account from now on: `address_key`).
     pub(super) async fn start_session(
         &self,
         user: &UserRecord,
         client: &ClientInfo,
+        address_key: &str,
         now: i64,
     ) -> Result<TokenPair, AuthError> {
         let start = self.new_session(user.id, Some(client), now)?;
         self.store
-            .start_session(&start.session(), &start.first_token())
+            .start_session(&start.session(), &start.first_token(), address_key)
             .await?;
         self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)
     }
@@ -363,8 +366,8 @@ pub(super) struct Replay<'a> {
 /// in its session, only within `grace` seconds of the exchange (both times
 /// on one clock), and never when the window is 0. Anything else is reuse.
 pub(super) fn within_reuse_grace(replay: &Replay<'_>, grace: i64) -> bool {
-    let elapsed = replay.db_now - replay.rotated_at;
-    grace > 0 && replay.rotated_last && (0..=grace).contains(&elapsed.max(0))
+    // Both times are on one clock; one stepped back reads as no time passed.
+    grace > 0 && replay.rotated_last && replay.db_now - replay.rotated_at <= grace
 }
 
 /// A session about to start: its ids and the rows that record it.

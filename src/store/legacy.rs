@@ -128,9 +128,10 @@ impl Store {
             if self.backend == super::Backend::Postgres {
                 // The redemption time the grace window is measured from, on
                 // PostgreSQL's clock rather than this instance's.
-                sqlx::query(&format!(
-                    "UPDATE legacy_tokens SET recorded_at = {} WHERE jti = $1",
-                    super::sessions::PG_NOW
+                sqlx::query(concat!(
+                    "UPDATE legacy_tokens SET recorded_at = ",
+                    pg_now!(),
+                    " WHERE jti = $1"
                 ))
                 .bind(jti)
                 .execute(&mut *tx)
@@ -141,17 +142,22 @@ impl Store {
             tx.commit().await?;
             return Ok(LegacyRedemption::Redeemed);
         }
-        let db_now = match self.backend {
-            super::Backend::Postgres => super::sessions::PG_NOW,
-            super::Backend::Sqlite => "$2",
+        let sql = match self.backend {
+            super::Backend::Postgres => concat!(
+                "SELECT state, session_id, recorded_at, ",
+                pg_now!(),
+                " FROM legacy_tokens WHERE jti = $1"
+            ),
+            // On SQLite the one writer process's clock is the database's.
+            super::Backend::Sqlite => {
+                "SELECT state, session_id, recorded_at, $2 FROM legacy_tokens WHERE jti = $1"
+            }
         };
-        let row = sqlx::query(&format!(
-            "SELECT state, session_id, recorded_at, {db_now} FROM legacy_tokens WHERE jti = $1"
-        ))
-        .bind(jti)
-        .bind(session.now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let mut query = sqlx::query(sql).bind(jti);
+        if self.backend == super::Backend::Sqlite {
+            query = query.bind(session.now);
+        }
+        let row = query.fetch_one(&mut *tx).await?;
         let state: String = row.try_get(0)?;
         Ok(if state == REDEEMED {
             LegacyRedemption::AlreadyRedeemed {

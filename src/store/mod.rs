@@ -7,6 +7,15 @@
 //! Constraint violations and connectivity failures become [`StoreError`]
 //! variants here, so the layers above never see a `sqlx::Error`.
 
+/// `now` in whole seconds by PostgreSQL's clock, as SQL text. Times the
+/// grace window compares are written and read with it, never with an
+/// instance's clock. A macro, so statements using it stay literals.
+macro_rules! pg_now {
+    () => {
+        "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS BIGINT)"
+    };
+}
+
 pub mod import;
 mod legacy;
 mod lock;

@@ -76,9 +76,20 @@ pub struct IssuedRefresh {
     pub expires_at: i64,
 }
 
-/// `now` in whole seconds by PostgreSQL's clock. Times the grace window
-/// compares are written and read with it, never with an instance's clock.
-pub(super) const PG_NOW: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS BIGINT)";
+/// The state of a refresh token and its session; `$now` is the column of
+/// "now" by the clock that wrote `rotated_at`.
+macro_rules! refresh_state_sql {
+    ($now:expr) => {
+        concat!(
+            "SELECT r.session_id, s.user_id, r.rotated_at, \
+                    CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
+                    s.last_rotated_jti, ",
+            $now,
+            " FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
+             WHERE r.jti = $1"
+        )
+    };
+}
 
 const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
@@ -111,15 +122,20 @@ pub(super) fn insert_refresh<'q>(
 }
 
 impl Store {
-    /// Start a session with its first refresh token, atomically.
+    /// Start a session with its first refresh token and remember the client
+    /// address key that logged in (see `known_clients`), atomically.
     pub async fn start_session(
         &self,
         s: &NewSession<'_>,
         first: &NewRefreshToken<'_>,
+        client_key: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         insert_session(s).execute(&mut *tx).await?;
         insert_refresh(first).execute(&mut *tx).await?;
+        super::throttle::remember_client(s.user_id, client_key, s.now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -161,18 +177,12 @@ impl Store {
         jti: &str,
         now: i64,
     ) -> Result<Option<RefreshTokenState>, StoreError> {
-        let db_now = match self.backend {
-            super::Backend::Postgres => PG_NOW,
-            super::Backend::Sqlite => "$2",
+        // On SQLite the one writer process's clock is the database's.
+        let sql = match self.backend {
+            super::Backend::Postgres => refresh_state_sql!(pg_now!()),
+            super::Backend::Sqlite => refresh_state_sql!("$2"),
         };
-        let sql = format!(
-            "SELECT r.session_id, s.user_id, r.rotated_at, \
-                    CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
-                    s.last_rotated_jti, {db_now} \
-             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
-             WHERE r.jti = $1"
-        );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(sql)
             .bind(jti)
             .bind(now)
             .fetch_optional(&self.pool)
@@ -232,8 +242,10 @@ impl Store {
         }
         // Start with a write so the row lock is taken at once.
         let mut tx = self.writer.begin().await?;
-        let rotated = sqlx::query(&format!(
-            "UPDATE refresh_tokens SET rotated_at = {PG_NOW} WHERE jti = $1 AND session_id = $2 AND rotated_at IS NULL",
+        let rotated = sqlx::query(concat!(
+            "UPDATE refresh_tokens SET rotated_at = ",
+            pg_now!(),
+            " WHERE jti = $1 AND session_id = $2 AND rotated_at IS NULL",
         ))
         .bind(old_jti)
         .bind(next.session_id)

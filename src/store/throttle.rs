@@ -110,25 +110,6 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Record that `client_key` logged in to `user_id` at `now`.
-    pub async fn remember_client(
-        &self,
-        user_id: i64,
-        client_key: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO known_clients (user_id, client_key, last_success_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id, client_key) DO UPDATE SET last_success_at = $3",
-        )
-        .bind(user_id)
-        .bind(client_key)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
     /// Delete every login counter of account `user_id` (its shared counter
     /// and those of its known clients and devices); how many there were.
     pub async fn clear_throttle_of(&self, user_id: i64) -> Result<u64, StoreError> {
@@ -142,4 +123,20 @@ impl Store {
             .rows_affected();
         Ok(cleared)
     }
+}
+
+/// Record that `client_key` logged in to `user_id` at `now` (part of the
+/// login's session transaction).
+pub(super) fn remember_client<'q>(
+    user_id: i64,
+    client_key: &'q str,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO known_clients (user_id, client_key, last_success_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id, client_key) DO UPDATE SET last_success_at = $3",
+    )
+    .bind(user_id)
+    .bind(client_key)
+    .bind(now)
 }

@@ -117,16 +117,7 @@ impl TestServer {
 
     /// A fresh CSRF token from `GET /auth/csrf/`.
     pub async fn csrf(&self) -> String {
-        let body: Value = self
-            .client
-            .get(self.url("/auth/csrf/"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["csrfToken"].as_str().unwrap().to_owned()
+        fetch_csrf(&self.client, &self.base).await
     }
 
     /// A request with a valid CSRF header already set.
@@ -236,6 +227,19 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// A fresh CSRF token from `GET /auth/csrf/` of the server at `base`.
+pub async fn fetch_csrf(client: &reqwest::Client, base: &str) -> String {
+    let body: Value = client
+        .get(format!("{base}/auth/csrf/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["csrfToken"].as_str().unwrap().to_owned()
 }
 
 /// The `access` and `refresh` tokens of a register/login body.
