@@ -3,10 +3,9 @@
 //! with known clients counted apart so a user cannot be locked out.
 
 use super::identity::{Email, Name};
-use super::password::Password;
+use super::password::{Password, StoredHash};
 use super::{
-    decoy, device, legacy, throttle, view, Auth, AuthError, ClientInfo, Credentials, FieldErrors,
-    LoggedIn,
+    decoy, device, throttle, view, Auth, AuthError, ClientInfo, Credentials, FieldErrors, LoggedIn,
 };
 use crate::metrics::LoginOutcome;
 use crate::store::UserRecord;
@@ -117,7 +116,7 @@ impl Auth {
             // An account that cannot log in (inactive, or a password over
             // the limit): the work its own hash would cost, on a decoy like
             // it, so the answer does not tell it from one that can.
-            Some(user) => legacy::hashes::decoy_like(&user.password_hash)?,
+            Some(user) => StoredHash::parse(&user.password_hash).decoy()?,
             // No account: the work an account would cost (see `decoy`);
             // whatever the verification says, it fails.
             None => {
@@ -167,7 +166,7 @@ impl Auth {
         let (users, legacy, sample) = self.store.password_hash_census(SAMPLE).await?;
         let mut decoys = Vec::with_capacity(sample.len());
         for hash in &sample {
-            decoys.push(legacy::hashes::decoy_like(hash)?);
+            decoys.push(StoredHash::parse(hash).decoy()?);
         }
         self.decoys.update(decoy::Census {
             users: users.unsigned_abs(),
