@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use auth::clock::seconds;
 use auth::password::{HashError, Hasher, PasswordPolicy};
 use auth::throttle::ThrottlePolicy;
 use auth::{Auth, SecretKey, TokenPolicy};
@@ -216,16 +217,16 @@ impl App {
         let policies = auth::Policies {
             passwords: password_policy(config),
             tokens: TokenPolicy {
-                access_lifetime: secs(config.access_token_lifetime_seconds),
-                refresh_lifetime: secs(config.refresh_token_lifetime_seconds),
-                reuse_grace: secs(config.refresh_reuse_grace_seconds),
-                clock_leeway: secs(config.clock_leeway_seconds),
+                access_lifetime: seconds(config.access_token_lifetime_seconds),
+                refresh_lifetime: seconds(config.refresh_token_lifetime_seconds),
+                reuse_grace: seconds(config.refresh_reuse_grace_seconds),
+                clock_leeway: seconds(config.clock_leeway_seconds),
             },
             throttle: ThrottlePolicy {
                 per_account: config.login_failures_per_account,
                 per_address: config.login_failures_per_address,
                 registrations_per_address: config.registrations_per_address,
-                window_seconds: secs(config.login_throttle_window_seconds),
+                window_seconds: seconds(config.login_throttle_window_seconds),
             },
             csrf_max_age: config.csrf_token_max_age_seconds,
         };
@@ -368,8 +369,4 @@ fn connection_limits(config: &Config) -> http::server::ConnectionLimits {
         shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds)
             .saturating_sub(POOL_CLOSE_RESERVE),
     }
-}
-
-fn secs(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX / 4)
 }

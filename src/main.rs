@@ -404,7 +404,7 @@ fn print_openapi() -> Result<(), CliError> {
 
 async fn flush_expired(config: Config) -> Result<(), CliError> {
     let store = open_for_admin(&config).await?;
-    let window = i64::try_from(config.login_throttle_window_seconds).unwrap_or(i64::MAX / 4);
+    let window = latchkey::auth::clock::seconds(config.login_throttle_window_seconds);
     let flushed = store.flush_expired(latchkey::auth::now(), window).await;
     store.close().await;
     let flushed = flushed.map_err(StartError::from)?;

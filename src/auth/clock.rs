@@ -42,6 +42,13 @@ impl Clock {
     }
 }
 
+/// A configured duration in seconds as the clock's `i64` seconds; a value
+/// beyond `i64` (no real configuration) saturates well clear of overflow
+/// when added to a time.
+pub fn seconds(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX / 4)
+}
+
 fn system_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -124,15 +124,7 @@ impl IntoResponse for ApiError {
                 ),
                 AuthError::Unavailable(cause) => {
                     tracing::error!(%cause, "database unavailable");
-                    with_header(
-                        detail(
-                            S::SERVICE_UNAVAILABLE,
-                            "The service is temporarily unavailable; retry shortly.",
-                            "service_unavailable",
-                        ),
-                        header::RETRY_AFTER,
-                        "1",
-                    )
+                    unavailable()
                 }
                 AuthError::Internal(cause) => {
                     tracing::error!(%cause, "internal error");
@@ -185,6 +177,20 @@ impl IntoResponse for ApiError {
             ApiError::BodyRead => detail(S::BAD_REQUEST, "The request body could not be read.", "parse_error"),
         }
     }
+}
+
+/// The 503 of a database that cannot serve (unreachable, busy, or unable
+/// to take writes), also `/readyz`'s answer then.
+pub fn unavailable() -> Response {
+    with_header(
+        detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable; retry shortly.",
+            "service_unavailable",
+        ),
+        header::RETRY_AFTER,
+        "1",
+    )
 }
 
 /// The 500 body, also used for panics caught by the outermost layer.

@@ -360,7 +360,7 @@ pub async fn healthz() -> Response {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.auth.store().ping().await {
         Ok(()) => Json(StatusBody { status: "ok" }).into_response(),
-        Err(_) => super::unavailable(),
+        Err(_) => super::error::unavailable(),
     }
 }
 

@@ -52,7 +52,7 @@ impl Route {
     /// this route answers, under `/auth/`. (Other methods get `405` from
     /// the router, unchecked, as before any handler runs.)
     fn guards(&self, method: &Method) -> bool {
-        is_unsafe(method) && self.template.starts_with("/auth/") && self.methods.contains(method)
+        super::needs_csrf(&self.template, method) && self.methods.contains(method)
     }
 }
 
@@ -189,7 +189,7 @@ impl Edge {
 
     async fn handle(&self, route: Option<&Route>, request_id: &Arc<str>, req: Request) -> Response {
         let state = &self.state;
-        let private = req.uri().path().starts_with("/auth");
+        let private = super::is_auth_route(req.uri().path());
         let origin = req
             .headers()
             .get(header::ORIGIN)
@@ -380,13 +380,6 @@ fn preflight(allow: HeaderValue, allowed_origin: bool) -> Response {
         );
     }
     r
-}
-
-fn is_unsafe(method: &Method) -> bool {
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
 }
 
 /// CSRF protection for unsafe requests to `/auth/` routes: the `Origin`,

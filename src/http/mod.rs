@@ -10,8 +10,7 @@ pub mod openapi;
 mod requests;
 pub mod server;
 
-use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::Method;
 use axum::Router;
 use utoipa_axum::router::UtoipaMethodRouter;
 use utoipa_axum::routes;
@@ -70,6 +69,29 @@ pub fn device_cookie_attributes(https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
     let max_age = crate::auth::device::DEVICE_MAX_AGE_SECONDS;
     format!("; Max-Age={max_age}; Path=/auth; HttpOnly; SameSite=Lax{secure}")
+}
+
+/// The `/auth/` policy, stated once: every route under `/auth/` is the API
+/// a page calls with the user's cookies, so its answers are `no-store`, and
+/// its unsafe requests (see [`is_unsafe`]) pass the CSRF check before any
+/// handler runs. The edge service enforces it (`middleware.rs`) and the
+/// OpenAPI document describes it (`openapi.rs`), both through these two
+/// functions.
+pub fn is_auth_route(path: &str) -> bool {
+    path == "/auth" || path.starts_with("/auth/")
+}
+
+/// Whether a request with `method` on `path` must pass the CSRF check.
+pub fn needs_csrf(path: &str, method: &Method) -> bool {
+    is_unsafe(method) && is_auth_route(path)
+}
+
+/// Methods that change state (RFC 9110's unsafe methods).
+pub fn is_unsafe(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// What is served on a listener: the router behind the edge service.
@@ -161,35 +183,17 @@ fn with_edge(router: Router<AppState>, state: AppState, routes: middleware::Rout
     middleware::Edge::new(router, state, routes)
 }
 
-/// Unix seconds as RFC 3339 UTC (`2026-11-25T09:30:00Z`).
+/// Unix seconds as RFC 3339 UTC (`2026-11-25T09:30:00Z`); a value beyond
+/// the years 1–9999 is shown as the nearest end of that range.
 pub fn rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
-}
-
-/// `503` for readiness failures (shared with the handler module).
-fn unavailable() -> axum::response::Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({"detail": "The database is not reachable.", "code": "service_unavailable"})),
-    )
-        .into_response()
+    let unix = unix.clamp(-62_135_596_800, 253_402_300_799);
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

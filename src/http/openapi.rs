@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::Method;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::Response;
@@ -74,16 +75,16 @@ pub fn document(
         ))),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
-        let private = path.starts_with("/auth");
-        for (unsafe_method, op) in [
-            (false, item.get.as_mut()),
-            (true, item.post.as_mut()),
-            (true, item.put.as_mut()),
-            (true, item.patch.as_mut()),
-            (true, item.delete.as_mut()),
+        let private = super::is_auth_route(path);
+        for (method, op) in [
+            (Method::GET, item.get.as_mut()),
+            (Method::POST, item.post.as_mut()),
+            (Method::PUT, item.put.as_mut()),
+            (Method::PATCH, item.patch.as_mut()),
+            (Method::DELETE, item.delete.as_mut()),
         ] {
             if let Some(op) = op {
-                conventions(op, private, unsafe_method);
+                conventions(op, private, super::needs_csrf(path, &method));
             }
         }
     }
@@ -91,7 +92,7 @@ pub fn document(
 }
 
 /// The responses the middleware and extractors add to an operation.
-fn conventions(op: &mut Operation, private: bool, unsafe_method: bool) {
+fn conventions(op: &mut Operation, private: bool, csrf: bool) {
     let error = || json_response(Ref::from_schema_name("Error"));
     let responses = &mut op.responses.responses;
     let mut add = |status: &str, description: &str| {
@@ -101,7 +102,7 @@ fn conventions(op: &mut Operation, private: bool, unsafe_method: bool) {
             RefOr::T(r)
         });
     };
-    if private && unsafe_method {
+    if csrf {
         add("403", "CSRF failed: token missing, malformed, forged, expired, not matching the cookie, or a foreign `Origin`");
         add("413", "Body over the size limit");
         if op.request_body.is_some() {
