@@ -37,8 +37,13 @@ python3 scripts/module-graph.py
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+# A developer's own LATCHKEY_* settings never reach a test: every server a
+# test starts is configured from the defaults (tests/common). These two would
+# break dozens of tests if they did, so the suite runs with them set.
+HOSTILE_ENV=(LATCHKEY_ACCESS_TOKEN_LIFETIME_SECONDS=1 LATCHKEY_ALLOWED_ORIGINS=https://not-the-tests.example)
+
 step "tests on SQLite (unit, property, integration)"
-LATCHKEY_TEST_BACKEND=sqlite cargo test --all-targets
+env "${HOSTILE_ENV[@]}" LATCHKEY_TEST_BACKEND=sqlite cargo test --all-targets
 
 step "schema-driven API fuzzing (schemathesis against /openapi.json)"
 scripts/api-fuzz.sh
@@ -53,7 +58,7 @@ pg_up() {
 
 if pg_up; then
   step "integration tests on PostgreSQL ($PG_URL)"
-  LATCHKEY_TEST_BACKEND=postgres LATCHKEY_TEST_POSTGRES_URL="$PG_URL" cargo test --tests
+  env "${HOSTILE_ENV[@]}" LATCHKEY_TEST_BACKEND=postgres LATCHKEY_TEST_POSTGRES_URL="$PG_URL" cargo test --tests
 elif [ "${CI:-}" = "true" ]; then
   echo "PostgreSQL is not reachable at $PG_URL and CI=true: failing." >&2
   exit 1

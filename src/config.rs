@@ -406,6 +406,19 @@ fn origin_problem(origin: &str) -> Option<String> {
     None
 }
 
+/// The options alone, for [`Config::defaults`].
+#[derive(clap::Parser)]
+struct Bare {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// The options' parser with every `env = ...` dropped.
+fn without_environment() -> clap::Command {
+    use clap::CommandFactory as _;
+    Bare::command().mut_args(|arg| arg.env(None::<&str>))
+}
+
 impl Config {
     /// The configuration with no flags: defaults, overridden by any `LATCHKEY_*`
     /// variables set in the environment. Used by tests and embedders.
@@ -419,6 +432,14 @@ impl Config {
         config
             .with_secret_from_env()
             .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))
+    }
+
+    /// The defaults alone: no flag and no environment variable is read
+    /// (for tests, which must not inherit a developer's `LATCHKEY_*`).
+    pub fn defaults() -> Result<Self, clap::Error> {
+        use clap::FromArgMatches as _;
+        let matches = without_environment().try_get_matches_from(["latchkey"])?;
+        Bare::from_arg_matches(&matches).map(|b| b.config)
     }
 
     /// Fill in [`Config::secret_key`] from `LATCHKEY_SECRET_KEY`, if set, and
@@ -549,8 +570,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_defaults_read_no_environment_variable() {
+        use clap::CommandFactory as _;
+        let reading = |cmd: clap::Command| {
+            cmd.get_arguments()
+                .filter(|a| a.get_env().is_some())
+                .count()
+        };
+        assert!(
+            reading(Bare::command()) > 20,
+            "the options read LATCHKEY_* variables"
+        );
+        // ... and the parser of the defaults reads none of them, whatever
+        // the environment holds.
+        assert_eq!(reading(without_environment()), 0);
+        assert!(Config::defaults().unwrap().secret_key.is_none());
+    }
+
+    #[test]
     fn defaults_match_the_contract() {
-        let c = Config::from_env().expect("defaults parse");
+        let c = Config::defaults().expect("defaults parse");
         assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(c.database_url, "sqlite://latchkey.db");
         assert_eq!(c.access_token_lifetime_seconds, 86_400);

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::{assert_error, tokens, TestServer, PASSWORD};
@@ -16,7 +16,7 @@ const OTHER_PASSWORD: &str = "Velvet-Canyon-Drum-58";
 
 /// Run `latchkey <args>` on `database_url`, with `stdin` as standard input.
 fn latchkey(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    let mut child = common::latchkey_command()
         .args(args)
         .env("LATCHKEY_DATABASE_URL", database_url)
         .env("LATCHKEY_LOG", "warn")
@@ -402,7 +402,7 @@ async fn admin_commands_neither_migrate_nor_log_the_migrators_notices() {
     // On PostgreSQL, applying migrations logs `relation "_sqlx_migrations"
     // already exists`; admin commands only check the schema, so say nothing.
     let s = server().await;
-    let (ok, _, err) = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    let (ok, _, err) = common::latchkey_command()
         .args(["user", "list"])
         .env("LATCHKEY_DATABASE_URL", &s.database_url)
         .env("LATCHKEY_LOG", "trace")

@@ -9,8 +9,6 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -20,13 +18,8 @@ fn free_port() -> u16 {
 }
 
 fn latchkey(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::latchkey_command();
     cmd.current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LATCHKEY_") {
-            cmd.env_remove(k);
-        }
-    }
     cmd
 }
 
@@ -52,11 +45,7 @@ fn wait_healthy_on(host: &str, port: u16) -> bool {
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    child.wait().unwrap()
+    common::terminate_child(child)
 }
 
 #[test]

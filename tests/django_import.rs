@@ -20,7 +20,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 const HERE: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The Django reference project, part of this repository.
@@ -113,12 +112,7 @@ fn make_django_db(python: &Path, database_url: &str, model: &str) -> Value {
 /// command, never creates nor migrates a database), then the import.
 fn import(target: &str, source: &str, args: &[&str]) -> (bool, String, String) {
     let command = || {
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("LATCHKEY_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = common::latchkey_command();
         cmd.env("LATCHKEY_DATABASE_URL", target)
             .env("LATCHKEY_LOG", "warn");
         cmd

@@ -332,7 +332,7 @@ async fn logins_beyond_the_hash_queue_get_503_at_once_and_do_not_count_as_attemp
     );
     // Only the attempts whose password was checked count against the address.
     let store = latchkey::open_store(&{
-        let mut c = latchkey::config::Config::from_env().unwrap();
+        let mut c = latchkey::config::Config::defaults().unwrap();
         c.database_url = s.database_url.clone();
         c
     })

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{tokens, TestServer};
@@ -33,7 +32,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_millis(3_100)).await;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    let out = common::latchkey_command()
         .args([
             "flush-expired",
             "--database-url",
@@ -67,7 +66,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     assert_eq!(r.status(), StatusCode::OK);
 
     // A second run has nothing left to do.
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    let out = common::latchkey_command()
         .args(["flush-expired", "--database-url", &url])
         .output()
         .unwrap();

@@ -188,10 +188,7 @@ async fn every_reference_in_the_document_resolves_and_every_operation_documents_
 async fn latchkey_openapi_prints_the_served_document() {
     let s = TestServer::start().await;
     let served = openapi(&s).await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .arg("openapi")
-        .output()
-        .unwrap();
+    let out = common::latchkey_command().arg("openapi").output().unwrap();
     assert!(out.status.success());
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, served);

@@ -80,7 +80,7 @@ async fn served_with(url: String) -> TestServer {
 }
 
 async fn refused(url: String) -> String {
-    let mut config = Config::from_env().unwrap();
+    let mut config = Config::defaults().unwrap();
     config.database_url = url;
     config.database_acquire_timeout_seconds = 2;
     match App::build(&config).await {

@@ -80,7 +80,8 @@ impl TestServer {
         clock: Clock,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
-        let mut config = Config::from_env().expect("default configuration");
+        // The defaults, never the developer's `LATCHKEY_*` variables.
+        let mut config = Config::defaults().expect("default configuration");
         config.database_url = database_url.clone();
         config.hash_queue = 1024;
         // Tests register many users from 127.0.0.1; the registration
@@ -329,6 +330,27 @@ pub async fn fresh_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// The `latchkey` binary as a command, with none of the developer's
+/// `LATCHKEY_*` variables: a test says every setting it depends on.
+pub fn latchkey_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LATCHKEY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Stop `child` as an operator would (SIGTERM: a graceful shutdown) and
+/// wait for its exit.
+pub fn terminate_child(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap()
+}
+
 /// A `latchkey serve` child process (killed on drop).
 pub struct ServerProcess {
     pub base: String,
@@ -349,10 +371,7 @@ impl ServerProcess {
 
     /// Stop it as an operator would (SIGTERM: a graceful shutdown), and wait.
     pub fn terminate(mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        terminate_child(&mut self.child);
     }
 
     /// Send SIGTERM and wait for the exit: its status and how long it took.
@@ -390,7 +409,7 @@ impl ServerProcess {
             .local_addr()
             .unwrap()
             .port();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        let mut cmd = latchkey_command();
         cmd.arg("serve")
             .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
             // Tests register many users from 127.0.0.1 (the registration
