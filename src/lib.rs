@@ -265,6 +265,12 @@ impl App {
         })
     }
 
+    /// The service a listener serves (the router behind the edge), for
+    /// driving requests without a socket (`tower::ServiceExt::oneshot`).
+    pub fn service(&self) -> http::Service {
+        self.router.clone()
+    }
+
     /// Where the signing key came from, for the start-up log line.
     pub fn key_source(&self) -> KeySource {
         self.key_source
