@@ -62,12 +62,32 @@ export async function withLock<T>(
       }
       if (!(error instanceof DOMException) || (error.name !== "TimeoutError" && error.name !== "AbortError")) throw error;
     }
-    const now = await holder(locks, name);
-    if (now !== undefined && now === before) {
-      await locks.request(name, { steal: true }, callback);
+    // Only one waiter at a time may judge and steal (two that timed out
+    // together would otherwise steal from each other and both refresh).
+    let stealing: Promise<unknown> | undefined;
+    await locks.request(`${name}:steal`, { ifAvailable: true }, async (permit) => {
+      if (permit === null) return;
+      const now = await holder(locks, name);
+      if (now === undefined || now !== before) return;
+      // Granted at once; `callback` has started by the time this returns.
+      let entered!: () => void;
+      const started = new Promise<void>((resolve) => (entered = resolve));
+      stealing = locks.request(name, { steal: true }, () => {
+        entered();
+        return callback();
+      });
+      await started;
+    });
+    if (stealing) {
+      try {
+        await stealing;
+      } catch {
+        // Stolen from in turn (this tab froze meanwhile): finish, but write nothing.
+        stolen = true;
+      }
       return await (running as unknown as Promise<T>);
     }
-    // The holder changed (or let go): the queue moves, wait again.
+    // The holder changed (or let go), or another waiter is stealing: wait again.
   }
 }
 

@@ -10,14 +10,37 @@ class FakeLockManager {
   private holder: { client: string; reject: (e: unknown) => void } | null = null;
   private queue: Array<{ client: string; grant: () => void }> = [];
 
+  private readonly others = new Map<string, FakeLockManager>();
+
   tab(client: string): Locks {
     return {
-      request: <T>(_name: string, options: LockOptions, callback: (lock: Lock | null) => Promise<T> | T) =>
-        new Promise<T>((resolve, reject) => {
+      request: <T>(name: string, options: LockOptions, callback: (lock: Lock | null) => Promise<T> | T) =>
+        name === "l" ? this.one(client, options, callback) : this.named(name).one(client, options, callback),
+      // The snapshot is taken at the call and arrives a little later, as a real one may.
+      query: () => {
+        const snapshot = {
+          held: this.holder ? [{ name: "l", mode: "exclusive" as const, clientId: this.holder.client }] : [],
+          pending: [],
+        };
+        return new Promise((resolve) => setTimeout(() => resolve(snapshot), 5));
+      },
+    };
+  }
+
+  private named(name: string): FakeLockManager {
+    let manager = this.others.get(name);
+    if (!manager) this.others.set(name, (manager = new FakeLockManager()));
+    return manager;
+  }
+
+  one<T>(client: string, options: LockOptions, callback: (lock: Lock | null) => Promise<T> | T): Promise<T> {
+    {
+      {
+      return new Promise<T>((resolve, reject) => {
           const run = () => {
             const entry = { client, reject };
             this.holder = entry;
-            Promise.resolve(callback(null)).then(
+            Promise.resolve(callback({ name: "l", mode: "exclusive" } as Lock)).then(
               (value) => {
                 if (this.holder === entry) this.release();
                 resolve(value);
@@ -33,6 +56,10 @@ class FakeLockManager {
             return run();
           }
           if (!this.holder) return run();
+          if (options.ifAvailable) {
+            Promise.resolve(callback(null)).then(resolve, reject);
+            return;
+          }
           const waiter = { client, grant: run };
           this.queue.push(waiter);
           options.signal?.addEventListener("abort", () => {
@@ -42,12 +69,9 @@ class FakeLockManager {
               reject(options.signal!.reason);
             }
           });
-        }),
-      query: async () => ({
-        held: this.holder ? [{ name: "l", mode: "exclusive", clientId: this.holder.client }] : [],
-        pending: [],
-      }),
-    };
+        });
+      }
+    }
   }
 
   private release() {
@@ -123,6 +147,25 @@ describe("the cross-tab lock", () => {
     }, () => 0);
     await Promise.all([a, b, c]);
     expect(ran).toEqual(["a", "b", "c"]);
+  });
+
+  it("two waiters that time out together steal from the frozen holder once, not from each other", async () => {
+    const manager = new FakeLockManager();
+    manager.tab("frozen").request("l", {}, never).catch(() => "stolen from");
+    let inside = 0;
+    let most = 0;
+    const section = (name: string) => async (isStolen: () => boolean) => {
+      most = Math.max(most, ++inside);
+      await new Promise((r) => setTimeout(r, 30));
+      inside--;
+      return `${name}${isStolen() ? " (stolen)" : ""}`;
+    };
+    const results = await Promise.all([
+      withLock(manager.tab("a"), "l", 50, section("a"), () => 0),
+      withLock(manager.tab("b"), "l", 50, section("b"), () => 0),
+    ]);
+    expect(results.sort()).toEqual(["a", "b"]);
+    expect(most).toBe(1);
   });
 
   it("a critical section's failure reaches its caller and frees the lock", async () => {
