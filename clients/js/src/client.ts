@@ -180,9 +180,7 @@ export class LatchkeyClient {
     // A frozen or hidden tab's timers did not run: look again when it is back.
     const doc = (globalThis as { document?: Document }).document;
     if (doc) {
-      const onBack = () => {
-        if (doc.visibilityState !== "hidden") this.sync(null);
-      };
+      const onBack = () => this.sync(null, true);
       doc.addEventListener("resume", onBack);
       doc.addEventListener("visibilitychange", onBack);
       this.cleanups.push(() => {
@@ -214,7 +212,7 @@ export class LatchkeyClient {
   }
 
   /** Re-reads the store; tells listeners and reschedules when something changed. */
-  private sync(reason: SignOutReason | null): void {
+  private sync(reason: SignOutReason | null, reschedule = false): void {
     if (this.closed) return;
     const session = this.store.read();
     const tokensChanged =
@@ -230,10 +228,8 @@ export class LatchkeyClient {
       this.state = { status, user, reason: nextReason };
       for (const listener of [...this.listeners]) listener(this.state);
     }
-    if (tokensChanged) {
-      this.retryDelayMs = 0;
-      this.schedule();
-    }
+    if (tokensChanged) this.retryDelayMs = 0;
+    if (tokensChanged || reschedule) this.schedule();
   }
 
   private broadcast(message: Message): void {
