@@ -9,7 +9,7 @@ import { Bus, SharedStorage } from "../test/fakes.js";
 import { latchkeyBinary, startLatchkey, type Running } from "./latchkey.js";
 
 const binary = latchkeyBinary();
-if (!binary && process.env.CI === "true") throw new Error("CI=true and no latchkey binary: set LATCHKEY_BIN.");
+if (!binary && process.env.CI === "true") throw new Error("CI=true and no latchkey binary: set LATCHKEY_BIN (the release build).");
 if (!binary) console.warn("test-server: no latchkey binary (set LATCHKEY_BIN); skipped.");
 
 const PASSWORD = "correct-Horse-battery-9-staple";
