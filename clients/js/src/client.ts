@@ -391,7 +391,15 @@ export class LatchkeyClient {
     if (!session) throw signedOutError();
     const times = tokenTimes(session.tokens.access);
     if (times && isDue(times, this.now(), this.marginSeconds, this.offsetMs)) {
-      await this.refreshFrom(session.tokens);
+      try {
+        await this.refreshFrom(session.tokens);
+      } catch (error) {
+        // The session ended on the way: this request has no one to speak for.
+        if (error instanceof LatchkeyError && error.status === 401) throw signedOutError();
+        // Refresh failed for now (network, 5xx, 429): the token may still have
+        // its margin to live, so send it; the 401 rule covers the rest.
+        if (this.now() + this.offsetMs >= times.exp * 1000) throw error;
+      }
       session = this.store.read();
       if (!session) throw signedOutError();
     }

@@ -49,6 +49,10 @@ export async function withLock<T>(
       () => undefined,
     );
   };
+  // Rounds in which another waiter held the steal permit: a waiter that froze
+  // holding it must not stop every other from stealing, so after two such
+  // rounds the permit is taken too.
+  let permitMisses = 0;
   for (;;) {
     const before = await holder(locks, name);
     try {
@@ -65,8 +69,13 @@ export async function withLock<T>(
     // Only one waiter at a time may judge and steal (two that timed out
     // together would otherwise steal from each other and both refresh).
     let stealing: Promise<unknown> | undefined;
-    await locks.request(`${name}:steal`, { ifAvailable: true }, async (permit) => {
-      if (permit === null) return;
+    const permitOptions: LockOptions = permitMisses >= 2 ? { steal: true } : { ifAvailable: true };
+    await locks.request(`${name}:steal`, permitOptions, async (permit) => {
+      if (permit === null) {
+        permitMisses++;
+        return;
+      }
+      permitMisses = 0;
       const now = await holder(locks, name);
       if (now === undefined || now !== before) return;
       // Granted at once; `callback` has started by the time this returns.

@@ -80,6 +80,40 @@ describe("refresh before exp", () => {
   });
 });
 
+describe("refresh failures", () => {
+  it("a due refresh that fails for now (503) still sends the request with the token that has time left", async () => {
+    const server = new FakeLatchkey({ accessSeconds: 8 });
+    const [tab] = tabs(1, server).tabs;
+    await tab!.login({ email: "ada@example.com", password: "right" });
+    server.refreshFails = 503;
+    vi.setSystemTime(Date.now() + 6500);
+    const response = await tab!.fetch(`${BASE}/api/things`);
+    expect(response.status).toBe(200);
+    expect(tab!.getState().status).toBe("signed_in");
+  });
+
+  it("a due refresh that fails once the token has expired rejects with the server's error", async () => {
+    const server = new FakeLatchkey({ accessSeconds: 8 });
+    const [tab] = tabs(1, server).tabs;
+    await tab!.login({ email: "ada@example.com", password: "right" });
+    server.refreshFails = 503;
+    vi.setSystemTime(Date.now() + 9000);
+    await expect(tab!.fetch(`${BASE}/api/things`)).rejects.toMatchObject({ status: 503, retryAfter: 1 });
+    expect(server.calls.filter((c) => c.path === "/api/things")).toHaveLength(0);
+    expect(tab!.getState().status).toBe("signed_in");
+  });
+
+  it("a due refresh the server refuses ends the session: the request rejects with signed_out", async () => {
+    const server = new FakeLatchkey({ accessSeconds: 8 });
+    const [tab] = tabs(1, server).tabs;
+    await tab!.login({ email: "ada@example.com", password: "right" });
+    server.live.clear();
+    vi.setSystemTime(Date.now() + 6500);
+    await expect(tab!.fetch(`${BASE}/api/things`)).rejects.toMatchObject({ code: "signed_out" });
+    expect(tab!.getState()).toMatchObject({ status: "signed_out", reason: "session_ended" });
+  });
+});
+
 describe("many tabs, one refresh", () => {
   it("three tabs due at once send exactly one refresh, and all use its pair", async () => {
     const server = new FakeLatchkey({ accessSeconds: 8 });

@@ -168,6 +168,14 @@ describe("the cross-tab lock", () => {
     expect(most).toBe(1);
   });
 
+  it("a waiter that froze holding the steal permit does not stop the others for good", async () => {
+    const manager = new FakeLockManager();
+    manager.tab("frozen").request("l", {}, never).catch(() => "stolen from");
+    manager.tab("frozen thief").request("l:steal", {}, never).catch(() => "stolen from");
+    const result = await withLock(manager.tab("b"), "l", 30, async () => "b ran", () => 0);
+    expect(result).toBe("b ran");
+  });
+
   it("a critical section's failure reaches its caller and frees the lock", async () => {
     const manager = new FakeLockManager();
     await expect(
