@@ -227,6 +227,27 @@ describe("the retry rule", () => {
   });
 });
 
+describe("memory storage", () => {
+  it("keeps the session in this tab only: two tabs are two sessions, each refreshing its own", async () => {
+    const server = new FakeLatchkey({ accessSeconds: 8 });
+    const make = () => createClient({ baseUrl: BASE, storage: "memory", fetch: server.fetch });
+    const a = make();
+    const b = make();
+    clients.push(a, b);
+    await a.login({ email: "ada@example.com", password: "right" });
+    expect(a.getState().status).toBe("signed_in");
+    expect(b.getState().status).toBe("signed_out");
+    await b.login({ email: "ada@example.com", password: "right" });
+    await vi.advanceTimersByTimeAsync(6100);
+    // One rotation per session, and neither spent the other's token.
+    expect(server.refreshes).toBe(2);
+    expect(server.reuses).toBe(0);
+    await a.logout();
+    expect(a.getState().status).toBe("signed_out");
+    expect(b.getState().status).toBe("signed_in");
+  });
+});
+
 describe("errors", () => {
   it("a wrong password rejects with the contract's code and detail, and no session", async () => {
     const server = new FakeLatchkey();

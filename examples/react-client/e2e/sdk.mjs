@@ -200,6 +200,12 @@ async function main() {
       await signedIn(tab).waitFor();
     }
     check(true, "three tabs signed in as the registered user (the session from localStorage)");
+    // The seed-style page (plain fetch) reads the same stored session.
+    const seedPage = await context.newPage();
+    await seedPage.goto(appOrigin);
+    await signedIn(seedPage).waitFor();
+    check(true, "the seed-style page, opened beside them, is signed in with the SDK's session");
+    await seedPage.close();
   });
 
   const [tab1, tab2, tab3] = pages;
