@@ -285,7 +285,9 @@ async function main() {
         `tab ${i + 1}: ${c.ok - was.ok} more requests answered 200, none refused or failed`,
       );
       check(
-        c.slowestMs < LOCK_TIMEOUT_MS * 1.2 + 1000,
+        // The lock timeout (a fifth of it as jitter) plus a refresh and a request,
+        // with room for a loaded machine; a stall would last the whole run.
+        c.slowestMs < LOCK_TIMEOUT_MS * 1.2 + 2500,
         `tab ${i + 1}: the slowest request took ${c.slowestMs} ms (the ${LOCK_TIMEOUT_MS} ms lock timeout, not forever)`,
       );
     }
