@@ -9,6 +9,7 @@ use crate::auth::keys::KeyTooShort;
 use crate::auth::legacy::import::DjangoImportOptions;
 use crate::auth::legacy::tokens::DjangoKey;
 use crate::auth::SecretKey;
+use crate::telemetry::LogFormat;
 
 /// The environment variable holding the signing key.
 pub const SECRET_KEY_ENV: &str = "LATCHKEY_SECRET_KEY";
@@ -403,15 +404,6 @@ fn origin_problem(origin: &str) -> Option<String> {
         ));
     }
     None
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 impl Config {

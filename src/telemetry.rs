@@ -18,8 +18,6 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-
 tokio::task_local! {
     static REQUEST_ID: Arc<str>;
 }
@@ -43,6 +41,15 @@ pub fn in_current_request<F: Future>(fut: F) -> impl Future<Output = F::Output> 
             None => fut.await,
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Install the global `tracing` subscriber: human-readable or JSON lines on

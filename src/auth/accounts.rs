@@ -70,18 +70,10 @@ impl Auth {
         caller: &Principal,
         form: PasswordChange,
     ) -> Result<(), AuthError> {
-        let mut errors = FieldErrors::default();
-        let old = errors.check(
-            "old_password",
-            form.old_password.and_then(Password::non_blank),
-        );
-        let new = errors.check(
-            "new_password",
-            form.new_password.and_then(Password::non_blank),
-        );
-        let (Some(old), Some(new)) = (old, new) else {
-            return Err(AuthError::Invalid(errors));
-        };
+        let PasswordChange {
+            old_password: old,
+            new_password: new,
+        } = form;
         if self.hasher.is_saturated() {
             return Err(AuthError::Overloaded);
         }
@@ -217,17 +209,12 @@ pub(super) async fn check_account(
     passwords: &PasswordPolicy,
     form: Registration,
 ) -> Result<CheckedAccount, AuthError> {
+    let Registration {
+        name,
+        email,
+        password,
+    } = form;
     let mut errors = FieldErrors::default();
-    let name = errors.check("name", form.name.and_then(|n| Name::parse(&n)));
-    let email = errors.check("email", form.email.and_then(|e| Email::parse(&e)));
-    let password = errors.check("password", form.password.and_then(Password::non_blank));
-
-    // The password policy needs a valid name and email to compare with, so
-    // it runs only once those parse.
-    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return Err(AuthError::Invalid(errors));
-    };
-
     let (email_taken, name_taken) = store.taken(&email.lookup_key(), &name.lookup_key()).await?;
     if email_taken {
         errors.0.extend(duplicate(UniqueField::Email).0);

@@ -2,6 +2,7 @@
 //! ...` commands: the same rules as the API (password policy, hashing on
 //! the worker threads), without HTTP.
 
+use super::identity::{Email, Name};
 use super::password::{Hasher, Password, PasswordPolicy};
 use super::{
     create_account, hash_new_password, now, view, AuthError, FieldErrors, Registration, UserView,
@@ -70,10 +71,17 @@ impl Admin {
         email: &str,
         password: Password,
     ) -> Result<UserView, AuthError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", Name::parse(name));
+        let email = errors.check("email", Email::parse(email));
+        let password = errors.check("password", password.non_blank());
+        let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+            return Err(AuthError::Invalid(errors));
+        };
         let form = Registration {
-            name: Ok(name.to_owned()),
-            email: Ok(email.to_owned()),
-            password: Ok(password),
+            name,
+            email,
+            password,
         };
         let user = create_account(&self.store, &self.hasher, &self.passwords, form, now()).await?;
         tracing::info!(target: "latchkey::security", event = "user_created", user_id = user.id);

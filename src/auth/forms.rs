@@ -1,41 +1,47 @@
-//! The forms the use cases take: each field as received (a string, or
-//! the DRF message saying why it is not one), parsed by the use case.
+//! The forms the use cases take, already parsed: the HTTP layer (and the
+//! CLI) turn what they received into these values, so a use case holds only
+//! a valid `Email`, `Name` and `Password` and checks what needs the
+//! database or the policy (a taken address, a weak password).
 
+use super::identity::{Email, Name};
 use super::password::Password;
-
-/// A JSON field as received: its string value, or the DRF message saying why
-/// it is not one ("This field is required.", "Not a valid string.", ...).
-pub type RawField = Result<String, String>;
 
 /// The registration form.
 #[derive(Debug)]
 pub struct Registration {
     /// Display name.
-    pub name: RawField,
+    pub name: Name,
     /// Email address.
-    pub email: RawField,
+    pub email: Email,
     /// Password (never logged: see [`Password`]).
-    pub password: Result<Password, String>,
+    pub password: Password,
 }
 
-/// The login form: `email` (or, without it, `name`) and `password`.
+/// Who is logging in: by email address or, without one, by name.
+#[derive(Debug)]
+pub enum Identifier {
+    /// The account's email address.
+    Email(Email),
+    /// The account's name.
+    Name(Name),
+}
+
+/// The login form.
 #[derive(Debug)]
 pub struct Credentials {
-    /// Email address, preferred when present.
-    pub email: Option<RawField>,
-    /// Name, used only when no email is given.
-    pub name: Option<RawField>,
+    /// The account.
+    pub identifier: Identifier,
     /// Password.
-    pub password: Result<Password, String>,
+    pub password: Password,
 }
 
 /// The password-change form.
 #[derive(Debug)]
 pub struct PasswordChange {
     /// The current password.
-    pub old_password: Result<Password, String>,
+    pub old_password: Password,
     /// The new password.
-    pub new_password: Result<Password, String>,
+    pub new_password: Password,
 }
 
 /// Django's message for a wrong current password.

@@ -2,11 +2,9 @@
 //! an account that cannot log in), throttled per account and address,
 //! with known clients counted apart so a user cannot be locked out.
 
-use super::identity::{Email, Name};
-use super::password::Password;
+use super::password::StoredHash;
 use super::{
-    decoy, device, legacy, throttle, view, Auth, AuthError, ClientInfo, Credentials, FieldErrors,
-    LoggedIn,
+    decoy, device, throttle, view, Auth, AuthError, ClientInfo, Credentials, Identifier, LoggedIn,
 };
 use crate::metrics::LoginOutcome;
 use crate::store::UserRecord;
@@ -49,28 +47,11 @@ impl Auth {
         form: Credentials,
         client: &ClientInfo,
     ) -> Result<LoggedIn, AuthError> {
-        let mut errors = FieldErrors::default();
-        let identifier = match (form.email, form.name) {
-            (Some(email), _) => errors.check(
-                "email",
-                email
-                    .and_then(|e| Email::parse(&e))
-                    .map(|e| ("email", e.lookup_key())),
-            ),
-            (None, Some(name)) => errors.check(
-                "name",
-                name.and_then(|n| Name::parse(&n))
-                    .map(|n| ("name", n.lookup_key())),
-            ),
-            (None, None) => {
-                errors.add("email", "This field is required.");
-                None
-            }
+        let (kind, key) = match &form.identifier {
+            Identifier::Email(email) => ("email", email.lookup_key()),
+            Identifier::Name(name) => ("name", name.lookup_key()),
         };
-        let password = errors.check("password", form.password.and_then(Password::non_blank));
-        let (Some((kind, key)), Some(password)) = (identifier, password) else {
-            return Err(AuthError::Invalid(errors));
-        };
+        let password = form.password;
 
         // A login flood beyond the hash queue is answered before any database work.
         if self.hasher.is_saturated() {
@@ -117,7 +98,7 @@ impl Auth {
             // An account that cannot log in (inactive, or a password over
             // the limit): the work its own hash would cost, on a decoy like
             // it, so the answer does not tell it from one that can.
-            Some(user) => legacy::hashes::decoy_like(&user.password_hash)?,
+            Some(user) => StoredHash::parse(&user.password_hash).decoy()?,
             // No account: the work an account would cost (see `decoy`);
             // whatever the verification says, it fails.
             None => {
@@ -167,7 +148,7 @@ impl Auth {
         let (users, legacy, sample) = self.store.password_hash_census(SAMPLE).await?;
         let mut decoys = Vec::with_capacity(sample.len());
         for hash in &sample {
-            decoys.push(legacy::hashes::decoy_like(hash)?);
+            decoys.push(StoredHash::parse(hash).decoy()?);
         }
         self.decoys.update(decoy::Census {
             users: users.unsigned_abs(),

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 pub use clock::Clock;
 pub use error::{AuthError, FieldErrors, TokenRejection};
-pub use forms::{Credentials, PasswordChange, RawField, Registration, WRONG_OLD_PASSWORD};
+pub use forms::{Credentials, Identifier, PasswordChange, Registration, WRONG_OLD_PASSWORD};
 pub use keys::SecretKey;
 
 pub(crate) use accounts::{create_account, hash_new_password};

@@ -7,6 +7,18 @@ use serde_json::{json, Value};
 
 use crate::auth::{AuthError, TokenRejection};
 
+/// DRF's words for a field that is not what its form wants.
+pub mod drf {
+    /// A required field is absent.
+    pub const REQUIRED: &str = "This field is required.";
+    /// A field is `null`.
+    pub const NULL: &str = "This field may not be null.";
+    /// A string field holds another JSON value.
+    pub const NOT_A_STRING: &str = "Not a valid string.";
+    /// A string field that must not be empty is.
+    pub const BLANK: &str = "This field may not be blank.";
+}
+
 /// Everything a request can fail with, domain errors included.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -10,32 +10,25 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::password::Password;
-use crate::auth::{ClientInfo, Principal, RawField};
+use crate::auth::{ClientInfo, Principal};
 
 /// A request body that is a JSON object, read within the size limit.
 pub struct JsonObject(pub Map<String, Value>);
 
-impl JsonObject {
-    /// A field as a string, or the DRF message saying why it is not one;
-    /// `None` when absent.
-    pub fn field(&self, name: &str) -> Option<RawField> {
-        self.0.get(name).map(|v| match v {
-            Value::String(s) => Ok(s.clone()),
-            Value::Null => Err("This field may not be null.".to_owned()),
-            _ => Err("Not a valid string.".to_owned()),
-        })
-    }
+/// A request body read into the typed form `T` (see `requests.rs`): a JSON
+/// object within the size limit, each field as received.
+pub struct Form<T>(pub T);
 
-    /// A required string field.
-    pub fn required(&self, name: &str) -> RawField {
-        self.field(name)
-            .unwrap_or_else(|| Err("This field is required.".to_owned()))
-    }
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for Form<T> {
+    type Rejection = ApiError;
 
-    /// A required password field, wrapped at once so it cannot be logged.
-    pub fn password(&self, name: &str) -> Result<Password, String> {
-        self.required(name).map(Password::new)
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let JsonObject(fields) = JsonObject::from_request(req, state).await?;
+        // The forms' fields take any JSON value (see `requests::Text`), so
+        // an object always reads.
+        serde_json::from_value(Value::Object(fields))
+            .map(Self)
+            .map_err(|e| ApiError::JsonSyntax(e.to_string()))
     }
 }
 

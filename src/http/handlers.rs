@@ -8,12 +8,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{cookie, Caller, Client, JsonObject};
-use super::openapi::{
-    ErrorBody, LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
+use super::extract::{cookie, Caller, Client, Form};
+use super::openapi::ErrorBody;
+use super::requests::{
+    LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
 };
 use super::{AppState, CSRF_COOKIE, DEVICE_COOKIE};
-use crate::auth::{Credentials, PasswordChange, Registration, SessionView, TokenPair, UserView};
+use crate::auth::{SessionView, TokenPair, UserView};
 
 /// A user: `{"id","email","name"}`.
 #[derive(Serialize, ToSchema)]
@@ -167,14 +168,9 @@ pub async fn csrf_token(
 pub async fn register(
     State(state): State<AppState>,
     Client(client): Client,
-    body: JsonObject,
+    Form(form): Form<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let form = Registration {
-        name: body.required("name"),
-        email: body.required("email"),
-        password: body.password("password"),
-    };
-    let (user, tokens) = state.auth.register(form, &client).await?;
+    let (user, tokens) = state.auth.register(form.parse()?, &client).await?;
     Ok(user_with_tokens(StatusCode::CREATED, &user, &tokens))
 }
 
@@ -191,14 +187,9 @@ pub async fn register(
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
-    body: JsonObject,
+    Form(form): Form<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let form = Credentials {
-        email: body.field("email"),
-        name: body.field("name"),
-        password: body.password("password"),
-    };
-    let logged_in = state.auth.login(form, &client).await?;
+    let logged_in = state.auth.login(form.parse()?, &client).await?;
     let mut response = user_with_tokens(StatusCode::OK, &logged_in.user, &logged_in.tokens);
     let set_cookie = format!(
         "{DEVICE_COOKIE}={}{}",
@@ -222,10 +213,9 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    body: JsonObject,
+    Form(form): Form<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let refresh = token_field(&body, "refresh")?;
-    state.auth.logout(&caller, &refresh).await?;
+    state.auth.logout(&caller, &form.parse()?).await?;
     Ok(Json(DetailBody {
         detail: "Successfully logged out.",
     })
@@ -265,13 +255,9 @@ pub async fn logout_all(
 pub async fn change_password(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    body: JsonObject,
+    Form(form): Form<PasswordChangeRequest>,
 ) -> Result<Response, ApiError> {
-    let form = PasswordChange {
-        old_password: body.password("old_password"),
-        new_password: body.password("new_password"),
-    };
-    state.auth.change_password(&caller, form).await?;
+    state.auth.change_password(&caller, form.parse()?).await?;
     Ok(Json(DetailBody {
         detail: "Password changed.",
     })
@@ -332,10 +318,9 @@ pub async fn me(Caller(caller): Caller) -> Response {
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
-    body: JsonObject,
+    Form(form): Form<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let refresh = token_field(&body, "refresh")?;
-    let tokens = state.auth.refresh(&refresh).await?;
+    let tokens = state.auth.refresh(&form.parse()?).await?;
     Ok(Json(RefreshFirst {
         refresh: &tokens.refresh,
         access: &tokens.access,
@@ -351,23 +336,12 @@ pub async fn refresh(
         (status = 400, description = "Missing token field", body = super::openapi::FieldErrorsBody),
         (status = 401, description = "Invalid, expired or revoked", body = ErrorBody),
     ))]
-pub async fn verify(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
-    let token = token_field(&body, "token")?;
-    state.auth.verify(&token).await?;
+pub async fn verify(
+    State(state): State<AppState>,
+    Form(form): Form<VerifyRequest>,
+) -> Result<Response, ApiError> {
+    state.auth.verify(&form.parse()?).await?;
     Ok(Json(Empty {}).into_response())
-}
-
-/// A required, non-blank token field.
-fn token_field(body: &JsonObject, name: &str) -> Result<String, ApiError> {
-    let value = body.required(name).and_then(|t| {
-        if t.is_empty() {
-            Err("This field may not be blank.".to_owned())
-        } else {
-            Ok(t)
-        }
-    });
-    value
-        .map_err(|m| crate::auth::AuthError::Invalid(crate::auth::FieldErrors::one(name, m)).into())
 }
 
 /// Liveness: the process serves.

@@ -7,6 +7,7 @@ pub mod extract;
 mod handlers;
 pub mod middleware;
 pub mod openapi;
+mod requests;
 pub mod server;
 
 use axum::http::{Method, StatusCode};

@@ -12,65 +12,6 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Content, Header, OpenApi, Ref, RefOr};
 use utoipa::{OpenApi as _, ToSchema};
 
-/// The registration form.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RegisterRequest {
-    /// Display name, unique (case-insensitive), 1–150 characters.
-    name: String,
-    /// Email address, unique (case-insensitive).
-    #[schema(format = "email")]
-    email: String,
-    /// Checked against the password policy (length, similarity, common, numeric).
-    #[schema(format = "password", write_only)]
-    password: String,
-}
-
-/// The login form: `email`, or (without it) `name`, and `password`.
-#[derive(ToSchema)]
-// The example shows the usual form: an example built from the fields would
-// send `name` beside `email`, which /docs users then copy.
-#[schema(example = json!({"email": "ada@example.com", "password": "Analytical-Engine-1843"}))]
-#[allow(dead_code)]
-pub struct LoginRequest {
-    /// Email address (preferred when both are given).
-    #[schema(format = "email")]
-    email: Option<String>,
-    /// Name, used when no email is given.
-    name: Option<String>,
-    /// Password.
-    #[schema(format = "password", write_only)]
-    password: String,
-}
-
-/// A body carrying a refresh token.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RefreshRequest {
-    /// A refresh token.
-    refresh: String,
-}
-
-/// A body carrying a token to check.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct VerifyRequest {
-    /// An access or refresh token.
-    token: String,
-}
-
-/// The password-change form.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PasswordChangeRequest {
-    /// The current password.
-    #[schema(format = "password", write_only)]
-    old_password: String,
-    /// The new password (same policy as registration).
-    #[schema(format = "password", write_only)]
-    new_password: String,
-}
-
 /// An error: `{"detail": "...", "code": "..."}`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Error)]

@@ -406,7 +406,7 @@ impl ImportTransaction {
             (false, true) => None,
         };
         if let Some(reason) = reason {
-            super::sessions::revoke_all_of(&mut self.tx, u.id, u.now, reason, None).await?;
+            super::statements::revoke_all_of(&mut self.tx, u.id, u.now, reason, None).await?;
         }
         self.record_digests(u).await
     }

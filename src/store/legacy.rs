@@ -5,7 +5,7 @@
 
 use sqlx::Row as _;
 
-use super::sessions::{insert_refresh, insert_session};
+use super::statements::{insert_refresh, insert_session};
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// `legacy_tokens.state` of a token Django blacklisted.
@@ -60,24 +60,6 @@ pub struct LegacyTokenUser {
     /// When all of the user's sessions were last ended; SimpleJWT tokens
     /// issued before are refused.
     pub tokens_revoked_at: Option<i64>,
-}
-
-/// Refuse every SimpleJWT token of `user_id` issued up to `now`: part of
-/// ending all of a user's sessions (logout everywhere, password change,
-/// deactivation). Nothing for users latchkey made.
-pub(super) async fn revoke_legacy_tokens_of(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    user_id: i64,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE django_imported_users SET legacy_tokens_revoked_at = $1 WHERE user_id = $2",
-    )
-    .bind(now)
-    .bind(user_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 impl Store {
@@ -194,24 +176,5 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(found.is_some())
-    }
-
-    /// Replace user `user_id`'s password hash with `new_hash`, only if it is
-    /// still `old_hash` (a password changed meanwhile wins). True if replaced.
-    pub async fn replace_password_hash(
-        &self,
-        user_id: i64,
-        old_hash: &str,
-        new_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let replaced =
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
-                .bind(new_hash)
-                .bind(user_id)
-                .bind(old_hash)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-        Ok(replaced == 1)
     }
 }

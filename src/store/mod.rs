@@ -24,6 +24,7 @@ mod open;
 mod session_cache;
 mod sessions;
 mod settings;
+mod statements;
 mod throttle;
 mod users;
 
@@ -38,9 +39,8 @@ pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use lock::ServeLock;
 pub use maintenance::Flushed;
 pub use open::{redacted, OpenError, OpenMode};
-pub use sessions::{
-    IssuedRefresh, NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser,
-};
+pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
+pub use statements::{NewRefreshToken, NewSession, SessionUser};
 pub use throttle::{ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
 pub use users::{NewUser, UserRecord, UserSummary};
 

@@ -2,7 +2,7 @@
 
 use sqlx::Row as _;
 
-use super::sessions::{insert_refresh, insert_session, NewRefreshToken, NewSession};
+use super::statements::{insert_refresh, insert_session, NewRefreshToken, NewSession};
 use super::{Store, StoreError};
 
 /// A user row as the domain needs it.
@@ -84,6 +84,25 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
 }
 
 impl Store {
+    /// Replace user `user_id`'s password hash with `new_hash`, only if it is
+    /// still `old_hash` (a password changed meanwhile wins). True if replaced.
+    pub async fn replace_password_hash(
+        &self,
+        user_id: i64,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+                .bind(new_hash)
+                .bind(user_id)
+                .bind(old_hash)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(replaced == 1)
+    }
+
     /// Insert a user; [`StoreError::Duplicate`] when the email or name is taken,
     /// even when another request inserted it a moment ago.
     pub async fn create_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError> {
@@ -230,7 +249,8 @@ impl Store {
             .rows_affected();
         let mut revoked = 0;
         if updated == 1 && !active {
-            revoked = super::sessions::revoke_all_of(&mut tx, id, now, "deactivated", None).await?;
+            revoked =
+                super::statements::revoke_all_of(&mut tx, id, now, "deactivated", None).await?;
         }
         tx.commit().await?;
         self.forget_cached_sessions(revoked);
@@ -256,8 +276,8 @@ impl Store {
             .rows_affected();
         let mut revoked = 0;
         if updated == 1 {
-            revoked =
-                super::sessions::revoke_all_of(&mut tx, id, now, "password changed", keep).await?;
+            revoked = super::statements::revoke_all_of(&mut tx, id, now, "password changed", keep)
+                .await?;
         }
         tx.commit().await?;
         self.forget_cached_sessions(revoked);

@@ -14,10 +14,10 @@ use std::fmt;
 
 use sha2::{Digest as _, Sha256};
 
-use super::hashes::{classify, cost_out_of_bounds, HashKind};
 use crate::auth::identity::{Email, Name, NAME_MAX_LENGTH};
 use crate::auth::ids::hex;
 use crate::auth::now;
+use crate::auth::password::StoredHash;
 use crate::store::import::{
     DjangoSource, DjangoUserRow, ImportDigests, ImportTransaction, ImportedUser, SqlIdentifier,
     UserTable,
@@ -394,7 +394,7 @@ async fn import_user(
         report.skipped.push((row.id, "no valid name".into()));
         return Ok(());
     };
-    if let Some(why) = cost_out_of_bounds(&classify(&row.password_hash), &row.password_hash) {
+    if let Some(why) = StoredHash::parse(&row.password_hash).cost_out_of_bounds() {
         report
             .skipped
             .push((row.id, format!("its password hash is refused: {why}")));
@@ -468,9 +468,9 @@ async fn import_user(
 /// Count the hash kind of a user latchkey now holds (skipped users are
 /// reported as skipped, not as users who cannot log in).
 fn count_hash(report: &mut ImportReport, row: &DjangoUserRow) {
-    let kind = classify(&row.password_hash);
+    let kind = StoredHash::parse(&row.password_hash);
     *report.hash_kinds.entry(kind.name().to_owned()).or_default() += 1;
-    if let HashKind::Unsupported(algorithm) = kind {
+    if let StoredHash::Unsupported(algorithm) = kind {
         report
             .unsupported
             .entry(algorithm)

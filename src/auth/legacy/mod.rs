@@ -1,7 +1,7 @@
 //! Moving from the Django + SimpleJWT backend without losing anyone.
 //!
-//! - [`hashes`]: Django's password hashes, verified on the hashing workers
-//!   and upgraded to Argon2id at the first successful login.
+//! - Django's password hashes are kinds of [`StoredHash`], verified on the
+//!   hashing workers and upgraded to Argon2id at the first successful login.
 //! - [`tokens`]: SimpleJWT's tokens, verified with the Django key.
 //! - [`import`]: `latchkey import django`.
 //!
@@ -13,8 +13,9 @@
 //! sessions (logout everywhere, password change, deactivation) refuses every
 //! SimpleJWT token of theirs issued before. Without the key, the
 //! methods here refuse everything with the error latchkey's own codec gave.
+//!
+//! [`StoredHash`]: crate::auth::password::StoredHash
 
-pub mod hashes;
 pub mod import;
 pub mod tokens;
 

@@ -1,7 +1,7 @@
 //! The password policy: Django's four default validators, judged on the
 //! password's NFKC form, plus a maximum length.
 
-use super::Password;
+use super::plain::Password;
 
 /// Shortest password accepted, in characters (Django's default).
 pub const MIN_LENGTH: usize = 8;

@@ -1,0 +1,551 @@
+//! The hashing pool: Argon2id hashing and every stored kind's verification
+//! on a few dedicated threads, never the async runtime's, with a bounded
+//! queue in front of them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ::argon2::Params;
+
+use super::argon2::{self, Phc};
+use super::plain::Password;
+use super::policy::PasswordPolicy;
+use super::stored::StoredHash;
+
+/// OWASP's minimum Argon2id memory cost, in KiB.
+pub const MIN_MEMORY_KIB: u32 = 19_456;
+/// OWASP's minimum Argon2id iteration count at that memory cost.
+pub const MIN_ITERATIONS: u32 = 2;
+
+/// How long the workers stay idle before their spare memory is released.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The outcome of a login's password check.
+pub struct Verified {
+    /// The password matched the stored hash.
+    pub matched: bool,
+    /// A new Argon2id hash of the password, when the stored one should be replaced.
+    pub upgraded: Option<String>,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("matched", &self.matched)
+            .field("upgraded", &self.upgraded.is_some())
+            .finish()
+    }
+}
+
+/// Why hashing could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every worker is busy and the waiting queue is full.
+    #[error("the password hashing queue is full")]
+    Overloaded,
+    /// A worker failed (a panic in a job) or the OS RNG failed.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Buckets of the queue-wait histogram, in seconds.
+const WAIT_BUCKETS: [f64; 10] = [0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Argon2id hashing and verification on a small pool of dedicated threads
+/// (`workers` of them, never the async runtime's), with at most `queue` jobs
+/// waiting; beyond that, [`HashError::Overloaded`] at once.
+///
+/// Argon2 memory is reused between jobs while the workers are busy (no
+/// 19 MiB allocation per hash; resident memory bounded by `workers` × the
+/// memory cost) and released after a second without work.
+#[derive(Clone)]
+pub struct Hasher {
+    inner: Arc<HasherInner>,
+}
+
+struct HasherInner {
+    params: Params,
+    workers: usize,
+    queue: usize,
+    busy: Arc<AtomicUsize>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    queued: Arc<AtomicUsize>,
+    /// Seconds each job waited for a worker.
+    wait: prometheus::Histogram,
+    /// A well-formed hash nobody's password matches, verified for unknown
+    /// accounts (and hashes nothing can verify) so they cost the same work
+    /// as a wrong password.
+    dummy: Arc<Phc>,
+}
+
+impl Hasher {
+    /// A hasher at the given cost, never below OWASP's minimum.
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        workers: usize,
+        queue: usize,
+    ) -> Result<Self, HashError> {
+        let (memory_kib, iterations) = (
+            memory_kib.max(MIN_MEMORY_KIB),
+            iterations.max(MIN_ITERATIONS),
+        );
+        // Hashes made at the configured cost must stay verifiable.
+        if let Some(why) = argon2::cost_out_of_bounds(memory_kib, iterations, 1) {
+            return Err(HashError::Failed(format!("configured {why}")));
+        }
+        let params = Params::new(memory_kib, iterations, 1, Some(32))
+            .map_err(|e| HashError::Failed(e.to_string()))?;
+        let mut salt = [0u8; 16];
+        let mut output = [0u8; 32];
+        getrandom::getrandom(&mut salt).map_err(|e| HashError::Failed(e.to_string()))?;
+        getrandom::getrandom(&mut output).map_err(|e| HashError::Failed(e.to_string()))?;
+        let dummy = Phc::parse(&argon2::latchkey_phc(&params, &salt, &output))
+            .ok_or_else(|| HashError::Failed("the dummy hash does not parse".into()))?;
+
+        argon2::large_allocations_unmap_on_free();
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let busy = Arc::new(AtomicUsize::new(0));
+        let workers = workers.max(1);
+        for n in 0..workers {
+            let (receiver, queued, busy) = (receiver.clone(), queued.clone(), busy.clone());
+            std::thread::Builder::new()
+                .name(format!("latchkey-hash-{n}"))
+                .spawn(move || worker(&receiver, &queued, &busy))
+                .map_err(|e| HashError::Failed(e.to_string()))?;
+        }
+        Ok(Self {
+            inner: Arc::new(HasherInner {
+                params,
+                workers,
+                queue,
+                busy,
+                jobs,
+                queued,
+                wait: prometheus::Histogram::with_opts(
+                    prometheus::HistogramOpts::new(
+                        "latchkey_password_hash_wait_seconds",
+                        "Time password-hash jobs waited for a worker.",
+                    )
+                    .buckets(WAIT_BUCKETS.to_vec()),
+                )
+                .map_err(|e| HashError::Failed(e.to_string()))?,
+                dummy: Arc::new(dummy),
+            }),
+        })
+    }
+
+    /// The histogram of queue waits, for the metrics registry.
+    pub fn wait_histogram(&self) -> prometheus::Histogram {
+        self.inner.wait.clone()
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue is full right now: lets a caller answer 503 before
+    /// doing any other work. Advisory only; [`Hasher::run`] decides.
+    pub fn is_saturated(&self) -> bool {
+        let inner = &self.inner;
+        inner.busy.load(Ordering::Relaxed) >= inner.workers && self.queue_depth() >= inner.queue
+    }
+
+    /// Run CPU-bound `job` on a hashing worker.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, HashError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let (enqueued, wait) = (std::time::Instant::now(), self.inner.wait.clone());
+        let job: Job = Box::new(move || {
+            wait.observe(enqueued.elapsed().as_secs_f64());
+            // The caller may have gone away; its result is then dropped.
+            let _ = done.send(job());
+        });
+        self.inner.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.inner.jobs.try_send(job) {
+            self.inner.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(match e {
+                std::sync::mpsc::TrySendError::Full(_) => HashError::Overloaded,
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    HashError::Failed("hash workers stopped".into())
+                }
+            });
+        }
+        result
+            .await
+            .map_err(|_| HashError::Failed("a hashing job failed".into()))
+    }
+
+    /// Hash `password` into a PHC string (`$argon2id$v=19$m=...`).
+    pub async fn hash(&self, password: Password) -> Result<String, HashError> {
+        let params = self.inner.params.clone();
+        self.run(move || argon2::hash(&params, &password).map_err(HashError::Failed))
+            .await?
+    }
+
+    /// Check `password` against `phc` (or, for an unknown account, against a
+    /// dummy hash, spending the same work). False for unparsable hashes.
+    /// Hashes imported from Django are accepted too.
+    pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
+        Ok(self.check(password, phc, false).await?.matched)
+    }
+
+    /// As [`Hasher::verify`], for a login: also accepts hashes imported from
+    /// Django, and after a match whose hash is not Argon2id at this hasher's
+    /// parameters (a Django hash, or the configured cost changed), hashes the
+    /// password again, on the same worker, for the caller to store.
+    pub async fn verify_and_upgrade(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<Verified, HashError> {
+        self.check(password, stored, true).await
+    }
+
+    async fn check(
+        &self,
+        password: Password,
+        stored: Option<String>,
+        upgrade: bool,
+    ) -> Result<Verified, HashError> {
+        let params = self.inner.params.clone();
+        let dummy = Arc::clone(&self.inner.dummy);
+        self.run(move || {
+            let stored = stored.map(|s| StoredHash::parse(&s));
+            let (matched, outdated) = match stored {
+                Some(stored) if stored.is_verifiable() => {
+                    (stored.verify(&password), stored.needs_rehash(&params))
+                }
+                // No account, or a hash nothing can verify (Django's
+                // unusable `!...` passwords, algorithms latchkey does not
+                // support, costs beyond the bounds): the same work as a
+                // wrong password, on the dummy, and no match.
+                _ => {
+                    let _ = dummy.verify(&password);
+                    (false, false)
+                }
+            };
+            let upgraded = if upgrade && matched && outdated {
+                argon2::hash(&params, &password).ok()
+            } else {
+                None
+            };
+            Verified { matched, upgraded }
+        })
+        .await
+    }
+
+    /// Hash `password` after checking it against `policy`; the violations when it fails.
+    pub async fn check_and_hash(
+        &self,
+        policy: PasswordPolicy,
+        password: Password,
+        name: String,
+        email: String,
+    ) -> Result<Result<String, Vec<String>>, HashError> {
+        let params = self.inner.params.clone();
+        self.run(move || {
+            let violations = policy.violations(&password, &name, &email);
+            if !violations.is_empty() {
+                return Ok(Err(violations));
+            }
+            argon2::hash(&params, &password)
+                .map(Ok)
+                .map_err(HashError::Failed)
+        })
+        .await?
+    }
+}
+
+/// A hashing thread: run jobs until every [`Hasher`] clone is gone.
+fn worker(
+    receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
+    queued: &AtomicUsize,
+    busy: &AtomicUsize,
+) {
+    lower_own_priority();
+    loop {
+        let job = match receiver.lock() {
+            Ok(rx) => rx.recv_timeout(IDLE_RELEASE),
+            Err(_) => return,
+        };
+        let job = match job {
+            Ok(job) => job,
+            // No job reached this worker for a while: the spare Argon2
+            // buffers (those no job is using) can go back to the OS. A busy
+            // worker's buffer is not in the spare pool and stays.
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                argon2::release_spare_memory();
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        busy.fetch_add(1, Ordering::AcqRel);
+        queued.fetch_sub(1, Ordering::AcqRel);
+        // A panicking job must not take the worker down with it; its caller
+        // sees the dropped result channel as a failure.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Run this thread at a lower scheduling priority (nice 10), so that under a
+/// login flood the async workers serving cheap requests still get the CPU
+/// first; hashing takes whatever is left, which when idle is all of it.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory-safety preconditions; on Linux, `who`
+    // 0 with PRIO_PROCESS names the calling thread. Failure leaves the
+    // priority unchanged, which is harmless.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::argon2::password_hash::SaltString;
+    use ::argon2::Argon2;
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_at_owasp_cost_and_verify() {
+        let hasher = Hasher::new(1, 1, 2, 4).unwrap();
+        let phc = hasher
+            .hash(Password::new("Tr1cky-Lantern-Owl".into()))
+            .await
+            .unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(hasher
+            .verify(
+                Password::new("Tr1cky-Lantern-Owl".into()),
+                Some(phc.clone())
+            )
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify(Password::new("wrong".into()), Some(phc))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify(Password::new("Tr1cky-Lantern-Owl".into()), None)
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify(Password::new("x".into()), Some("garbage".into()))
+            .await
+            .unwrap());
+    }
+
+    type Held = tokio::task::JoinHandle<Result<(), HashError>>;
+
+    /// Start a job that holds the hasher's single worker until the returned
+    /// barrier is passed.
+    async fn occupy_the_only_worker(hasher: &Hasher) -> (Arc<std::sync::Barrier>, Held) {
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let started = Arc::new(std::sync::Barrier::new(2));
+        let held = {
+            let (hasher, gate, started) = (hasher.clone(), gate.clone(), started.clone());
+            tokio::spawn(async move {
+                hasher
+                    .run(move || {
+                        started.wait();
+                        gate.wait();
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started.wait())
+            .await
+            .unwrap();
+        (gate, held)
+    }
+
+    #[tokio::test]
+    async fn hashes_nothing_can_verify_cost_a_full_verification_like_unknown_accounts() {
+        let hasher = Hasher::new(1, 1, 1, 4).unwrap();
+        let timed = |stored: Option<&str>| {
+            let (hasher, stored) = (hasher.clone(), stored.map(str::to_owned));
+            async move {
+                let started = std::time::Instant::now();
+                let matched = hasher
+                    .verify(Password::new("Tr1cky-Lantern-Owl".into()), stored)
+                    .await
+                    .unwrap();
+                assert!(!matched);
+                started.elapsed()
+            }
+        };
+        // Warm the worker's memory first.
+        timed(None).await;
+        let unknown = timed(None).await;
+        // Django's unusable passwords, an unsupported algorithm, garbage:
+        // without the dummy check each would answer in microseconds, three
+        // orders of magnitude under an Argon2id verification.
+        for stored in ["!unusable-XyZ", "", "md5$salt$0123abcd", "not a hash"] {
+            let spent = timed(Some(stored)).await;
+            assert!(
+                spent * 4 > unknown,
+                "{stored:?}: {spent:?} against {unknown:?} for an unknown account"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_overloaded_at_once() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| 7).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            hasher.run(|| ()).await,
+            Err(HashError::Overloaded)
+        ));
+        gate.wait();
+        held.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), 7);
+        assert_eq!(hasher.queue_depth(), 0);
+        assert!(hasher.run(|| ()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn saturation_means_every_worker_busy_and_the_queue_full() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        assert!(!hasher.is_saturated());
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
+        assert!(!hasher.is_saturated(), "the queue still has room");
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| ()).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(hasher.is_saturated());
+        gate.wait();
+        held.await.unwrap().unwrap();
+        waiting.await.unwrap().unwrap();
+        while hasher.is_saturated() {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_worker_lives_on() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let failed = hasher.run(|| -> () { panic!("boom") }).await;
+        assert!(matches!(failed, Err(HashError::Failed(_))));
+        assert_eq!(hasher.run(|| 5).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn hashes_from_the_argon2_crate_verify_and_a_changed_byte_does_not() {
+        use ::argon2::password_hash::PasswordHasher as _;
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let reference = Argon2::default()
+            .hash_password(b"Tr1cky-Lantern-Owl", &salt)
+            .unwrap()
+            .to_string();
+        assert!(hasher
+            .verify(
+                Password::new("Tr1cky-Lantern-Owl".into()),
+                Some(reference.clone())
+            )
+            .await
+            .unwrap());
+        let mut tampered = reference.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(!hasher
+            .verify(Password::new("Tr1cky-Lantern-Owl".into()), Some(tampered))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_hash_at_the_configured_cost_is_kept_and_one_at_another_cost_upgraded() {
+        let current = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 4).unwrap();
+        let stored = current.hash(Password::new(PW.into())).await.unwrap();
+        let kept = current
+            .verify_and_upgrade(Password::new(PW.into()), Some(stored.clone()))
+            .await
+            .unwrap();
+        assert!(kept.matched);
+        assert!(kept.upgraded.is_none());
+
+        let raised = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS + 1, 1, 4).unwrap();
+        let upgraded = raised
+            .verify_and_upgrade(Password::new(PW.into()), Some(stored))
+            .await
+            .unwrap();
+        assert!(upgraded.matched);
+        let new_hash = upgraded.upgraded.expect("rehashed at the raised cost");
+        assert!(
+            new_hash.starts_with("$argon2id$v=19$m=19456,t=3,p=1$"),
+            "{new_hash}"
+        );
+        assert!(raised
+            .verify(Password::new(PW.into()), Some(new_hash))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_django_hash_verifies_and_is_upgraded_to_argon2id() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 4).unwrap();
+        // Django 5.2's pbkdf2_sha256 of PW, at 1000 iterations.
+        let django =
+            "pbkdf2_sha256$1000$HqBXTtbp7Qrit6N65bnKBP$wCkbcU3pmYpdsxXgqKzzOBcDnNeBtwffVBD39tODIXo=";
+        let v = hasher
+            .verify_and_upgrade(Password::new(PW.into()), Some(django.into()))
+            .await
+            .unwrap();
+        assert!(v.matched);
+        let shown = format!("{v:?}");
+        assert!(!shown.contains("argon2"), "{shown}");
+        let new_hash = v.upgraded.expect("a Django hash is always upgraded");
+        assert!(
+            new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{new_hash}"
+        );
+
+        let wrong = hasher
+            .verify_and_upgrade(Password::new("wrong".into()), Some(django.into()))
+            .await
+            .unwrap();
+        assert!(!wrong.matched && wrong.upgraded.is_none());
+        let unknown = hasher
+            .verify_and_upgrade(Password::new(PW.into()), None)
+            .await
+            .unwrap();
+        assert!(!unknown.matched && unknown.upgraded.is_none());
+    }
+
+    const PW: &str = "Tr1cky-Lantern-Owl";
+
+    #[tokio::test]
+    async fn an_absurd_memory_cost_in_a_stored_hash_is_refused_not_attempted() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let hostile = "$argon2id$v=19$m=4194304,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!hasher
+            .verify(Password::new("x".into()), Some(hostile.into()))
+            .await
+            .unwrap());
+    }
+}

@@ -1,0 +1,122 @@
+//! Statements more than one table module runs inside its own transaction:
+//! starting a session with its first refresh token (registration, login,
+//! a legacy token's redemption) and revoking every session of a user
+//! (logout everywhere, password change, deactivation, import). A leaf, so
+//! the table modules need not import each other.
+
+use super::StoreError;
+
+/// A session about to start.
+pub struct NewSession<'a> {
+    /// Random session id (the tokens' `sid`).
+    pub id: &'a str,
+    /// Its user.
+    pub user_id: i64,
+    /// Start time.
+    pub now: i64,
+    /// When it ends unless a refresh extends it.
+    pub expires_at: i64,
+    /// The client's address, for the user's session list.
+    pub client_addr: Option<&'a str>,
+    /// The client's `User-Agent`, truncated.
+    pub user_agent: Option<&'a str>,
+}
+
+/// A refresh token about to be issued.
+pub struct NewRefreshToken<'a> {
+    /// Its `jti`.
+    pub jti: &'a str,
+    /// Its session.
+    pub session_id: &'a str,
+    /// The token it was rotated from, if any.
+    pub parent_jti: Option<&'a str>,
+    /// Issue time.
+    pub issued_at: i64,
+    /// Expiry time.
+    pub expires_at: i64,
+}
+
+/// The user behind a live session.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// User id.
+    pub user_id: i64,
+    /// User email.
+    pub email: String,
+    /// User name.
+    pub name: String,
+}
+
+const INSERT_REFRESH: &str =
+    "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
+                              VALUES ($1, $2, $3, $4, $5)";
+
+/// The `INSERT` of a new session.
+pub(super) fn insert_session<'q>(
+    s: &'q NewSession<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.now)
+    .bind(s.expires_at)
+    .bind(s.client_addr)
+    .bind(s.user_agent)
+}
+
+/// The `INSERT` of a new refresh token.
+pub(super) fn insert_refresh<'q>(
+    t: &'q NewRefreshToken<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(INSERT_REFRESH)
+        .bind(t.jti)
+        .bind(t.session_id)
+        .bind(t.parent_jti)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+}
+
+/// Revoke every live session of `user_id` except `keep`; the count revoked.
+pub(super) async fn revoke_all_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    now: i64,
+    reason: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1 \
+           AND ($4 IS NULL OR id <> $4)",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    revoke_legacy_tokens_of(tx, user_id, now).await?;
+    Ok(revoked)
+}
+
+/// Refuse every SimpleJWT token of `user_id` issued up to `now`: part of
+/// ending all of a user's sessions (logout everywhere, password change,
+/// deactivation). Nothing for users latchkey made.
+pub(super) async fn revoke_legacy_tokens_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE django_imported_users SET legacy_tokens_revoked_at = $1 WHERE user_id = $2",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
