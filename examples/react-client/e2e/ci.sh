@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# CI's way into the React example's end-to-end test (called by .ci/run):
-# installs Debian's Chromium when missing, then runs `npm run e2e`, which
-# installs the npm packages, builds latchkey and starts both servers itself.
+# CI's way into the browser tests (called by .ci/run): installs Debian's
+# Chromium when missing, builds latchkey in release mode once, then runs
+# latchkey-client's checks (clients/js/ci.sh), the seed-style page's e2e
+# (`npm run e2e`) and the SDK page's multi-tab e2e (`npm run e2e:sdk`), all
+# on that one binary. The npm scripts install their packages themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$(cd ../.. && pwd)"
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+if [ -z "${LATCHKEY_BIN:-}" ]; then
+  (cd "$repo" && cargo build --release --bin latchkey)
+  export LATCHKEY_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/latchkey"
+fi
+"$repo/clients/js/ci.sh"
 npm run e2e
+npm run e2e:sdk

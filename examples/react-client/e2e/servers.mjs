@@ -71,13 +71,17 @@ async function waitFor(url, { seconds, isRunning, logFile }) {
   throw new Error(`${url} did not come up within ${seconds}s.\n${log}`);
 }
 
-/** The latchkey binary: LATCHKEY_BIN, or a fresh `cargo build --release` at the repository root. */
-function latchkeyBinary() {
+/**
+ * The latchkey binary: LATCHKEY_BIN, or a fresh `cargo build --release` at
+ * the repository root (once per process: LATCHKEY_BIN is set after it).
+ */
+export function latchkeyBinary() {
   if (process.env.LATCHKEY_BIN) return process.env.LATCHKEY_BIN;
   console.log("e2e: cargo build --release --bin latchkey (set LATCHKEY_BIN to skip)");
   execFileSync("cargo", ["build", "--release", "--bin", "latchkey"], { cwd: repoRoot, stdio: "inherit" });
   const targetDir = process.env.CARGO_TARGET_DIR || join(repoRoot, "target");
-  return join(targetDir, "release", "latchkey");
+  process.env.LATCHKEY_BIN = join(targetDir, "release", "latchkey");
+  return process.env.LATCHKEY_BIN;
 }
 
 /**

@@ -1,0 +1,622 @@
+// The client: latchkey's routes as functions, a `fetch` for the app's own
+// API, and the refresh rules that keep many tabs on one session.
+//
+// The rules, in one place:
+//   1. A request whose access token is due (a little before `exp`) refreshes
+//      first; a timer refreshes at the same moment when no request comes.
+//   2. A refresh runs under one exclusive lock for every tab of the origin
+//      (see lock.ts). Inside it the tab re-reads the stored session: when the
+//      refresh token is no longer the one it meant to spend, another tab has
+//      already refreshed, and it takes that pair instead of refreshing again.
+//   3. A request answered 401 is sent once more, after a refresh (or with the
+//      pair another tab got meanwhile). Never twice.
+//   4. A refused refresh token ends the session in every tab; so does a
+//      logout. A transient failure (no network, 5xx, 429) never does.
+
+import {
+  errorFromResponse,
+  LatchkeyError,
+  networkError,
+  signedOutError,
+} from "./errors.js";
+import { tokenTimes } from "./jwt.js";
+import { localLocks, withLock, type Locks } from "./lock.js";
+import { clockOffsetMs, delayUntilDue, isDue } from "./schedule.js";
+import {
+  localStorageStore,
+  memoryStore,
+  type Session,
+  type SessionStore,
+  type Tokens,
+  type User,
+} from "./storage.js";
+import type {
+  LoginRequest,
+  Route,
+  LogoutAllResponse,
+  MeResponse,
+  PasswordChangeRequest,
+  RegisterRequest,
+  SessionInfo,
+  TokenPair,
+  UserWithTokens,
+} from "./types.js";
+
+export interface ClientOptions {
+  /** Where latchkey listens, e.g. `https://auth.example.com`. */
+  baseUrl: string;
+  /** `"localStorage"` (default), `"memory"`, or a store of your own. */
+  storage?: "localStorage" | "memory" | SessionStore;
+  /**
+   * Origins `client.fetch` may send the access token to. Default: latchkey's
+   * own and the page's. A request anywhere else is refused (the token would leak).
+   */
+  apiOrigins?: string[];
+  /** Refresh at most this many seconds before `exp` (default 60; a quarter of a shorter lifetime). */
+  refreshMarginSeconds?: number;
+  /** The longest a tab waits for another tab's refresh before taking the lock (default 5000). */
+  lockTimeoutMs?: number;
+  /** The longest a refresh request may take (default 10000). */
+  refreshTimeoutMs?: number;
+  /** For tests: the platform's pieces. */
+  fetch?: typeof globalThis.fetch;
+  locks?: Locks | null;
+  channel?: ChannelLike | null;
+  now?: () => number;
+  setTimeout?: (callback: () => void, ms: number) => unknown;
+  clearTimeout?: (handle: unknown) => void;
+}
+
+/** The part of `BroadcastChannel` used here. */
+export interface ChannelLike {
+  postMessage(message: unknown): void;
+  addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+  removeEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+  close(): void;
+}
+
+export type Status = "signed_in" | "signed_out";
+
+/** Why the last sign-out happened: `logout` (here or in another tab) or `session_ended` (the server refused the session). */
+export type SignOutReason = "logout" | "session_ended";
+
+export interface SessionState {
+  status: Status;
+  user: User | null;
+  /** Set when the state became signed out while this client was running. */
+  reason: SignOutReason | null;
+}
+
+/** What the tabs tell each other. */
+type Message = { type: "session" } | { type: "signed_out"; reason: SignOutReason };
+
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function sameUser(a: User | null, b: User | null): boolean {
+  return a === b || (a !== null && b !== null && a.id === b.id && a.email === b.email && a.name === b.name);
+}
+
+export class LatchkeyClient {
+  readonly baseUrl: string;
+  private readonly store: SessionStore;
+  private readonly fetchImpl: typeof globalThis.fetch;
+  private readonly locks: Locks;
+  private readonly channel: ChannelLike | null;
+  private readonly now: () => number;
+  private readonly setTimer: (callback: () => void, ms: number) => unknown;
+  private readonly clearTimer: (handle: unknown) => void;
+  private readonly apiOrigins: Set<string>;
+  private readonly marginSeconds: number;
+  private readonly lockTimeoutMs: number;
+  private readonly refreshTimeoutMs: number;
+
+  private state: SessionState;
+  private lastTokens: Tokens | null;
+  private readonly listeners = new Set<(state: SessionState) => void>();
+  private readonly cleanups: Array<() => void> = [];
+  private csrfToken: string | null = null;
+  private csrfLoading: Promise<string> | null = null;
+  private refreshing: Promise<Tokens> | null = null;
+  private timer: unknown = null;
+  private retryDelayMs = 0;
+  /** Server clock minus ours (see schedule.ts). */
+  private offsetMs = 0;
+  private closed = false;
+
+  constructor(options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    const base = new URL(this.baseUrl);
+    this.store =
+      options.storage === "memory"
+        ? memoryStore()
+        : options.storage === undefined || options.storage === "localStorage"
+          ? localStorageStore()
+          : options.storage;
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const platformLocks = (globalThis.navigator as Navigator | undefined)?.locks as Locks | undefined;
+    // A tab-scoped store has no one to coordinate with.
+    this.locks =
+      (this.store.scope === "shared" ? (options.locks === undefined ? platformLocks : options.locks) : null) ??
+      localLocks();
+    this.channel =
+      this.store.scope === "shared"
+        ? options.channel === undefined
+          ? typeof BroadcastChannel === "function"
+            ? new BroadcastChannel(`latchkey:${this.store.key}`)
+            : null
+          : options.channel
+        : null;
+    this.now = options.now ?? Date.now;
+    this.setTimer = options.setTimeout ?? ((cb, ms) => globalThis.setTimeout(cb, ms));
+    this.clearTimer = options.clearTimeout ?? ((h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>));
+    const pageOrigin = (globalThis as { location?: Location }).location?.origin;
+    this.apiOrigins = new Set(options.apiOrigins ?? [base.origin, ...(pageOrigin ? [pageOrigin] : [])]);
+    this.marginSeconds = options.refreshMarginSeconds ?? 60;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 5000;
+    this.refreshTimeoutMs = options.refreshTimeoutMs ?? 10000;
+
+    const session = this.store.read();
+    this.lastTokens = session?.tokens ?? null;
+    this.state = { status: session ? "signed_in" : "signed_out", user: session?.user ?? null, reason: null };
+
+    this.cleanups.push(this.store.watch(() => this.sync(null)));
+    if (this.channel) {
+      const channel = this.channel;
+      const onMessage = (event: MessageEvent) => {
+        const message = event.data as Message | undefined;
+        if (message?.type === "signed_out") this.sync(message.reason);
+        else if (message?.type === "session") this.sync(null);
+      };
+      channel.addEventListener("message", onMessage);
+      this.cleanups.push(() => {
+        channel.removeEventListener("message", onMessage);
+        channel.close();
+      });
+    }
+    // A frozen or hidden tab's timers did not run: look again when it is back.
+    const doc = (globalThis as { document?: Document }).document;
+    if (doc) {
+      const onBack = () => this.sync(null, true);
+      doc.addEventListener("resume", onBack);
+      doc.addEventListener("visibilitychange", onBack);
+      this.cleanups.push(() => {
+        doc.removeEventListener("resume", onBack);
+        doc.removeEventListener("visibilitychange", onBack);
+      });
+    }
+    this.schedule();
+  }
+
+  // --- state -------------------------------------------------------------
+
+  /** The current state; the same object until something changes (for `useSyncExternalStore`). */
+  getState = (): SessionState => this.state;
+
+  /** Calls `listener` on every change of state, in this tab or from another. */
+  subscribe = (listener: (state: SessionState) => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  /** Stops timers and listeners (for tests and hot reloads). */
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) this.clearTimer(this.timer);
+    this.timer = null;
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    this.listeners.clear();
+  }
+
+  /** Re-reads the store; tells listeners and reschedules when something changed. */
+  private sync(reason: SignOutReason | null, reschedule = false): void {
+    if (this.closed) return;
+    const session = this.store.read();
+    const tokensChanged =
+      session?.tokens.access !== this.lastTokens?.access || session?.tokens.refresh !== this.lastTokens?.refresh;
+    this.lastTokens = session?.tokens ?? null;
+    const status: Status = session ? "signed_in" : "signed_out";
+    const user = session?.user ?? null;
+    let nextReason = this.state.reason;
+    if (status === "signed_in") nextReason = null;
+    else if (this.state.status === "signed_in") nextReason = reason ?? "logout";
+    else if (reason !== null) nextReason = reason;
+    if (status !== this.state.status || !sameUser(user, this.state.user) || nextReason !== this.state.reason) {
+      this.state = { status, user, reason: nextReason };
+      for (const listener of [...this.listeners]) listener(this.state);
+    }
+    if (tokensChanged) this.retryDelayMs = 0;
+    if (tokensChanged || reschedule) this.schedule();
+  }
+
+  private broadcast(message: Message): void {
+    try {
+      this.channel?.postMessage(message);
+    } catch {
+      // A closed channel: the storage event still reaches the other tabs.
+    }
+  }
+
+  /** Stores a session the server just issued, and tells the other tabs. */
+  private adopt(session: Session, receivedAt: number): void {
+    const times = tokenTimes(session.tokens.access);
+    if (times) this.offsetMs = clockOffsetMs(times.iat, receivedAt);
+    this.store.write(session);
+    this.broadcast({ type: "session" });
+    this.sync(null);
+  }
+
+  /** Forgets the session here and in every tab. */
+  private end(reason: SignOutReason): void {
+    this.store.write(null);
+    this.broadcast({ type: "signed_out", reason });
+    this.sync(reason);
+  }
+
+  // --- the refresh timer -------------------------------------------------
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer !== null) this.clearTimer(this.timer);
+    this.timer = null;
+    const session = this.store.read();
+    const times = session && tokenTimes(session.tokens.access);
+    if (!session || !times) return;
+    const delay = Math.max(this.retryDelayMs, delayUntilDue(times, this.now(), this.marginSeconds, this.offsetMs));
+    this.timer = this.setTimer(() => {
+      this.timer = null;
+      void this.onTimer();
+    }, delay);
+  }
+
+  private async onTimer(): Promise<void> {
+    const session = this.store.read();
+    const times = session && tokenTimes(session.tokens.access);
+    if (!session || !times) return;
+    if (!isDue(times, this.now(), this.marginSeconds, this.offsetMs)) return this.schedule();
+    try {
+      await this.refreshFrom(session.tokens);
+      this.retryDelayMs = 0;
+    } catch (error) {
+      if (error instanceof LatchkeyError && (error.code === "signed_out" || this.state.status === "signed_out")) return;
+      // Transient: try again later, sooner if the server said when.
+      const retryAfterMs = error instanceof LatchkeyError && error.retryAfter !== null ? error.retryAfter * 1000 : 0;
+      this.retryDelayMs = Math.max(retryAfterMs, Math.min(30000, Math.max(1000, this.retryDelayMs * 2)));
+    }
+    this.schedule();
+  }
+
+  // --- refresh -----------------------------------------------------------
+
+  /**
+   * Refreshes now (rule 2 above): resolves to the live pair, which another
+   * tab may have fetched. Rejects with `signed_out` when there is no session.
+   */
+  async refresh(): Promise<void> {
+    const session = this.store.read();
+    if (!session) throw signedOutError();
+    await this.refreshFrom(session.tokens);
+  }
+
+  /** The pair that replaces `spent`: fetched here, or taken from the tab that got it first. */
+  private refreshFrom(spent: Tokens): Promise<Tokens> {
+    this.refreshing ??= this.locked((isStolen) => this.refreshLocked(spent, isStolen)).finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private locked<T>(critical: (isStolen: () => boolean) => Promise<T>): Promise<T> {
+    return withLock(this.locks, `latchkey.refresh:${this.store.key}`, this.lockTimeoutMs, critical);
+  }
+
+  private async refreshLocked(spent: Tokens, isStolen: () => boolean): Promise<Tokens> {
+    const current = this.store.read();
+    if (!current) {
+      this.sync(null);
+      throw signedOutError();
+    }
+    if (current.tokens.refresh !== spent.refresh) {
+      // Another tab refreshed (or logged in again) while this one waited.
+      this.sync(null);
+      return current.tokens;
+    }
+    const response = await this.send("/auth/token/refresh", {
+      method: "POST",
+      body: { refresh: current.tokens.refresh },
+      timeoutMs: this.refreshTimeoutMs,
+    });
+    const receivedAt = this.now();
+    const body = await readJson(response);
+    // Another tab took the lock while this answer was on its way, and moved on: its pair wins.
+    const moved = () => {
+      const now = this.store.read();
+      return now !== null && now.tokens.refresh !== current.tokens.refresh ? now : null;
+    };
+    if (response.ok) {
+      const pair = parseTokenPair(body, current.tokens.refresh);
+      const winner = isStolen() ? moved() : null;
+      if (winner) {
+        this.sync(null);
+        return winner.tokens;
+      }
+      this.adopt({ user: current.user, tokens: pair }, receivedAt);
+      return pair;
+    }
+    const error = errorFromResponse(response.status, body, response.headers.get("Retry-After"));
+    if (response.status === 401) {
+      const winner = moved();
+      if (winner) {
+        this.sync(null);
+        return winner.tokens;
+      }
+      this.end("session_ended");
+    }
+    throw error;
+  }
+
+  // --- requests ----------------------------------------------------------
+
+  /** Sends one request to latchkey (no token, no retry); only network failures throw. */
+  private async send(
+    path: Route | `/auth/sessions/${string}`,
+    { method = "GET", body, access, timeoutMs }: { method?: string; body?: unknown; access?: string; timeoutMs?: number },
+  ): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (UNSAFE.has(method)) headers["X-CSRF-Token"] = await this.csrf();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (access !== undefined) headers.Authorization = `Bearer ${access}`;
+    try {
+      return await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers,
+        credentials: "include",
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw networkError(error);
+    }
+  }
+
+  /**
+   * Runs `attempt(access)` with a fresh access token (rule 1), and once more
+   * after a refresh when it is answered 401 (rule 3).
+   */
+  private async authorized(attempt: (access: string) => Promise<Response>): Promise<Response> {
+    let session = this.store.read();
+    if (!session) throw signedOutError();
+    const times = tokenTimes(session.tokens.access);
+    if (times && isDue(times, this.now(), this.marginSeconds, this.offsetMs)) {
+      try {
+        await this.refreshFrom(session.tokens);
+      } catch (error) {
+        // The session ended on the way: this request has no one to speak for.
+        if (error instanceof LatchkeyError && error.status === 401) throw signedOutError();
+        // Refresh failed for now (network, 5xx, 429): the token may still have
+        // its margin to live, so send it; the 401 rule covers the rest.
+        if (this.now() + this.offsetMs >= times.exp * 1000) throw error;
+      }
+      session = this.store.read();
+      if (!session) throw signedOutError();
+    }
+    const first = await attempt(session.tokens.access);
+    if (first.status !== 401) return first;
+    let tokens: Tokens;
+    try {
+      tokens = await this.refreshFrom(session.tokens);
+    } catch (error) {
+      // The refresh token was refused too: the session is over, and this 401 stands.
+      if (error instanceof LatchkeyError && error.status === 401) return first;
+      throw error;
+    }
+    return attempt(tokens.access);
+  }
+
+  /** A latchkey route answering JSON; non-2xx answers throw `LatchkeyError`. */
+  private async call(
+    path: Route | `/auth/sessions/${string}`,
+    options: { method?: string; body?: unknown; auth?: boolean } = {},
+  ): Promise<{ body: unknown; receivedAt: number }> {
+    const { auth = false, ...rest } = options;
+    const response = auth
+      ? await this.authorized((access) => this.send(path, { ...rest, access }))
+      : await this.send(path, rest);
+    const receivedAt = this.now();
+    const body = await readJson(response);
+    if (!response.ok) throw errorFromResponse(response.status, body, response.headers.get("Retry-After"));
+    return { body, receivedAt };
+  }
+
+  /**
+   * `fetch` for the app's own API: the access token in `Authorization` (kept
+   * fresh), the CSRF token on unsafe methods, one retry after a 401. Only to
+   * `apiOrigins`; anything else is refused before a byte is sent. Answers
+   * the `Response` as `fetch` does (a 401 that survived the retry included).
+   */
+  fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const base = new Request(input, init);
+    const origin = new URL(base.url).origin;
+    if (!this.apiOrigins.has(origin)) {
+      throw new LatchkeyError(0, "origin_not_allowed", `Refusing to send the access token to ${origin}: not in apiOrigins.`);
+    }
+    const csrf = UNSAFE.has(base.method) ? await this.csrf() : null;
+    return this.authorized(async (access) => {
+      const headers = new Headers(base.headers);
+      headers.set("Authorization", `Bearer ${access}`);
+      if (csrf !== null) headers.set("X-CSRF-Token", csrf);
+      const request = new Request(base.clone(), { headers });
+      try {
+        return await this.fetchImpl(request);
+      } catch (error) {
+        throw networkError(error);
+      }
+    });
+  };
+
+  // --- latchkey's routes -------------------------------------------------
+
+  /** `GET /auth/csrf/`, once per client: the token every unsafe request carries. */
+  csrf(): Promise<string> {
+    if (this.csrfToken !== null) return Promise.resolve(this.csrfToken);
+    this.csrfLoading ??= (async () => {
+      let response: Response;
+      try {
+        response = await this.fetchImpl(`${this.baseUrl}${"/auth/csrf" satisfies Route}`, { credentials: "include" });
+      } catch (error) {
+        throw networkError(error);
+      }
+      const body = await readJson(response);
+      if (!response.ok) throw errorFromResponse(response.status, body, response.headers.get("Retry-After"));
+      if (!isObject(body) || typeof body.csrfToken !== "string") throw badResponse("/auth/csrf");
+      this.csrfToken = body.csrfToken;
+      return body.csrfToken;
+    })().finally(() => {
+      this.csrfLoading = null;
+    });
+    return this.csrfLoading;
+  }
+
+  /** `POST /auth/register`: creates the account and signs in (every tab). */
+  async register(form: RegisterRequest): Promise<User> {
+    const { body, receivedAt } = await this.call("/auth/register", { method: "POST", body: form });
+    return this.signedIn(body, receivedAt);
+  }
+
+  /** `POST /auth/login` by email (or by name without one): signs in (every tab). */
+  async login(form: LoginRequest): Promise<User> {
+    const { body, receivedAt } = await this.call("/auth/login", { method: "POST", body: form });
+    return this.signedIn(body, receivedAt);
+  }
+
+  private signedIn(body: unknown, receivedAt: number): User {
+    const answer = parseUserWithTokens(body);
+    const user = { id: answer.id, email: answer.email, name: answer.name };
+    this.adopt({ user, tokens: { access: answer.tokens.access, refresh: answer.tokens.refresh } }, receivedAt);
+    return user;
+  }
+
+  /**
+   * `POST /auth/logout`: ends this session on the server, then in every tab.
+   * A session the server had already ended counts as logged out; a failure
+   * to reach the server keeps the session (so the logout can be retried).
+   */
+  async logout(): Promise<void> {
+    if (!this.store.read()) return this.sync(null);
+    let response: Response;
+    try {
+      response = await this.authorized((access) => {
+        // The pair may have been refreshed on the way: send the refresh token live now.
+        const refresh = this.store.read()?.tokens.refresh ?? "";
+        return this.send("/auth/logout", { method: "POST", access, body: { refresh } });
+      });
+    } catch (error) {
+      // The refresh token was refused: the server had already ended the session.
+      if (error instanceof LatchkeyError && error.status === 401 && error.code !== "signed_out") {
+        return this.end("logout");
+      }
+      if (error instanceof LatchkeyError && error.code === "signed_out") return this.sync(null);
+      throw error;
+    }
+    const body = await readJson(response);
+    if (response.ok || response.status === 401) return this.end("logout");
+    throw errorFromResponse(response.status, body, response.headers.get("Retry-After"));
+  }
+
+  /** `POST /auth/logout/all`: ends every session of the user, this one included. */
+  async logoutAll(): Promise<{ sessionsEnded: number }> {
+    try {
+      const { body } = await this.call("/auth/logout/all", { method: "POST", auth: true });
+      const ended = isObject(body) && typeof body.sessions_ended === "number" ? body.sessions_ended : 0;
+      this.end("logout");
+      return { sessionsEnded: ended };
+    } catch (error) {
+      if (error instanceof LatchkeyError && error.status === 401) this.end("logout");
+      throw error;
+    }
+  }
+
+  /** `GET /auth/me`: the user, also stored (a name changed elsewhere shows in every tab). */
+  async me(): Promise<User> {
+    const { body } = await this.call("/auth/me", { auth: true });
+    const me = parseMe(body);
+    const session = this.store.read();
+    if (session && session.user.id === me.id && !sameUser(session.user, me)) {
+      this.store.write({ ...session, user: me });
+      this.broadcast({ type: "session" });
+      this.sync(null);
+    }
+    return me;
+  }
+
+  /** `POST /auth/password/change`: every other session of the user ends; this one stays. */
+  async changePassword(form: PasswordChangeRequest): Promise<void> {
+    await this.call("/auth/password/change", { method: "POST", body: form, auth: true });
+  }
+
+  /** `GET /auth/sessions`: the user's live sessions, most recently used first. */
+  async sessions(): Promise<SessionInfo[]> {
+    const { body } = await this.call("/auth/sessions", { auth: true });
+    if (!Array.isArray(body)) throw badResponse("/auth/sessions");
+    return body as SessionInfo[];
+  }
+
+  /** `DELETE /auth/sessions/{id}`: ends one of the user's sessions (this one: a logout). */
+  async endSession(id: string): Promise<void> {
+    const current = (await this.sessions()).find((s) => s.id === id)?.current === true;
+    await this.call(`/auth/sessions/${encodeURIComponent(id)}`, { method: "DELETE", auth: true });
+    if (current) this.end("logout");
+  }
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  if (response.status === 204) return null;
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function badResponse(path: string): LatchkeyError {
+  return new LatchkeyError(0, "bad_response", `Unexpected answer from ${path}.`);
+}
+
+function parseTokenPair(body: unknown, previousRefresh: string): Tokens {
+  if (!isObject(body) || typeof body.access !== "string") throw badResponse("/auth/token/refresh");
+  const pair = body as Partial<TokenPair>;
+  // Without rotation (a SimpleJWT server) the old refresh token stays valid.
+  return { access: body.access, refresh: typeof pair.refresh === "string" ? pair.refresh : previousRefresh };
+}
+
+function parseUserWithTokens(body: unknown): UserWithTokens {
+  if (
+    isObject(body) &&
+    typeof body.id === "number" &&
+    typeof body.email === "string" &&
+    typeof body.name === "string" &&
+    isObject(body.tokens) &&
+    typeof body.tokens.access === "string" &&
+    typeof body.tokens.refresh === "string"
+  ) {
+    return body as unknown as UserWithTokens;
+  }
+  throw badResponse("/auth/login");
+}
+
+function parseMe(body: unknown): MeResponse {
+  if (isObject(body) && typeof body.id === "number" && typeof body.email === "string" && typeof body.name === "string") {
+    return { id: body.id, email: body.email, name: body.name };
+  }
+  throw badResponse("/auth/me");
+}
+
+export type { LogoutAllResponse };
+
+/** A client for the latchkey at `baseUrl`. One per app (per tab). */
+export function createClient(options: ClientOptions): LatchkeyClient {
+  return new LatchkeyClient(options);
+}

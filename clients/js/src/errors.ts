@@ -1,0 +1,130 @@
+// Every failure the client reports is a `LatchkeyError`: the HTTP status,
+// the contract's machine `code`, a one-line `detail` for people, the field
+// messages of a 400, and `Retry-After` of a 429 or 503.
+
+/** The codes latchkey's contract names; any other string may come from a newer server. */
+export type KnownErrorCode =
+  | "invalid"
+  | "parse_error"
+  | "csrf_failed"
+  | "not_authenticated"
+  | "bad_authorization_header"
+  | "token_not_valid"
+  | "no_active_account"
+  | "permission_denied"
+  | "not_found"
+  | "method_not_allowed"
+  | "request_timeout"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "throttled"
+  | "service_unavailable"
+  | "error"
+  // The client's own: no answer at all, or an answer that is not latchkey's JSON.
+  | "network_error"
+  | "bad_response"
+  | "signed_out"
+  | "origin_not_allowed";
+
+export type ErrorCode = KnownErrorCode | (string & {});
+
+/** `{"<field>": ["message", ...]}`: DRF's field validation shape. */
+export type FieldErrors = Record<string, string[]>;
+
+export class LatchkeyError extends Error {
+  override readonly name = "LatchkeyError";
+
+  constructor(
+    /** The HTTP status; 0 when no answer arrived. */
+    readonly status: number,
+    /** The contract's `code` (`"invalid"` for field validation, as DRF's). */
+    readonly code: ErrorCode,
+    /** A one-line message fit to show a person. */
+    readonly detail: string,
+    /** Field messages of a 400 (`non_field_errors` included); `{}` otherwise. */
+    readonly fields: FieldErrors = {},
+    /** Seconds to wait before trying again (`Retry-After`), when the server said. */
+    readonly retryAfter: number | null = null,
+    /** The whole JSON body, for codes this version does not model (e.g. `mfa_required`). */
+    readonly body: unknown = null,
+  ) {
+    super(detail);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** `{"field": ["a", "b"]}` with only string-array values, or null. */
+function fieldErrorsOf(body: Record<string, unknown>): FieldErrors | null {
+  const fields: FieldErrors = {};
+  let any = false;
+  for (const [key, value] of Object.entries(body)) {
+    if (!Array.isArray(value) || !value.every((m) => typeof m === "string")) return null;
+    fields[key] = value as string[];
+    any = true;
+  }
+  return any ? fields : null;
+}
+
+/** `Retry-After` as whole seconds (the delta form latchkey sends), else null. */
+export function parseRetryAfter(header: string | null): number | null {
+  if (header === null) return null;
+  const trimmed = header.trim();
+  if (!/^\d{1,9}$/.test(trimmed)) return null;
+  return Number(trimmed);
+}
+
+/**
+ * The error for a non-2xx answer: `status`, its parsed JSON `body` (null when
+ * it was not JSON) and its `Retry-After` header.
+ */
+export function errorFromResponse(status: number, body: unknown, retryAfterHeader: string | null): LatchkeyError {
+  const retryAfter = parseRetryAfter(retryAfterHeader);
+  if (isObject(body)) {
+    if (typeof body.detail === "string") {
+      const code = typeof body.code === "string" ? body.code : codeForStatus(status);
+      return new LatchkeyError(status, code, body.detail, {}, retryAfter, body);
+    }
+    const fields = status === 400 ? fieldErrorsOf(body) : null;
+    if (fields) {
+      const detail = fields.non_field_errors?.join(" ") || "Please correct the errors below.";
+      return new LatchkeyError(status, "invalid", detail, fields, retryAfter, body);
+    }
+  }
+  return new LatchkeyError(status, codeForStatus(status), `The server answered ${status}.`, {}, retryAfter, body);
+}
+
+/** The contract's code for a status whose body did not say. */
+function codeForStatus(status: number): ErrorCode {
+  switch (status) {
+    case 400:
+      return "invalid";
+    case 401:
+      return "not_authenticated";
+    case 403:
+      return "permission_denied";
+    case 404:
+      return "not_found";
+    case 429:
+      return "throttled";
+    case 503:
+      return "service_unavailable";
+    default:
+      return status >= 500 ? "error" : "bad_response";
+  }
+}
+
+/** No answer: the network failed, the request was aborted or timed out. */
+export function networkError(cause: unknown): LatchkeyError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  const error = new LatchkeyError(0, "network_error", `The server could not be reached: ${reason}`);
+  (error as { cause?: unknown }).cause = cause;
+  return error;
+}
+
+/** The call needs a session and there is none (never signed in, logged out, or the session ended). */
+export function signedOutError(): LatchkeyError {
+  return new LatchkeyError(401, "signed_out", "You are not signed in.");
+}

@@ -1,0 +1,37 @@
+// The request and response bodies, named: every one is taken from
+// openapi.ts, which openapi-typescript generates from the document latchkey
+// serves (`npm run openapi`; CI regenerates it and fails on any difference),
+// so the client cannot drift from the server without failing to compile.
+
+import type { components, paths } from "./openapi.js";
+
+type Schemas = components["schemas"];
+type JsonOf<T> = T extends { content: { "application/json": infer B } } ? B : never;
+
+/** A route of the served document, e.g. `"/auth/login"`. */
+export type Route = keyof paths;
+
+/** The JSON body of `method path`'s answer with `status`. */
+export type ResponseBody<
+  P extends Route,
+  M extends keyof paths[P],
+  S extends number,
+> = paths[P][M] extends { responses: infer R } ? (S extends keyof R ? JsonOf<R[S]> : never) : never;
+
+/** The JSON body `method path` takes. */
+export type RequestBody<P extends Route, M extends keyof paths[P]> = paths[P][M] extends {
+  requestBody?: { content: { "application/json": infer B } };
+}
+  ? B
+  : never;
+
+export type RegisterRequest = RequestBody<"/auth/register", "post">;
+export type LoginRequest = RequestBody<"/auth/login", "post">;
+export type PasswordChangeRequest = RequestBody<"/auth/password/change", "post">;
+export type UserWithTokens = ResponseBody<"/auth/login", "post", 200>;
+export type TokenPair = ResponseBody<"/auth/token/refresh", "post", 200>;
+export type MeResponse = ResponseBody<"/auth/me", "get", 200>;
+export type LogoutAllResponse = ResponseBody<"/auth/logout/all", "post", 200>;
+export type SessionInfo = Schemas["SessionBody"];
+export type ErrorBody = Schemas["Error"];
+export type FieldErrorsBody = Schemas["FieldErrors"];

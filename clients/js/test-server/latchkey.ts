@@ -1,0 +1,81 @@
+// Starts a real latchkey (the release binary CI's e2e built) on a free port
+// with a fresh SQLite file, for the tests that drive the client against it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+export function latchkeyBinary(): string | null {
+  const binary =
+    process.env.LATCHKEY_BIN || join(process.env.CARGO_TARGET_DIR || join(repoRoot, "target"), "release", "latchkey");
+  return existsSync(binary) ? binary : null;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Running {
+  url: string;
+  metric(name: string, labels?: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startLatchkey(binary: string, env: Record<string, string>): Promise<Running> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "latchkey-client-test-"));
+  let output = "";
+  const child: ChildProcess = spawn(binary, ["serve"], {
+    env: {
+      ...process.env,
+      LATCHKEY_BIND: `127.0.0.1:${port}`,
+      LATCHKEY_DATABASE_URL: `sqlite://${join(dir, "test.db")}`,
+      LATCHKEY_CLOCK_LEEWAY_SECONDS: "0",
+      LATCHKEY_REGISTRATIONS_PER_ADDRESS: "100000",
+      LATCHKEY_SESSION_CACHE_MILLIS: "0",
+      LATCHKEY_LOG: "warn",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`latchkey exited: ${output}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`latchkey did not start: ${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    async metric(name, labels = "") {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ""} `));
+      return line ? Number(line.split(" ").at(-1)) : 0;
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
