@@ -54,8 +54,8 @@ impl Auth {
             .store
             .throttle_hit([&key], now, self.throttle.window_seconds)
             .await?;
-        if window.attempts > i64::from(self.throttle.registrations_per_address) {
-            let retry_after = self.throttle.retry_after(window.window_start, now);
+        let limit = self.throttle.registrations_per_address;
+        if let Some(retry_after) = self.throttle.verdict(now, &[(&window, limit)]) {
             tracing::warn!(target: "latchkey::security", event = "registration_throttled", client = %client.addr, retry_after);
             return Err(AuthError::Throttled { retry_after });
         }
@@ -100,8 +100,10 @@ impl Auth {
                 self.throttle.window_seconds,
             )
             .await?;
-        if attempts.attempts > i64::from(self.throttle.per_account) {
-            let retry_after = self.throttle.retry_after(attempts.window_start, now);
+        let verdict = self
+            .throttle
+            .verdict(now, &[(&attempts, self.throttle.per_account)]);
+        if let Some(retry_after) = verdict {
             tracing::warn!(target: "latchkey::security", event = "password_change_throttled", user_id = user.id, retry_after);
             return Err(AuthError::Throttled { retry_after });
         }

@@ -80,14 +80,14 @@ impl Auth {
             .store
             .throttle_hit([&account_key, &address_key], now, window)
             .await?;
-        let mut retry_after = 0;
-        if per_account.attempts > i64::from(self.throttle.per_account) {
-            retry_after = self.throttle.retry_after(per_account.window_start, now);
-        }
-        if per_address.attempts > i64::from(self.throttle.per_address) {
-            retry_after = retry_after.max(self.throttle.retry_after(per_address.window_start, now));
-        }
-        if retry_after > 0 {
+        let verdict = self.throttle.verdict(
+            now,
+            &[
+                (&per_account, self.throttle.per_account),
+                (&per_address, self.throttle.per_address),
+            ],
+        );
+        if let Some(retry_after) = verdict {
             tracing::warn!(target: "latchkey::security", event = "login_throttled", client = %client.addr, retry_after);
             return Err(AuthError::Throttled { retry_after });
         }

@@ -4,6 +4,8 @@
 
 use std::net::IpAddr;
 
+use crate::store::ThrottleWindow;
+
 /// Limits on login attempts within a fixed window.
 #[derive(Debug, Clone)]
 pub struct ThrottlePolicy {
@@ -73,6 +75,18 @@ pub fn registration_key(addr: IpAddr) -> String {
 }
 
 impl ThrottlePolicy {
+    /// The verdict on an attempt, written once for every throttled flow:
+    /// `Some(seconds until it may be retried)` when any of the counted
+    /// windows holds more attempts than its limit (the longest wait of
+    /// those), `None` when the attempt may proceed.
+    pub fn verdict(&self, now: i64, counted: &[(&ThrottleWindow, u32)]) -> Option<u64> {
+        counted
+            .iter()
+            .filter(|(window, limit)| window.attempts > i64::from(*limit))
+            .map(|(window, _)| self.retry_after(window.window_start, now))
+            .max()
+    }
+
     /// Seconds until a window that began at `window_start` ends, at least 1.
     pub fn retry_after(&self, window_start: i64, now: i64) -> u64 {
         u64::try_from(window_start + self.window_seconds - now)
@@ -84,6 +98,43 @@ impl ThrottlePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn window(attempts: i64, window_start: i64) -> ThrottleWindow {
+        ThrottleWindow {
+            attempts,
+            window_start,
+        }
+    }
+
+    #[test]
+    fn the_verdict_is_the_longest_wait_of_the_windows_over_their_limits() {
+        let p = ThrottlePolicy {
+            per_account: 5,
+            per_address: 20,
+            registrations_per_address: 10,
+            window_seconds: 900,
+        };
+        let (account, address) = (window(6, 1_000), window(21, 500));
+        assert_eq!(
+            p.verdict(1_100, &[(&account, 5), (&address, 20)]),
+            Some(800)
+        );
+        assert_eq!(
+            p.verdict(1_100, &[(&account, 5), (&window(20, 500), 20)]),
+            Some(800)
+        );
+        assert_eq!(
+            p.verdict(1_100, &[(&window(5, 1_000), 5), (&address, 20)]),
+            Some(300)
+        );
+        // At the limit is still allowed: the limit counts attempts, the
+        // one being judged included.
+        assert_eq!(
+            p.verdict(1_100, &[(&window(5, 1_000), 5), (&window(20, 500), 20)]),
+            None
+        );
+        assert_eq!(p.verdict(1_100, &[]), None);
+    }
 
     #[test]
     fn ipv6_addresses_in_one_slash_64_share_a_key() {
