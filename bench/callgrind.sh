@@ -7,14 +7,17 @@
 #   bench/callgrind.sh              # 2,000 requests per endpoint
 #   CG_REQUESTS=500 bench/callgrind.sh
 #
-# The last row is the bare axum JSON endpoint of the throughput benchmark
-# (examples/ceiling.rs): the floor any axum server pays per request.
+# The last rows are the bare axum JSON endpoint of the throughput benchmark
+# (examples/ceiling.rs): the floor any axum server pays per request; and the
+# same endpoint behind tower-http's layers wrapped once around the router
+# (examples/edge_tower_http.rs), the idiomatic alternative to latchkey's
+# hand-written edge service.
 #
 # Needs valgrind (apt-get install -y valgrind) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is required: apt-get install -y valgrind" >&2; exit 1; }
-cargo build -q --release --bin latchkey --example ceiling
+cargo build -q --release --bin latchkey --example ceiling --example edge_tower_http
 N="${CG_REQUESTS:-2000}"
 W="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -26,7 +29,7 @@ trap 'kill $VG 2>/dev/null || true; wait $VG 2>/dev/null || true; rm -rf "$W"' E
 cat >"$W/measure.py" <<'PY'
 import http.client, json, os, subprocess, sys, time, glob
 port, n, pid, w, target = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-probe = "/" if target == "ceiling" else "/healthz"
+probe = "/" if target in ("ceiling", "tower-http") else "/healthz"
 for _ in range(600):
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30); c.request("GET", probe); c.getresponse().read(); break
@@ -42,6 +45,8 @@ def call(method, path, body=None, headers={}):
     return r.status, data
 if target == "ceiling":
     rows = [("bare axum JSON (ceiling)", lambda: call("GET", "/"))]
+elif target == "tower-http":
+    rows = [("ceiling + tower-http edge", lambda: call("GET", "/"))]
 else:
   _, data = call("GET", "/auth/csrf/")
   csrf = json.loads(data)["csrfToken"]
@@ -64,7 +69,7 @@ def total():
                 s += int(line.split()[1]); break
         os.remove(f)
     return s
-if target != "ceiling":
+if target == "latchkey":
     print(f"{'endpoint':28} {'instructions/request':>22}")
 for name, fn in rows:
     for _ in range(50):
@@ -82,3 +87,9 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.out" \
   target/release/examples/ceiling "127.0.0.1:$PORT" >"$W/ceiling.log" 2>&1 &
 VG=$!
 python3 "$W/measure.py" "$PORT" "$N" "$VG" "$W" ceiling
+kill $VG; wait $VG 2>/dev/null || true
+rm -f "$W"/cg.out*
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.out" \
+  target/release/examples/edge_tower_http "127.0.0.1:$PORT" >"$W/tower-http.log" 2>&1 &
+VG=$!
+python3 "$W/measure.py" "$PORT" "$N" "$VG" "$W" tower-http
