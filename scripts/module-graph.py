@@ -55,7 +55,8 @@ def strip(text: str) -> str:
 def paths_in(code: str):
     """Every `crate::a::b`, `super::a`, `self::a` path, with `use` groups expanded."""
     for m in re.finditer(r"\buse\s+([^;]+);", code):
-        yield from expand(re.sub(r"\s+", "", m.group(1)))
+        # `a::b as c` names `a::b`.
+        yield from expand(re.sub(r"\s+", "", re.sub(r"\s+as\s+\w+", "", m.group(1))))
     body = re.sub(r"\buse\s+[^;]+;", "", code)
     for m in re.finditer(r"\b((?:crate|super|self)(?:::\w+)+)", body):
         yield m.group(1)
@@ -64,7 +65,7 @@ def paths_in(code: str):
 def expand(tree: str):
     """`a::{b, c::{d}}` → `a::b`, `a::c::d`."""
     if "{" not in tree:
-        yield tree.split(" as ")[0]
+        yield tree
         return
     head, rest = tree.split("{", 1)
     inner = rest[: rest.rindex("}")]

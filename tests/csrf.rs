@@ -64,7 +64,12 @@ async fn a_client_holding_a_valid_cookie_gets_the_same_token_back() {
         .await
         .unwrap();
     let body: Value = r.json().await.unwrap();
-    assert_ne!(body["csrfToken"], "forged-value");
+    let fresh = body["csrfToken"].as_str().expect("a new token").to_owned();
+    assert_ne!(fresh, "forged-value");
+    // ... and a real one: it passes the check (the login then fails on the
+    // unknown account, past CSRF).
+    let r = post_with(&s, &[("X-CSRFToken", &fresh)]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn post_with(s: &TestServer, headers: &[(&str, &str)]) -> reqwest::Response {

@@ -326,3 +326,14 @@ async fn body_and_routing_errors() {
     let (status, headers, json) = s.send("DELETE", "/healthz", None, &[]).await;
     insta::assert_json_snapshot!("method_not_allowed", shown(status, &headers, &json));
 }
+
+#[tokio::test]
+async fn database_unavailable() {
+    // The body every route answers while the database cannot serve
+    // (tests/faults.rs provokes it for real, on both backends).
+    let (parts, body) = latchkey::http::error::unavailable().into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json: Value = serde_json::from_slice(&bytes).unwrap();
+    let status = StatusCode::from_u16(parts.status.as_u16()).unwrap();
+    insta::assert_json_snapshot!("database_unavailable", shown(status, &parts.headers, &json));
+}

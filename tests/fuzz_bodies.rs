@@ -16,6 +16,7 @@ const POST_ROUTES: &[&str] = &[
     "/auth/logout",
     "/auth/token/refresh/",
     "/auth/token/verify/",
+    "/auth/password/change",
 ];
 
 /// JSON-ish values: objects with the fields our endpoints read, of any type.

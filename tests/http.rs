@@ -288,7 +288,16 @@ async fn no_response_contains_the_password() {
         )
         .await,
     ];
-    for r in bodies {
+    // Each request got as far as the password: registered, logged in,
+    // refused for the wrong one, refused as a duplicate.
+    let expected = [
+        StatusCode::CREATED,
+        StatusCode::OK,
+        StatusCode::UNAUTHORIZED,
+        StatusCode::BAD_REQUEST,
+    ];
+    for (r, want) in bodies.into_iter().zip(expected) {
+        assert_eq!(r.status(), want);
         let text = r.text().await.unwrap();
         assert!(!text.contains("Unique-Secret"), "{text}");
         assert!(!text.contains("argon2"), "{text}");

@@ -143,7 +143,7 @@ async fn drive(format: &str) -> Run {
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     // A malformed body that echoes a password-like value in a parse error.
-    client
+    let r = client
         .post(format!("{base}/auth/login"))
         .header("X-CSRFToken", &csrf)
         .header("Content-Type", "application/json")
@@ -151,6 +151,8 @@ async fn drive(format: &str) -> Run {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "parse_error");
 
     server.terminate();
     let mut log = String::new();

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{tokens, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -13,13 +11,16 @@ use serde_json::json;
 async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(&dir).await;
-    let short = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |c| {
-        // Long enough to register and rotate even on a loaded machine.
-        c.refresh_token_lifetime_seconds = 2;
-        c.access_token_lifetime_seconds = 2;
-    })
-    .await;
-    let live = TestServer::start_on(dir, url.clone(), |_| {}).await;
+    // Both servers' clocks run 10 s behind the command's: what they issue
+    // for 2 s has expired by the time the command looks, with no waiting.
+    let behind = || latchkey::auth::Clock::skewed(-10);
+    let short =
+        TestServer::start_on_clock(tempfile::tempdir().unwrap(), url.clone(), behind(), |c| {
+            c.refresh_token_lifetime_seconds = 2;
+            c.access_token_lifetime_seconds = 2;
+        })
+        .await;
+    let live = TestServer::start_on_clock(dir, url.clone(), behind(), |_| {}).await;
     let a = short.new_user().await;
     short.new_user().await;
     // A rotation leaves a rotated token behind in the short session.
@@ -30,7 +31,6 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let keeper = live.new_user().await;
     let throttled = live.login("ghost@example.com", "Wrong-Password-99").await;
     assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED);
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
 
     let out = common::latchkey_command()
         .args([

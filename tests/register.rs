@@ -283,6 +283,23 @@ async fn register_without_csrf_is_forbidden() {
 }
 
 #[tokio::test]
+async fn invalid_registrations_count_against_the_address_too() {
+    // Otherwise the form could probe for taken addresses at any speed.
+    let s = TestServer::start_with(|c| c.registrations_per_address = 2).await;
+    for _ in 0..2 {
+        let r = s.post("/auth/register", json!({})).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = s
+        .post(
+            "/auth/register",
+            json!({"name": "late", "email": "late@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
 async fn registrations_from_one_address_are_throttled() {
     let s = TestServer::start_with(|c| {
         c.registrations_per_address = 3;

@@ -14,14 +14,17 @@ use crate::store::{NewUser, Store, UniqueField, UserRecord};
 impl Auth {
     // ---- Registration and login -----------------------------------------
 
-    /// Create an account and its first session.
+    /// Create an account and its first session from `form` (or refuse
+    /// the problems found in it, after counting the attempt).
     pub async fn register(
         &self,
-        form: Registration,
+        form: Result<Registration, FieldErrors>,
         client: &ClientInfo,
     ) -> Result<(UserView, TokenPair), AuthError> {
         let now = self.clock.now();
+        // Counted before the form is judged: an invalid form is an attempt too.
         self.throttle_registration(client, now).await?;
+        let form = form.map_err(AuthError::Invalid)?;
         let account = check_account(&self.store, &self.hasher, &self.passwords, form).await?;
         // The account and its first session in one transaction: an answer
         // other than 201 leaves no account behind for the retry to trip on.

@@ -170,7 +170,7 @@ pub async fn register(
     Client(client): Client,
     Form(form): Form<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let (user, tokens) = state.auth.register(form.parse()?, &client).await?;
+    let (user, tokens) = state.auth.register(form.parse(), &client).await?;
     Ok(user_with_tokens(StatusCode::CREATED, &user, &tokens))
 }
 

@@ -16,7 +16,7 @@ use crate::auth::{AuthError, Credentials, FieldErrors, Identifier, PasswordChang
 
 /// A string field as received: absent, `null`, some other JSON value, or a
 /// string.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub enum Text {
     /// Not in the body.
     #[default]
@@ -27,6 +27,18 @@ pub enum Text {
     NotAString,
     /// A string.
     Given(String),
+}
+
+impl std::fmt::Debug for Text {
+    // A `Text` may hold a password not yet wrapped in `Password`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Absent => "Absent",
+            Self::Null => "Null",
+            Self::NotAString => "NotAString",
+            Self::Given(_) => "Given([redacted])",
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Text {
@@ -98,8 +110,9 @@ pub struct RegisterRequest {
 }
 
 impl RegisterRequest {
-    /// The parsed form, or every field's problem.
-    pub fn parse(self) -> Result<Registration, ApiError> {
+    /// The parsed form, or every field's problem (the domain counts the
+    /// attempt against the address either way, then refuses it).
+    pub fn parse(self) -> Result<Registration, FieldErrors> {
         let mut errors = FieldErrors::default();
         let name = errors.check("name", self.name.required().and_then(|n| Name::parse(&n)));
         let email = errors.check(
@@ -113,7 +126,7 @@ impl RegisterRequest {
                 email,
                 password,
             }),
-            _ => Err(invalid(errors)),
+            _ => Err(errors),
         }
     }
 }
@@ -260,6 +273,7 @@ mod tests {
         let e = serde_json::from_value::<RegisterRequest>(json!({"name": null, "email": 5}))
             .unwrap()
             .parse()
+            .map_err(invalid)
             .err()
             .unwrap();
         assert_eq!(

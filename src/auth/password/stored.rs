@@ -24,8 +24,8 @@ const MAX_PBKDF2_ITERATIONS: u64 = 4_000_000;
 /// each step doubles the work, so 14 is ~1 s).
 const MAX_BCRYPT_COST: u32 = 14;
 
-/// A stored password hash, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored password hash, parsed. `Debug` shows the kind and cost only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoredHash {
     /// latchkey's own Argon2id PHC string.
     Latchkey(Phc),
@@ -60,6 +60,19 @@ pub enum StoredHash {
     /// A format latchkey knows, named, whose data does not parse: it never
     /// verifies.
     Malformed(&'static str),
+}
+
+impl std::fmt::Debug for StoredHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Latchkey(phc) | Self::DjangoArgon2(phc) => write!(f, "{}: {phc:?}", self.name()),
+            Self::Pbkdf2Sha256 { iterations, .. } => write!(f, "pbkdf2_sha256({iterations})"),
+            Self::Bcrypt { cost, .. } => write!(f, "{}({cost})", self.name()),
+            Self::Unusable => f.write_str("unusable"),
+            Self::Unsupported(name) => write!(f, "unsupported({name})"),
+            Self::Malformed(name) => write!(f, "malformed({name})"),
+        }
+    }
 }
 
 impl StoredHash {
@@ -238,9 +251,14 @@ fn parse_pbkdf2_sha256(data: &str) -> Option<StoredHash> {
     })
 }
 
-/// `$2b$<cost>$<salt and hash>`, the modular crypt format.
+/// `$2b$<cost>$<salt and hash>`, the modular crypt format: 60 characters,
+/// so a truncated hash is malformed (and costs the dummy check) rather
+/// than failing inside bcrypt at once.
 fn parse_bcrypt(sha256: bool, mcf: &str) -> Option<StoredHash> {
-    if !mcf.starts_with("$2") {
+    let version_known = ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|v| mcf.starts_with(v));
+    if !version_known || mcf.len() != 60 || mcf.as_bytes().get(6) != Some(&b'$') {
         return None;
     }
     let cost: u32 = mcf.get(4..6)?.parse().ok()?;
@@ -331,6 +349,19 @@ mod tests {
             tampered.replace_range(last..=last, replacement);
             assert_eq!(verify(&pw(PW), &tampered), Some(false), "{stored}");
         }
+    }
+
+    #[test]
+    fn debug_shows_the_kind_and_cost_never_the_hash() {
+        for stored in [PBKDF2, ARGON2, BCRYPT_SHA256, BCRYPT, LATCHKEY] {
+            let shown = format!("{:?}", StoredHash::parse(stored));
+            let secret = stored.rsplit('$').next().unwrap();
+            assert!(!shown.contains(&secret[secret.len() - 12..]), "{shown}");
+        }
+        assert_eq!(
+            format!("{:?}", StoredHash::parse(PBKDF2)),
+            "pbkdf2_sha256(1000)"
+        );
     }
 
     #[test]
