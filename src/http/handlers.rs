@@ -1,5 +1,7 @@
 //! Route handlers: extract, call the domain, shape the JSON.
 
+pub(super) mod keys;
+
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -90,6 +90,7 @@ pub fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(handlers::end_session),
         routes!(handlers::refresh),
         routes!(handlers::verify),
+        routes!(handlers::keys::jwks),
         routes!(handlers::healthz),
         routes!(handlers::readyz),
         routes!(handlers::metrics),

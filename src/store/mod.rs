@@ -24,6 +24,7 @@ mod open;
 mod session_cache;
 mod sessions;
 mod settings;
+mod signing_keys;
 mod throttle;
 mod users;
 
@@ -41,6 +42,7 @@ pub use open::{redacted, OpenError, OpenMode};
 pub use sessions::{
     IssuedRefresh, NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, SessionUser,
 };
+pub use signing_keys::{NewSigningKey, SigningKeyRecord};
 pub use throttle::{ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
 pub use users::{NewUser, UserRecord, UserSummary};
 
