@@ -263,6 +263,13 @@ impl App {
                 config.https,
             ),
             device_cookie_attributes: http::device_cookie_attributes(config.https),
+            refresh_cookie: config.refresh_cookie.then(|| {
+                http::refresh_cookie::RefreshCookie::new(
+                    config.refresh_token_lifetime_seconds,
+                    config.refresh_cookie_samesite,
+                    config.https,
+                )
+            }),
             metrics_here: config.metrics_bind.is_none(),
             openapi_json: serde_json::to_vec(&doc)?.into(),
         });

@@ -14,7 +14,7 @@ use super::extract::{cookie, Caller, Client, JsonObject};
 use super::openapi::{
     ErrorBody, LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
 };
-use super::{AppState, CSRF_COOKIE, DEVICE_COOKIE};
+use super::{refresh_cookie, AppState, CSRF_COOKIE, DEVICE_COOKIE};
 use crate::auth::{Credentials, PasswordChange, Registration, SessionView, TokenPair, UserView};
 
 /// A user: `{"id","email","name"}`.
@@ -49,8 +49,10 @@ pub(super) struct UserWithTokens<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = TokenPair)]
 pub(super) struct RefreshFirst<'a> {
-    /// Refresh token (JWT, `token_type` `refresh`).
-    refresh: &'a str,
+    /// Refresh token (JWT, `token_type` `refresh`). Absent with
+    /// `LATCHKEY_REFRESH_COOKIE=true`: it is in the `latchkey_refresh` cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh: Option<&'a str>,
     /// Access token (JWT, `token_type` `access`).
     access: &'a str,
 }
@@ -123,15 +125,44 @@ impl From<SessionView> for SessionBody {
     }
 }
 
-fn user_with_tokens(status: StatusCode, user: &UserView, tokens: &TokenPair) -> Response {
+fn user_with_tokens(
+    state: &AppState,
+    status: StatusCode,
+    user: &UserView,
+    tokens: &TokenPair,
+) -> Response {
     let body = UserWithTokens {
         user: user.into(),
-        tokens: RefreshFirst {
-            refresh: &tokens.refresh,
-            access: &tokens.access,
-        },
+        tokens: token_pair(state, tokens),
     };
-    (status, Json(body)).into_response()
+    with_refresh_cookie(state, (status, Json(body)).into_response(), tokens)
+}
+
+/// The pair as a body: without the refresh token in cookie mode.
+fn token_pair<'a>(state: &AppState, tokens: &'a TokenPair) -> RefreshFirst<'a> {
+    RefreshFirst {
+        refresh: state
+            .refresh_cookie
+            .is_none()
+            .then_some(tokens.refresh.as_str()),
+        access: &tokens.access,
+    }
+}
+
+/// `response`, with the refresh cookie set in cookie mode.
+fn with_refresh_cookie(state: &AppState, mut response: Response, tokens: &TokenPair) -> Response {
+    if let Some(cookie) = &state.refresh_cookie {
+        cookie.set(&mut response, &tokens.refresh);
+    }
+    response
+}
+
+/// `response`, with the refresh cookie cleared in cookie mode.
+fn clearing_refresh_cookie(state: &AppState, mut response: Response) -> Response {
+    if let Some(cookie) = &state.refresh_cookie {
+        cookie.clear(&mut response);
+    }
+    response
 }
 
 /// A CSRF token, in the body and in a script-readable cookie. A request
@@ -177,7 +208,12 @@ pub async fn register(
         password: body.password("password"),
     };
     let (user, tokens) = state.auth.register(form, &client).await?;
-    Ok(user_with_tokens(StatusCode::CREATED, &user, &tokens))
+    Ok(user_with_tokens(
+        &state,
+        StatusCode::CREATED,
+        &user,
+        &tokens,
+    ))
 }
 
 /// Log in with `email` (or `name`) and `password`; starts a session.
@@ -201,7 +237,7 @@ pub async fn login(
         password: body.password("password"),
     };
     let logged_in = state.auth.login(form, &client).await?;
-    let mut response = user_with_tokens(StatusCode::OK, &logged_in.user, &logged_in.tokens);
+    let mut response = user_with_tokens(&state, StatusCode::OK, &logged_in.user, &logged_in.tokens);
     let set_cookie = format!(
         "{DEVICE_COOKIE}={}{}",
         logged_in.device, state.device_cookie_attributes
@@ -224,14 +260,19 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let refresh = token_field(&body, "refresh")?;
-    state.auth.logout(&caller, &refresh).await?;
-    Ok(Json(DetailBody {
+    let mode = state.refresh_cookie.as_ref();
+    let (refresh, source) = refresh_cookie::presented(&body, &headers, mode)?;
+    if let Err(e) = state.auth.logout(&caller, &refresh).await {
+        return Ok(refresh_cookie::refused(e.into(), source, mode));
+    }
+    let response = Json(DetailBody {
         detail: "Successfully logged out.",
     })
-    .into_response())
+    .into_response();
+    Ok(clearing_refresh_cookie(&state, response))
 }
 
 /// End every session of the caller, this one included.
@@ -246,11 +287,12 @@ pub async fn logout_all(
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     let ended = state.auth.logout_all(&caller).await?;
-    Ok(Json(LogoutAllBody {
+    let response = Json(LogoutAllBody {
         detail: "Successfully logged out of all sessions.",
         sessions_ended: ended,
     })
-    .into_response())
+    .into_response();
+    Ok(clearing_refresh_cookie(&state, response))
 }
 
 /// Change the password; every other session of the user ends.
@@ -310,7 +352,11 @@ pub async fn end_session(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     state.auth.end_session(&caller, &id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let response = StatusCode::NO_CONTENT.into_response();
+    if caller.session_id.as_str() == id {
+        return Ok(clearing_refresh_cookie(&state, response));
+    }
+    Ok(response)
 }
 
 /// The user behind the access token.
@@ -334,15 +380,17 @@ pub async fn me(Caller(caller): Caller) -> Response {
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let refresh = token_field(&body, "refresh")?;
-    let tokens = state.auth.refresh(&refresh).await?;
-    Ok(Json(RefreshFirst {
-        refresh: &tokens.refresh,
-        access: &tokens.access,
-    })
-    .into_response())
+    let mode = state.refresh_cookie.as_ref();
+    let (refresh, source) = refresh_cookie::presented(&body, &headers, mode)?;
+    let tokens = match state.auth.refresh(&refresh).await {
+        Ok(tokens) => tokens,
+        Err(e) => return Ok(refresh_cookie::refused(e.into(), source, mode)),
+    };
+    let response = Json(token_pair(&state, &tokens)).into_response();
+    Ok(with_refresh_cookie(&state, response, &tokens))
 }
 
 /// Whether a token (access or refresh) is valid now.

@@ -7,6 +7,7 @@ pub mod extract;
 mod handlers;
 pub mod middleware;
 pub mod openapi;
+pub mod refresh_cookie;
 pub mod server;
 
 use axum::http::{Method, StatusCode};
@@ -46,6 +47,9 @@ pub struct Shared {
     pub csrf_cookie_attributes: String,
     /// What follows `latchkey_device=<token>` in `Set-Cookie`.
     pub device_cookie_attributes: String,
+    /// The refresh cookie, when `LATCHKEY_REFRESH_COOKIE` is on: refresh
+    /// tokens then travel in it only, never in a JSON body.
+    pub refresh_cookie: Option<refresh_cookie::RefreshCookie>,
     /// `/metrics` is served by this router (else on its own address).
     pub metrics_here: bool,
     /// The OpenAPI document, serialised once.

@@ -47,8 +47,9 @@ pub struct LoginRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct RefreshRequest {
-    /// A refresh token.
-    refresh: String,
+    /// A refresh token. Required, unless `LATCHKEY_REFRESH_COOKIE=true` and
+    /// the request carries the `latchkey_refresh` cookie.
+    refresh: Option<String>,
 }
 
 /// A body carrying a token to check.
