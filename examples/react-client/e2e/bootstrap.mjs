@@ -1,6 +1,6 @@
 // `npm run e2e` starts here: make a clean checkout runnable, then run the test.
 //
-//   node e2e/bootstrap.mjs [--target=latchkey|django]
+//   node e2e/bootstrap.mjs [--target=latchkey|django] [--mode=cookie]
 //
 // Installs the npm dependencies when node_modules is missing or older than
 // package-lock.json, and checks for Debian's Chromium (the test never
@@ -28,4 +28,4 @@ if (!existsSync(chromium)) {
   process.exit(1);
 }
 
-await import("./run.mjs");
+await import(process.argv.includes("--mode=cookie") ? "./cookie.mjs" : "./run.mjs");

@@ -6,3 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 npm run e2e
+# The refresh token in an HttpOnly cookie (LATCHKEY_REFRESH_COOKIE=true).
+npm run e2e:cookie
