@@ -374,7 +374,7 @@ pub async fn me(Caller(caller): Caller) -> Response {
 #[utoipa::path(post, path = "/auth/token/refresh", tag = "tokens", request_body = RefreshRequest,
     security(("csrf" = [])),
     responses(
-        (status = 200, description = "A new pair", body = RefreshFirst),
+        (status = 200, description = "A new pair (with `LATCHKEY_REFRESH_COOKIE=true`: `{\"access\"}`, the refresh token in `Set-Cookie: latchkey_refresh=...; HttpOnly; Path=/auth/`)", body = RefreshFirst),
         (status = 400, description = "Missing refresh field", body = super::openapi::FieldErrorsBody),
         (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = ErrorBody),
     ))]
