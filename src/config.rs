@@ -8,6 +8,7 @@ use clap::Args;
 use crate::auth::keys::KeyTooShort;
 use crate::auth::legacy::import::DjangoImportOptions;
 use crate::auth::legacy::tokens::DjangoKey;
+use crate::auth::signing::Algorithm;
 use crate::auth::SecretKey;
 use crate::telemetry::LogFormat;
 
@@ -125,6 +126,48 @@ pub struct Config {
         default_value_t = 604_800
     )]
     pub refresh_token_lifetime_seconds: u64,
+
+    /// JWS algorithm tokens are signed with: `HS256` (the secret key, as
+    /// SimpleJWT; the default), or `EdDSA`, `ES256`, `RS256` (a key pair kept
+    /// in the database; its public half at `/.well-known/jwks.json`).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_JWT_ALGORITHM",
+        default_value = "HS256"
+    )]
+    pub jwt_algorithm: Algorithm,
+
+    /// `iss` claim added to every token, and required of every token
+    /// verified (RFC 8725). Unset: no `iss`, and a token carrying one is refused.
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// `aud` claim added to every token, and required of every token
+    /// verified. Unset: no `aud`, and a token carrying one is refused.
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Send the refresh token only in an `HttpOnly` cookie
+    /// (`latchkey_refresh`, `Path=/auth/`), never in a JSON body; refresh
+    /// and logout read it from there.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_REFRESH_COOKIE",
+        default_value_t = false
+    )]
+    pub refresh_cookie: bool,
+
+    /// `SameSite` of the refresh cookie: `Lax` (default), `Strict`, or
+    /// `None` (front-end on another site; needs `LATCHKEY_HTTPS`).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_REFRESH_COOKIE_SAMESITE",
+        default_value = "Lax"
+    )]
+    pub refresh_cookie_samesite: SameSite,
 
     /// Seconds after a rotation during which the refresh token just rotated may
     /// be presented once more without counting as reuse (0 turns it off).
@@ -419,6 +462,31 @@ fn without_environment() -> clap::Command {
     Bare::command().mut_args(|arg| arg.env(None::<&str>))
 }
 
+/// A cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level navigations.
+    #[value(name = "Lax")]
+    Lax,
+    /// Sent on same-site requests only.
+    #[value(name = "Strict")]
+    Strict,
+    /// Sent cross-site too (requires `Secure`).
+    #[value(name = "None")]
+    None,
+}
+
+impl SameSite {
+    /// The attribute's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lax => "Lax",
+            Self::Strict => "Strict",
+            Self::None => "None",
+        }
+    }
+}
+
 impl Config {
     /// The configuration with no flags: defaults, overridden by any `LATCHKEY_*`
     /// variables set in the environment. Used by tests and embedders.
@@ -464,6 +532,23 @@ impl Config {
                 return Err(InvalidSetting {
                     field: "allowed_origins",
                     problem,
+                });
+            }
+        }
+        if self.refresh_cookie_samesite == SameSite::None && !self.https {
+            return Err(InvalidSetting {
+                field: "refresh_cookie_samesite",
+                problem: "`None` needs LATCHKEY_HTTPS=true: browsers drop a SameSite=None cookie that is not Secure".into(),
+            });
+        }
+        for (field, value) in [
+            ("jwt_issuer", &self.jwt_issuer),
+            ("jwt_audience", &self.jwt_audience),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(InvalidSetting {
+                    field,
+                    problem: "empty; unset it, or give a value".into(),
                 });
             }
         }
@@ -599,6 +684,10 @@ mod tests {
         assert_eq!(c.password_max_length, 256);
         assert_eq!(c.allowed_origins.len(), 4);
         assert!(c.secret_key.is_none());
+        assert_eq!(c.jwt_algorithm, Algorithm::Hs256);
+        assert!(c.jwt_issuer.is_none() && c.jwt_audience.is_none());
+        assert!(!c.refresh_cookie);
+        assert_eq!(c.refresh_cookie_samesite, SameSite::Lax);
         assert!(c.validate().is_ok(), "the default origins are valid");
     }
 

@@ -53,6 +53,9 @@ pub enum StartError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The stored token signing key pairs are unusable.
+    #[error("signing keys: {0}")]
+    SigningKeys(#[from] auth::signing::KeySetError),
     /// The configured or stored signing key is unusable.
     #[error("signing key: {0}")]
     Key(#[from] auth::keys::KeyTooShort),
@@ -221,6 +224,8 @@ impl App {
                 refresh_lifetime: seconds(config.refresh_token_lifetime_seconds),
                 reuse_grace: seconds(config.refresh_reuse_grace_seconds),
                 clock_leeway: seconds(config.clock_leeway_seconds),
+                issuer: config.jwt_issuer.clone(),
+                audience: config.jwt_audience.clone(),
             },
             throttle: ThrottlePolicy {
                 per_account: config.login_failures_per_account,
@@ -230,9 +235,20 @@ impl App {
             },
             csrf_max_age: config.csrf_token_max_age_seconds,
         };
-        let auth = Auth::new(store.clone(), key, hasher, policies, metrics)
+        let mut auth = Auth::new(store.clone(), key, hasher, policies, metrics)
             .with_legacy_django(config.legacy_django_key.as_ref())
-            .with_clock(clock);
+            .with_clock(clock.clone());
+        if config.jwt_algorithm.is_asymmetric() {
+            let keys = auth::signing::SigningKeys::stored(
+                store.clone(),
+                config.jwt_algorithm,
+                key_retention(config),
+                key_reload_interval(config),
+                clock.now(),
+            )
+            .await?;
+            auth = auth.with_signing_keys(keys);
+        }
         // Unknown accounts cost what the stored hashes cost, from the start.
         auth.take_hash_census().await.map_err(StartError::Census)?;
         let doc = http::openapi();
@@ -248,6 +264,13 @@ impl App {
                 config.https,
             ),
             device_cookie_attributes: http::device_cookie_attributes(config.https),
+            refresh_cookie: config.refresh_cookie.then(|| {
+                http::refresh_cookie::RefreshCookie::new(
+                    config.refresh_token_lifetime_seconds,
+                    config.refresh_cookie_samesite,
+                    config.https,
+                )
+            }),
             metrics_here: config.metrics_bind.is_none(),
             openapi_json: serde_json::to_vec(&doc)?.into(),
         });
@@ -375,4 +398,22 @@ fn connection_limits(config: &Config) -> http::server::ConnectionLimits {
         shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds)
             .saturating_sub(POOL_CLOSE_RESERVE),
     }
+}
+
+/// How long a retired signing key keeps verifying (and stays published):
+/// until every token it can have signed has expired.
+pub fn key_retention(config: &Config) -> auth::signing::Retention {
+    auth::signing::Retention::new(
+        seconds(config.access_token_lifetime_seconds),
+        seconds(config.refresh_token_lifetime_seconds),
+        seconds(config.clock_leeway_seconds),
+        key_reload_interval(config),
+    )
+}
+
+/// How old the key set may get before an instance reloads it: the session
+/// cache's TTL, so a revoked key is refused within the same delay as a
+/// revoked session.
+pub fn key_reload_interval(config: &Config) -> Duration {
+    Duration::from_millis(config.session_cache_millis)
 }

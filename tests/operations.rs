@@ -95,6 +95,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
         ("DELETE", "/auth/sessions/{id}"),
         ("POST", "/auth/token/refresh"),
         ("POST", "/auth/token/verify"),
+        ("GET", "/.well-known/jwks.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),

@@ -39,7 +39,9 @@ impl Auth {
             )
             .await?;
         self.metrics.registration();
-        let tokens = self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)?;
+        let tokens = self
+            .sign_pair(user.id, &start.session_id, start.refresh_jti, now)
+            .await?;
         Ok((view(&user), tokens))
     }
 

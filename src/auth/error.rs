@@ -114,6 +114,9 @@ impl From<getrandom::Error> for AuthError {
 
 impl From<TokenError> for AuthError {
     fn from(e: TokenError) -> Self {
+        if e == TokenError::SigningFailed {
+            return Self::Internal(e.to_string());
+        }
         Self::Token(match e {
             TokenError::Expired => TokenRejection::Expired,
             _ => TokenRejection::Invalid,

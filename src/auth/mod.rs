@@ -16,6 +16,7 @@ pub mod legacy;
 mod login;
 pub mod password;
 mod sessions;
+pub mod signing;
 pub mod throttle;
 pub mod tokens;
 
@@ -32,8 +33,9 @@ use sessions::Replay;
 use csrf::{CsrfError, CsrfSigner};
 use ids::RandomId;
 use password::{Hasher, PasswordPolicy};
+use signing::SigningKeys;
 use throttle::ThrottlePolicy;
-use tokens::TokenCodec;
+use tokens::{ClaimRules, TokenCodec};
 
 use crate::metrics::{Metrics, Sampled};
 use crate::store::{SessionUser, Store, UserRecord};
@@ -126,13 +128,21 @@ pub struct TokenPolicy {
     /// Clock skew tolerated between instances, for `exp`/`iat` checks of
     /// tokens and CSRF token ages.
     pub clock_leeway: i64,
+    /// `iss`, added to every token and required of every token when set.
+    pub issuer: Option<String>,
+    /// `aud`, added to every token and required of every token when set.
+    pub audience: Option<String>,
 }
 
 /// The authentication service: every use case of the API, over a [`Store`].
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
-    codec: TokenCodec,
+    /// What tokens are signed and verified with (HS256's secret, or the
+    /// stored key pairs).
+    keys: SigningKeys,
+    /// Leeway, issuer and audience every token is held to.
+    claim_rules: std::sync::Arc<ClaimRules>,
     csrf: CsrfSigner,
     hasher: Hasher,
     passwords: PasswordPolicy,
@@ -183,9 +193,15 @@ impl Auth {
         let key_for_decoys = key.derive("latchkey/decoy/v1");
         let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age)
             .with_leeway(leeway.unsigned_abs());
+        let claim_rules = std::sync::Arc::new(ClaimRules {
+            leeway,
+            issuer: policies.tokens.issuer.clone(),
+            audience: policies.tokens.audience.clone(),
+        });
         Self {
             store,
-            codec: TokenCodec::new(key).with_leeway(leeway),
+            keys: SigningKeys::hs256(&key),
+            claim_rules,
             csrf,
             hasher,
             passwords: policies.passwords,
@@ -204,6 +220,26 @@ impl Auth {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The same service signing with `keys` (the stored key pairs of an
+    /// asymmetric algorithm) instead of the secret key.
+    pub fn with_signing_keys(mut self, keys: SigningKeys) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// A codec over the current key set (reloaded first when it is older
+    /// than the reload interval).
+    pub(crate) async fn codec(&self) -> TokenCodec {
+        let keys = self.keys.current(self.clock.now()).await;
+        TokenCodec::new(keys, self.claim_rules.clone())
+    }
+
+    /// The JWKS document: the public keys that may have signed a live
+    /// token, and the next key (`{"keys": []}` with HS256).
+    pub async fn jwks(&self) -> std::sync::Arc<[u8]> {
+        self.keys.current(self.clock.now()).await.jwks()
     }
 
     /// The store (for readiness checks).

@@ -2,7 +2,7 @@
 //! reuse detection and the grace window), logout, list and end.
 
 use super::ids::RandomId;
-use super::tokens::{Claims, TokenType};
+use super::tokens::{Claims, TokenCodec, TokenType};
 use super::{Auth, AuthError, ClientInfo, Principal, SessionView, TokenPair, TokenRejection};
 use crate::metrics::{RefreshOutcome, Revocation};
 use crate::store::{NewRefreshToken, NewSession, UserRecord};
@@ -22,6 +22,7 @@ impl Auth {
             .start_session(&start.session(), &start.first_token(), address_key)
             .await?;
         self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)
+            .await
     }
 
     /// Fresh ids for a session of `user_id` starting at `now`, and its first
@@ -43,39 +44,42 @@ impl Auth {
         })
     }
 
-    pub(super) fn sign_pair(
+    pub(super) async fn sign_pair(
         &self,
         user_id: i64,
         session_id: &RandomId,
         refresh_jti: RandomId,
         now: i64,
     ) -> Result<TokenPair, AuthError> {
-        let access = self.sign_access(user_id, session_id, now)?;
-        let refresh = self.codec.encode(&Claims {
+        let codec = self.codec().await;
+        let access = self.sign_access(&codec, user_id, session_id, now)?;
+        let refresh = codec.encode(&Claims {
             token_type: TokenType::Refresh,
             exp: now + self.tokens.refresh_lifetime,
             iat: now,
             jti: refresh_jti,
             user_id,
             sid: session_id.clone(),
-        });
+        })?;
         Ok(TokenPair { access, refresh })
     }
 
+    /// A fresh access token of `user_id` in `session_id`.
     pub(super) fn sign_access(
         &self,
+        codec: &TokenCodec,
         user_id: i64,
         session_id: &RandomId,
         now: i64,
     ) -> Result<String, AuthError> {
-        Ok(self.codec.encode(&Claims {
+        Ok(codec.encode(&Claims {
             token_type: TokenType::Access,
             exp: now + self.tokens.access_lifetime,
             iat: now,
             jti: RandomId::generate()?,
             user_id,
             sid: session_id.clone(),
-        }))
+        })?)
     }
 
     // ---- Tokens ------------------------------------------------------------
@@ -85,7 +89,11 @@ impl Auth {
     /// every call, so a logout on any instance takes effect at once.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = self.clock.now();
-        let claims = match self.codec.decode(access_token, TokenType::Access, now) {
+        let claims = match self
+            .codec()
+            .await
+            .decode(access_token, TokenType::Access, now)
+        {
             Ok(claims) => claims,
             Err(own) => return self.legacy_principal(access_token, own, now).await,
         };
@@ -109,7 +117,7 @@ impl Auth {
     /// `/auth/token/verify/`: whether a token of either type is valid now.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = self.clock.now();
-        let claims = match self.codec.decode_any(token, now) {
+        let claims = match self.codec().await.decode_any(token, now) {
             Ok(claims) => claims,
             Err(own) => return self.legacy_verify(token, own, now).await,
         };
@@ -152,7 +160,11 @@ impl Auth {
         refresh_token: &str,
     ) -> Result<(TokenPair, RefreshOutcome), AuthError> {
         let now = self.clock.now();
-        let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
+        let claims = match self
+            .codec()
+            .await
+            .decode(refresh_token, TokenType::Refresh, now)
+        {
             Ok(claims) => claims,
             Err(own) => return self.legacy_refresh(refresh_token, own, now).await,
         };
@@ -169,7 +181,9 @@ impl Auth {
         // The common case in one transaction: an unrotated token of a live
         // session. Anything else is sorted out from the stored state below.
         if self.store.rotate_refresh(jti, &next).await? {
-            let pair = self.sign_pair(claims.user_id, &claims.sid, next_jti, now)?;
+            let pair = self
+                .sign_pair(claims.user_id, &claims.sid, next_jti, now)
+                .await?;
             return Ok((pair, RefreshOutcome::Rotated));
         }
         let state = self.known_refresh(&claims, now).await?;
@@ -209,15 +223,16 @@ impl Auth {
             if let Some(head) = head {
                 let jti = RandomId::parse(&head.jti)
                     .ok_or_else(|| AuthError::Internal("stored token id is malformed".into()))?;
-                let refresh = self.codec.encode(&Claims {
+                let codec = self.codec().await;
+                let refresh = codec.encode(&Claims {
                     token_type: TokenType::Refresh,
                     exp: head.expires_at,
                     iat: head.issued_at,
                     jti,
                     user_id: replay.user_id,
                     sid: replay.session.clone(),
-                });
-                let access = self.sign_access(replay.user_id, replay.session, now)?;
+                })?;
+                let access = self.sign_access(&codec, replay.user_id, replay.session, now)?;
                 return Ok((TokenPair { access, refresh }, RefreshOutcome::Grace));
             }
             // The chain moved on meanwhile (its head was rotated too), or the
@@ -258,7 +273,11 @@ impl Auth {
     /// and the session of the caller's access token with it.
     pub async fn logout(&self, caller: &Principal, refresh_token: &str) -> Result<(), AuthError> {
         let now = self.clock.now();
-        let claims = match self.codec.decode(refresh_token, TokenType::Refresh, now) {
+        let claims = match self
+            .codec()
+            .await
+            .decode(refresh_token, TokenType::Refresh, now)
+        {
             Ok(claims) => claims,
             Err(own) => return self.legacy_logout(caller, refresh_token, own, now).await,
         };

@@ -1,10 +1,17 @@
-//! JSON Web Tokens as SimpleJWT writes them: HS256, with the claims
-//! `token_type`, `exp`, `iat`, `jti`, `user_id`, plus our session id `sid`.
+//! JSON Web Tokens as SimpleJWT writes them, with the claims `token_type`,
+//! `exp`, `iat`, `jti`, `user_id`, plus our session id `sid` (and `iss`
+//! and `aud` when configured, RFC 8725).
 //!
-//! The codec is small and strict on purpose: the algorithm is pinned to HS256
-//! (a token whose header names anything else is refused before its claims are
-//! read), the signature is checked in constant time, and nothing but a
-//! well-formed, unexpired token of the expected type gets through.
+//! The codec is small and strict on purpose: the algorithm is pinned to the
+//! configured one (a token whose header names anything else is refused
+//! before its claims are read, so an HS256 token "signed" with a public key
+//! goes nowhere), an asymmetric token's `kid` selects only among the keys
+//! the [`KeySet`] lists as usable, the signature is checked (in constant
+//! time for HMAC) before the claims are read, and nothing but a
+//! well-formed, unexpired token of the expected type, issuer and audience
+//! gets through.
+
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -13,12 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::ids::RandomId;
-use super::keys::SecretKey;
+use super::signing::{Algorithm, KeySet, MAX_KID_LEN};
 
-/// `{"alg":"HS256","typ":"JWT"}`, base64url-encoded, exactly as SimpleJWT.
-const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-
-/// Tokens longer than this are refused before any decoding work.
+/// Tokens longer than this are refused before any decoding work (an RS256
+/// signature of a 4096-bit key is 683 characters).
 pub const MAX_TOKEN_LEN: usize = 2048;
 
 /// Which of the pair a token is.
@@ -49,15 +54,45 @@ pub struct Claims {
     pub sid: RandomId,
 }
 
+/// The claims as written: [`Claims`], then `iss` and `aud` when configured.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    #[serde(flatten)]
+    claims: &'a Claims,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+/// The claims as read: exactly [`Claims`]' members, plus `iss` and `aud`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireIn {
+    token_type: TokenType,
+    exp: i64,
+    iat: i64,
+    jti: RandomId,
+    user_id: i64,
+    sid: RandomId,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<String>,
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Not three base64url segments of JSON, or claims of the wrong shape.
     #[error("token is malformed")]
     Malformed,
-    /// The header names an algorithm other than HS256.
-    #[error("token uses an algorithm other than HS256")]
+    /// The header names an algorithm other than the configured one.
+    #[error("token uses an algorithm other than the configured one")]
     WrongAlgorithm,
+    /// The header's `kid` is missing or names no usable key.
+    #[error("token names no usable key")]
+    UnknownKey,
     /// The signature does not match.
     #[error("token signature is invalid")]
     BadSignature,
@@ -71,16 +106,31 @@ pub enum TokenError {
     /// instance whose clock is within the tolerated skew issued it.
     #[error("token is issued in the future")]
     IssuedInFuture,
+    /// `iss` or `aud` is not the configured one (or is missing).
+    #[error("token has the wrong issuer or audience")]
+    WrongIssuerOrAudience,
+    /// The key could not sign (the random number generator failed).
+    #[error("token could not be signed")]
+    SigningFailed,
 }
 
-/// Signs and verifies tokens with one key.
+/// What every token must say beyond its signature: the tolerated clock
+/// skew, and the configured issuer and audience.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimRules {
+    /// Seconds of clock skew tolerated between instances (`exp`, `iat`).
+    pub leeway: i64,
+    /// `iss`, added and required when set.
+    pub issuer: Option<String>,
+    /// `aud`, added and required when set.
+    pub audience: Option<String>,
+}
+
+/// Signs and verifies tokens with one snapshot of the keys.
 #[derive(Clone)]
 pub struct TokenCodec {
-    /// HMAC state with the key already absorbed: cloning it skips the two
-    /// key-block compressions every token would otherwise pay for.
-    keyed: Hmac<Sha256>,
-    /// Seconds of clock skew tolerated between instances (`exp`, `iat`).
-    leeway: i64,
+    keys: Arc<KeySet>,
+    rules: Arc<ClaimRules>,
 }
 
 #[derive(Deserialize)]
@@ -88,47 +138,60 @@ struct Header<'a> {
     alg: &'a str,
     #[serde(default)]
     typ: Option<&'a str>,
+    #[serde(default)]
+    kid: Option<&'a str>,
+    /// Extensions a verifier must understand (RFC 7515 §4.1.11): we
+    /// understand none, so a token naming any is refused.
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 impl TokenCodec {
-    /// A codec signing with `key` (used directly, as SimpleJWT uses its
-    /// `SIGNING_KEY`, so other services holding the key can verify tokens).
-    pub fn new(key: SecretKey) -> Self {
-        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key.expose())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        Self { keyed, leeway: 0 }
+    /// A codec over `keys` applying `rules`.
+    pub fn new(keys: Arc<KeySet>, rules: Arc<ClaimRules>) -> Self {
+        Self { keys, rules }
+    }
+
+    /// An HS256 codec signing with `key` (used directly, as SimpleJWT uses
+    /// its `SIGNING_KEY`), with no leeway, issuer or audience.
+    pub fn hs256(key: &super::keys::SecretKey) -> Self {
+        Self::new(Arc::new(KeySet::hs256(key)), Arc::default())
     }
 
     /// The same codec, tolerating `seconds` of clock skew: a token stays
     /// valid until `exp + seconds`, and one issued up to `seconds` in the
     /// future is accepted (another instance's clock may be that far ahead).
     pub fn with_leeway(mut self, seconds: i64) -> Self {
-        self.leeway = seconds.max(0);
+        Arc::make_mut(&mut self.rules).leeway = seconds.max(0);
         self
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        self.keyed.clone()
-    }
-
-    /// Serialise and sign `claims`.
-    pub fn encode(&self, claims: &Claims) -> String {
+    /// Serialise and sign `claims` with the current key.
+    pub fn encode(&self, claims: &Claims) -> Result<String, TokenError> {
+        let wire = WireOut {
+            claims,
+            iss: self.rules.issuer.as_deref(),
+            aud: self.rules.audience.as_deref(),
+        };
         // Claims are plain data; serialising them cannot fail.
-        let payload = serde_json::to_vec(claims).unwrap_or_default();
-        let mut token = String::with_capacity(HEADER_B64.len() + payload.len() * 4 / 3 + 48);
-        token.push_str(HEADER_B64);
+        let payload = serde_json::to_vec(&wire).unwrap_or_default();
+        let header = self.keys.header_b64();
+        let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let mut mac = self.mac();
-        mac.update(token.as_bytes());
-        let signature = mac.finalize().into_bytes();
+        let signature = self
+            .keys
+            .sign(token.as_bytes())
+            .map_err(|_| TokenError::SigningFailed)?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-        token
+        Ok(token)
     }
 
-    /// Verify `token` and return its claims if it is well-formed, signed with
-    /// our key under HS256, unexpired at `now`, and of type `expected`.
+    /// Verify `token` and return its claims if it is well-formed, signed
+    /// under the configured algorithm by a usable key, unexpired at `now`,
+    /// of the configured issuer and audience, and of type `expected`.
     pub fn decode(&self, token: &str, expected: TokenType, now: i64) -> Result<Claims, TokenError> {
         let claims = self.decode_any(token, now)?;
         if claims.token_type != expected {
@@ -139,23 +202,66 @@ impl TokenCodec {
 
     /// As [`decode`](Self::decode), accepting either token type.
     pub fn decode_any(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        let payload = verified_payload(&self.keyed, token)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp.saturating_add(self.leeway) <= now {
+        let keys = &self.keys;
+        let payload = verify_jws(token, |header, signed, signature| {
+            if header.alg != keys.algorithm().as_str() {
+                return Err(TokenError::WrongAlgorithm);
+            }
+            match (keys.algorithm(), keys.hmac()) {
+                (Algorithm::Hs256, Some(keyed)) => check_hmac(keyed, signed, signature),
+                (Algorithm::Hs256, None) => Err(TokenError::UnknownKey),
+                (_, _) => {
+                    let kid = header
+                        .kid
+                        .filter(|k| k.len() <= MAX_KID_LEN)
+                        .ok_or(TokenError::UnknownKey)?;
+                    let key = keys.verifier(kid).ok_or(TokenError::UnknownKey)?;
+                    if key.verify(signed, signature) {
+                        Ok(())
+                    } else {
+                        Err(TokenError::BadSignature)
+                    }
+                }
+            }
+        })?;
+        let wire: WireIn = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if wire.iss != self.rules.issuer || wire.aud != self.rules.audience {
+            return Err(TokenError::WrongIssuerOrAudience);
+        }
+        let leeway = self.rules.leeway;
+        if wire.exp.saturating_add(leeway) <= now {
             return Err(TokenError::Expired);
         }
-        if claims.iat > now.saturating_add(self.leeway) {
+        if wire.iat > now.saturating_add(leeway) {
             return Err(TokenError::IssuedInFuture);
         }
-        Ok(claims)
+        Ok(Claims {
+            token_type: wire.token_type,
+            exp: wire.exp,
+            iat: wire.iat,
+            jti: wire.jti,
+            user_id: wire.user_id,
+            sid: wire.sid,
+        })
     }
 }
 
+fn check_hmac(keyed: &Hmac<Sha256>, signed: &[u8], signature: &[u8]) -> Result<(), TokenError> {
+    let mut mac = keyed.clone();
+    mac.update(signed);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(signature)
+        .map_err(|_| TokenError::BadSignature)
+}
+
 /// The decoded payload of `token` if it is a compact JWS of at most
-/// [`MAX_TOKEN_LEN`] bytes whose header names HS256 and whose signature is
-/// `keyed`'s, checked in constant time before anything else is read. Shared
-/// by latchkey's codec and the SimpleJWT verifier (`legacy::tokens`).
-pub(crate) fn verified_payload(keyed: &Hmac<Sha256>, token: &str) -> Result<Vec<u8>, TokenError> {
+/// [`MAX_TOKEN_LEN`] bytes whose header `check` accepts along with the
+/// signature over the signing input; nothing of the payload is decoded
+/// before that.
+fn verify_jws(
+    token: &str,
+    check: impl FnOnce(&Header<'_>, &[u8], &[u8]) -> Result<(), TokenError>,
+) -> Result<Vec<u8>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -171,7 +277,10 @@ pub(crate) fn verified_payload(keyed: &Hmac<Sha256>, token: &str) -> Result<Vec<
         .map_err(|_| TokenError::Malformed)?;
     let parsed: Header<'_> =
         serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-    if parsed.alg != "HS256" || parsed.typ.is_some_and(|t| t != "JWT") {
+    if parsed.crit.is_some() {
+        return Err(TokenError::Malformed);
+    }
+    if parsed.typ.is_some_and(|t| t != "JWT") {
         return Err(TokenError::WrongAlgorithm);
     }
 
@@ -179,15 +288,24 @@ pub(crate) fn verified_payload(keyed: &Hmac<Sha256>, token: &str) -> Result<Vec<
         .decode(signature)
         .map_err(|_| TokenError::Malformed)?;
     let signed_len = header.len() + 1 + payload.len();
-    let mut mac = keyed.clone();
-    mac.update(&token.as_bytes()[..signed_len]);
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    check(&parsed, &token.as_bytes()[..signed_len], &signature)?;
 
     URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed)
+}
+
+/// The decoded payload of `token` if it is a compact JWS of at most
+/// [`MAX_TOKEN_LEN`] bytes whose header names HS256 and whose signature is
+/// `keyed`'s, checked in constant time before anything else is read. The
+/// SimpleJWT verifier's (`legacy::tokens`).
+pub(crate) fn verified_payload(keyed: &Hmac<Sha256>, token: &str) -> Result<Vec<u8>, TokenError> {
+    verify_jws(token, |header, signed, signature| {
+        if header.alg != "HS256" {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        check_hmac(keyed, signed, signature)
+    })
 }
 
 #[cfg(test)]
@@ -195,8 +313,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `{"alg":"HS256","typ":"JWT"}`, base64url-encoded, exactly as SimpleJWT.
+    const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
     fn codec() -> TokenCodec {
-        TokenCodec::new("k".repeat(40).parse().unwrap())
+        TokenCodec::hs256(&"k".repeat(40).parse().unwrap())
     }
 
     fn claims(token_type: TokenType, exp: i64) -> Claims {
@@ -228,7 +349,7 @@ mod tests {
     #[test]
     fn a_token_round_trips_with_simplejwt_claims_in_order() {
         let c = claims(TokenType::Access, 2_000);
-        let token = codec().encode(&c);
+        let token = codec().encode(&c).unwrap();
         assert!(token.starts_with(HEADER_B64));
         let payload = token.split('.').nth(1).unwrap();
         let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
@@ -242,7 +363,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_refused() {
-        let token = codec().encode(&claims(TokenType::Access, 2_000));
+        let token = codec().encode(&claims(TokenType::Access, 2_000)).unwrap();
         assert_eq!(
             codec().decode(&token, TokenType::Access, 2_000),
             Err(TokenError::Expired)
@@ -251,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_token_stays_valid_for_the_leeway_past_its_expiry_and_no_longer() {
-        let token = codec().encode(&claims(TokenType::Access, 2_000));
+        let token = codec().encode(&claims(TokenType::Access, 2_000)).unwrap();
         let lenient = codec().with_leeway(5);
         assert!(lenient.decode(&token, TokenType::Access, 2_004).is_ok());
         assert_eq!(
@@ -263,7 +384,7 @@ mod tests {
     #[test]
     fn a_token_issued_further_ahead_than_the_leeway_is_refused() {
         // iat 1_000: an instance whose clock is 5 s behind still accepts it.
-        let token = codec().encode(&claims(TokenType::Access, 2_000));
+        let token = codec().encode(&claims(TokenType::Access, 2_000)).unwrap();
         let lenient = codec().with_leeway(5);
         assert!(lenient.decode(&token, TokenType::Access, 995).is_ok());
         assert_eq!(
@@ -274,12 +395,12 @@ mod tests {
 
     #[test]
     fn the_token_type_must_match() {
-        let refresh = codec().encode(&claims(TokenType::Refresh, 2_000));
+        let refresh = codec().encode(&claims(TokenType::Refresh, 2_000)).unwrap();
         assert_eq!(
             codec().decode(&refresh, TokenType::Access, 1_000),
             Err(TokenError::WrongType)
         );
-        let access = codec().encode(&claims(TokenType::Access, 2_000));
+        let access = codec().encode(&claims(TokenType::Access, 2_000)).unwrap();
         assert_eq!(
             codec().decode(&access, TokenType::Refresh, 1_000),
             Err(TokenError::WrongType)
@@ -288,8 +409,8 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let other = TokenCodec::new("z".repeat(40).parse().unwrap());
-        let token = other.encode(&claims(TokenType::Access, 2_000));
+        let other = TokenCodec::hs256(&"z".repeat(40).parse().unwrap());
+        let token = other.encode(&claims(TokenType::Access, 2_000)).unwrap();
         assert_eq!(
             codec().decode(&token, TokenType::Access, 0),
             Err(TokenError::BadSignature)
@@ -335,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_is_refused() {
-        let token = codec().encode(&claims(TokenType::Access, 2_000));
+        let token = codec().encode(&claims(TokenType::Access, 2_000)).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(
             String::from_utf8(URL_SAFE_NO_PAD.decode(&parts[1]).unwrap())
@@ -345,6 +466,164 @@ mod tests {
         assert_eq!(
             codec().decode(&parts.join("."), TokenType::Access, 0),
             Err(TokenError::BadSignature)
+        );
+    }
+
+    fn asymmetric(algorithm: Algorithm) -> (TokenCodec, String, Vec<u8>) {
+        use crate::auth::signing::PrivateKey;
+        let der = PrivateKey::generate(algorithm).unwrap();
+        let key = Arc::new(PrivateKey::from_pkcs8(algorithm, &der).unwrap());
+        let kid = key.public().thumbprint();
+        let set = KeySet::asymmetric(
+            (&kid, key.clone()),
+            vec![(kid.clone(), key.public().clone())],
+        )
+        .unwrap();
+        (TokenCodec::new(Arc::new(set), Arc::default()), kid, der)
+    }
+
+    fn header_of(token: &str) -> serde_json::Value {
+        let header = token.split('.').next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn asymmetric_tokens_round_trip_with_their_kid_in_the_header() {
+        for algorithm in [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256] {
+            let (codec, kid, _) = asymmetric(algorithm);
+            let c = claims(TokenType::Access, 2_000);
+            let token = codec.encode(&c).unwrap();
+            assert_eq!(
+                header_of(&token),
+                serde_json::json!({"alg": algorithm.as_str(), "kid": kid, "typ": "JWT"})
+            );
+            assert_eq!(codec.decode(&token, TokenType::Access, 1_999), Ok(c));
+        }
+    }
+
+    #[test]
+    fn an_hs256_token_signed_with_the_public_key_is_refused_alg_confusion() {
+        let (codec, kid, _) = asymmetric(Algorithm::EdDsa);
+        let jwks: serde_json::Value = serde_json::from_slice(&codec.keys.jwks()).unwrap();
+        let public = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+        let payload = r#"{"token_type":"access","exp":9999999999,"iat":1,"jti":"0123456789abcdef0123456789abcdef","user_id":1,"sid":"0123456789abcdef0123456789abcdef"}"#;
+        for secret in [
+            public.clone(),
+            String::from_utf8(URL_SAFE_NO_PAD.decode(&public).unwrap_or_default())
+                .unwrap_or_default(),
+        ] {
+            let head = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","kid":"{kid}","typ":"JWT"}}"#)),
+                URL_SAFE_NO_PAD.encode(payload)
+            );
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(head.as_bytes());
+            let forged = format!(
+                "{head}.{}",
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            );
+            assert_eq!(
+                codec.decode(&forged, TokenType::Access, 1),
+                Err(TokenError::WrongAlgorithm)
+            );
+        }
+        // And an HS256 codec never accepts an asymmetric token.
+        let token = codec.encode(&claims(TokenType::Access, 2_000)).unwrap();
+        assert_eq!(
+            super::tests::codec().decode(&token, TokenType::Access, 1),
+            Err(TokenError::WrongAlgorithm)
+        );
+    }
+
+    #[test]
+    fn a_token_of_another_asymmetric_algorithm_or_an_unknown_kid_is_refused() {
+        let (eddsa, _, _) = asymmetric(Algorithm::EdDsa);
+        let (es256, _, _) = asymmetric(Algorithm::Es256);
+        let token = eddsa.encode(&claims(TokenType::Access, 2_000)).unwrap();
+        assert_eq!(
+            es256.decode(&token, TokenType::Access, 1),
+            Err(TokenError::WrongAlgorithm)
+        );
+        let (other_eddsa, _, _) = asymmetric(Algorithm::EdDsa);
+        assert_eq!(
+            other_eddsa.decode(&token, TokenType::Access, 1),
+            Err(TokenError::UnknownKey)
+        );
+        // The right kid on a token signed by another key.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let foreign = other_eddsa
+            .encode(&claims(TokenType::Access, 2_000))
+            .unwrap();
+        let foreign_sig = foreign.split('.').nth(2).unwrap().to_owned();
+        parts[2] = &foreign_sig;
+        assert_eq!(
+            eddsa.decode(&parts.join("."), TokenType::Access, 1),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_missing_kid_or_a_crit_header_is_refused() {
+        let (codec, kid, _) = asymmetric(Algorithm::EdDsa);
+        let token = codec.encode(&claims(TokenType::Access, 2_000)).unwrap();
+        let rest = token.split_once('.').unwrap().1;
+        for header in [
+            r#"{"alg":"EdDSA","typ":"JWT"}"#.to_owned(),
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":["exp"]}}"#),
+            format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, "a".repeat(65)),
+        ] {
+            let changed = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header));
+            assert!(codec.decode(&changed, TokenType::Access, 1).is_err());
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_are_added_and_required_when_configured() {
+        let keys = Arc::new(KeySet::hs256(&"k".repeat(40).parse().unwrap()));
+        let rules = ClaimRules {
+            leeway: 0,
+            issuer: Some("https://auth.example.com".into()),
+            audience: Some("api".into()),
+        };
+        let strict = TokenCodec::new(keys.clone(), Arc::new(rules.clone()));
+        let c = claims(TokenType::Access, 2_000);
+        let token = strict.encode(&c).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["iss"], "https://auth.example.com");
+        assert_eq!(json["aud"], "api");
+        assert_eq!(
+            strict.decode(&token, TokenType::Access, 1_500),
+            Ok(c.clone())
+        );
+        // A token without them, or with other values, is refused.
+        let plain = TokenCodec::new(keys.clone(), Arc::default())
+            .encode(&c)
+            .unwrap();
+        assert_eq!(
+            strict.decode(&plain, TokenType::Access, 1_500),
+            Err(TokenError::WrongIssuerOrAudience)
+        );
+        let other = TokenCodec::new(
+            keys.clone(),
+            Arc::new(ClaimRules {
+                audience: Some("billing".into()),
+                ..rules
+            }),
+        );
+        assert_eq!(
+            other.decode(&token, TokenType::Access, 1_500),
+            Err(TokenError::WrongIssuerOrAudience)
+        );
+        // Unconfigured, a token naming an audience is not for us either.
+        assert_eq!(
+            TokenCodec::new(keys, Arc::default()).decode(&token, TokenType::Access, 1_500),
+            Err(TokenError::WrongIssuerOrAudience)
         );
     }
 
@@ -364,7 +643,7 @@ mod tests {
 
         #[test]
         fn any_single_byte_change_is_refused(pos in 0usize..200, byte in any::<u8>()) {
-            let token = codec().encode(&claims(TokenType::Refresh, i64::MAX));
+            let token = codec().encode(&claims(TokenType::Refresh, i64::MAX)).unwrap();
             let mut bytes = token.clone().into_bytes();
             let pos = pos % bytes.len();
             prop_assume!(bytes[pos] != byte);
@@ -372,6 +651,12 @@ mod tests {
             if let Ok(changed) = String::from_utf8(bytes) {
                 prop_assert!(codec().decode_any(&changed, 0).is_err());
             }
+        }
+
+        #[test]
+        fn arbitrary_input_never_verifies_under_an_asymmetric_key(input in "[A-Za-z0-9_.-]{0,600}") {
+            let (codec, _, _) = asymmetric(Algorithm::Es256);
+            prop_assert!(codec.decode_any(&input, 0).is_err());
         }
     }
 }

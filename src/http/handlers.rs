@@ -1,5 +1,7 @@
 //! Route handlers: extract, call the domain, shape the JSON.
 
+pub(super) mod keys;
+
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +15,7 @@ use super::openapi::ErrorBody;
 use super::requests::{
     LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
 };
-use super::{AppState, CSRF_COOKIE, DEVICE_COOKIE};
+use super::{refresh_cookie, AppState, CSRF_COOKIE, DEVICE_COOKIE};
 use crate::auth::{SessionView, TokenPair, UserView};
 
 /// A user: `{"id","email","name"}`.
@@ -48,8 +50,10 @@ pub(super) struct UserWithTokens<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = TokenPair)]
 pub(super) struct RefreshFirst<'a> {
-    /// Refresh token (JWT, `token_type` `refresh`).
-    refresh: &'a str,
+    /// Refresh token (JWT, `token_type` `refresh`). Absent with
+    /// `LATCHKEY_REFRESH_COOKIE=true`: it is in the `latchkey_refresh` cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh: Option<&'a str>,
     /// Access token (JWT, `token_type` `access`).
     access: &'a str,
 }
@@ -122,15 +126,44 @@ impl From<SessionView> for SessionBody {
     }
 }
 
-fn user_with_tokens(status: StatusCode, user: &UserView, tokens: &TokenPair) -> Response {
+fn user_with_tokens(
+    state: &AppState,
+    status: StatusCode,
+    user: &UserView,
+    tokens: &TokenPair,
+) -> Response {
     let body = UserWithTokens {
         user: user.into(),
-        tokens: RefreshFirst {
-            refresh: &tokens.refresh,
-            access: &tokens.access,
-        },
+        tokens: token_pair(state, tokens),
     };
-    (status, Json(body)).into_response()
+    with_refresh_cookie(state, (status, Json(body)).into_response(), tokens)
+}
+
+/// The pair as a body: without the refresh token in cookie mode.
+fn token_pair<'a>(state: &AppState, tokens: &'a TokenPair) -> RefreshFirst<'a> {
+    RefreshFirst {
+        refresh: state
+            .refresh_cookie
+            .is_none()
+            .then_some(tokens.refresh.as_str()),
+        access: &tokens.access,
+    }
+}
+
+/// `response`, with the refresh cookie set in cookie mode.
+fn with_refresh_cookie(state: &AppState, mut response: Response, tokens: &TokenPair) -> Response {
+    if let Some(cookie) = &state.refresh_cookie {
+        cookie.set(&mut response, &tokens.refresh);
+    }
+    response
+}
+
+/// `response`, with the refresh cookie cleared in cookie mode.
+fn clearing_refresh_cookie(state: &AppState, mut response: Response) -> Response {
+    if let Some(cookie) = &state.refresh_cookie {
+        cookie.clear(&mut response);
+    }
+    response
 }
 
 /// A CSRF token, in the body and in a script-readable cookie. A request
@@ -171,7 +204,12 @@ pub async fn register(
     Form(form): Form<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let (user, tokens) = state.auth.register(form.parse(), &client).await?;
-    Ok(user_with_tokens(StatusCode::CREATED, &user, &tokens))
+    Ok(user_with_tokens(
+        &state,
+        StatusCode::CREATED,
+        &user,
+        &tokens,
+    ))
 }
 
 /// Log in with `email` (or `name`) and `password`; starts a session.
@@ -190,7 +228,7 @@ pub async fn login(
     Form(form): Form<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let logged_in = state.auth.login(form.parse()?, &client).await?;
-    let mut response = user_with_tokens(StatusCode::OK, &logged_in.user, &logged_in.tokens);
+    let mut response = user_with_tokens(&state, StatusCode::OK, &logged_in.user, &logged_in.tokens);
     let set_cookie = format!(
         "{DEVICE_COOKIE}={}{}",
         logged_in.device, state.device_cookie_attributes
@@ -213,13 +251,19 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     Form(form): Form<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    state.auth.logout(&caller, &form.parse()?).await?;
-    Ok(Json(DetailBody {
+    let mode = state.refresh_cookie.as_ref();
+    let (refresh, source) = refresh_cookie::presented(form, &headers, mode)?;
+    if let Err(e) = state.auth.logout(&caller, &refresh).await {
+        return Ok(refresh_cookie::refused(e.into(), source, mode));
+    }
+    let response = Json(DetailBody {
         detail: "Successfully logged out.",
     })
-    .into_response())
+    .into_response();
+    Ok(clearing_refresh_cookie(&state, response))
 }
 
 /// End every session of the caller, this one included.
@@ -234,11 +278,12 @@ pub async fn logout_all(
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     let ended = state.auth.logout_all(&caller).await?;
-    Ok(Json(LogoutAllBody {
+    let response = Json(LogoutAllBody {
         detail: "Successfully logged out of all sessions.",
         sessions_ended: ended,
     })
-    .into_response())
+    .into_response();
+    Ok(clearing_refresh_cookie(&state, response))
 }
 
 /// Change the password; every other session of the user ends.
@@ -294,7 +339,11 @@ pub async fn end_session(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     state.auth.end_session(&caller, &id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let response = StatusCode::NO_CONTENT.into_response();
+    if caller.session_id.as_str() == id {
+        return Ok(clearing_refresh_cookie(&state, response));
+    }
+    Ok(response)
 }
 
 /// The user behind the access token.
@@ -312,20 +361,23 @@ pub async fn me(Caller(caller): Caller) -> Response {
 #[utoipa::path(post, path = "/auth/token/refresh", tag = "tokens", request_body = RefreshRequest,
     security(("csrf" = [])),
     responses(
-        (status = 200, description = "A new pair", body = RefreshFirst),
+        (status = 200, description = "A new pair (with `LATCHKEY_REFRESH_COOKIE=true`: `{\"access\"}`, the refresh token in `Set-Cookie: latchkey_refresh=...; HttpOnly; Path=/auth/`)", body = RefreshFirst),
         (status = 400, description = "Missing refresh field", body = super::openapi::FieldErrorsBody),
         (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Form(form): Form<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let tokens = state.auth.refresh(&form.parse()?).await?;
-    Ok(Json(RefreshFirst {
-        refresh: &tokens.refresh,
-        access: &tokens.access,
-    })
-    .into_response())
+    let mode = state.refresh_cookie.as_ref();
+    let (refresh, source) = refresh_cookie::presented(form, &headers, mode)?;
+    let tokens = match state.auth.refresh(&refresh).await {
+        Ok(tokens) => tokens,
+        Err(e) => return Ok(refresh_cookie::refused(e.into(), source, mode)),
+    };
+    let response = Json(token_pair(&state, &tokens)).into_response();
+    Ok(with_refresh_cookie(&state, response, &tokens))
 }
 
 /// Whether a token (access or refresh) is valid now.

@@ -7,6 +7,7 @@ pub mod extract;
 mod handlers;
 pub mod middleware;
 pub mod openapi;
+pub mod refresh_cookie;
 mod requests;
 pub mod server;
 
@@ -46,6 +47,9 @@ pub struct Shared {
     pub csrf_cookie_attributes: String,
     /// What follows `latchkey_device=<token>` in `Set-Cookie`.
     pub device_cookie_attributes: String,
+    /// The refresh cookie, when `LATCHKEY_REFRESH_COOKIE` is on: refresh
+    /// tokens then travel in it only, never in a JSON body.
+    pub refresh_cookie: Option<refresh_cookie::RefreshCookie>,
     /// `/metrics` is served by this router (else on its own address).
     pub metrics_here: bool,
     /// The OpenAPI document, serialised once.
@@ -113,6 +117,7 @@ pub fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(handlers::end_session),
         routes!(handlers::refresh),
         routes!(handlers::verify),
+        routes!(handlers::keys::jwks),
         routes!(handlers::healthz),
         routes!(handlers::readyz),
         routes!(handlers::metrics),

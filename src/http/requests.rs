@@ -212,13 +212,20 @@ impl PasswordChangeRequest {
 /// A body carrying a refresh token.
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    /// A refresh token.
+    /// A refresh token. Required, unless `LATCHKEY_REFRESH_COOKIE=true` and
+    /// the request carries the `latchkey_refresh` cookie.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = Option<String>)]
     refresh: Text,
 }
 
 impl RefreshRequest {
+    /// Whether the body has no `refresh` field at all (the cookie may
+    /// stand in for it).
+    pub fn is_absent(&self) -> bool {
+        matches!(self.refresh, Text::Absent)
+    }
+
     /// The token, or why there is none.
     pub fn parse(self) -> Result<String, ApiError> {
         self.refresh

@@ -592,7 +592,11 @@ function parseTokenPair(body: unknown, previousRefresh: string): Tokens {
   return { access: body.access, refresh: typeof pair.refresh === "string" ? pair.refresh : previousRefresh };
 }
 
-function parseUserWithTokens(body: unknown): UserWithTokens {
+/** A sign-in answer with both tokens in the body (not the cookie mode, where
+ * the refresh token travels only in an HttpOnly cookie). */
+type UserWithBothTokens = UserWithTokens & { tokens: { access: string; refresh: string } };
+
+function parseUserWithTokens(body: unknown): UserWithBothTokens {
   if (
     isObject(body) &&
     typeof body.id === "number" &&
@@ -602,7 +606,7 @@ function parseUserWithTokens(body: unknown): UserWithTokens {
     typeof body.tokens.access === "string" &&
     typeof body.tokens.refresh === "string"
   ) {
-    return body as unknown as UserWithTokens;
+    return body as unknown as UserWithBothTokens;
   }
   throw badResponse("/auth/login");
 }

@@ -4,6 +4,28 @@
  */
 
 export interface paths {
+    "/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys of the asymmetric signing keys (`LATCHKEY_JWT_ALGORITHM`
+         *     EdDSA, ES256 or RS256), for verifiers of access tokens; `{"keys": []}`
+         *     with HS256. Cacheable for five minutes; a key is published before it
+         *     signs anything.
+         */
+        get: operations["jwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/csrf": {
         parameters: {
             query?: never;
@@ -326,6 +348,35 @@ export interface components {
         FieldErrors: {
             [key: string]: string[];
         };
+        /** @description One public key (RFC 7517), as the JWKS lists it. */
+        Jwk: {
+            /** @description `EdDSA`, `ES256` or `RS256`. */
+            alg: string;
+            /** @description `Ed25519` or `P-256`. */
+            crv?: string | null;
+            /** @description The RSA exponent, base64url. */
+            e?: string | null;
+            /** @description Key id: the `kid` header of the tokens it signs (its RFC 7638 thumbprint). */
+            kid: string;
+            /** @description `OKP` (Ed25519), `EC` (P-256) or `RSA`. */
+            kty: string;
+            /** @description The RSA modulus, base64url. */
+            n?: string | null;
+            /** @description Always `sig`. */
+            use: string;
+            /** @description The Ed25519 point or the P-256 x coordinate, base64url. */
+            x?: string | null;
+            /** @description The P-256 y coordinate, base64url. */
+            y?: string | null;
+        };
+        /** @description A JWK Set. */
+        Jwks: {
+            /**
+             * @description The current key, the next one, and every previous key that may have
+             *     signed a token still live; empty with HS256.
+             */
+            keys: components["schemas"]["Jwk"][];
+        };
         /**
          * @description The login form: `email`, or (without it) `name`, and `password`.
          * @example {
@@ -372,8 +423,11 @@ export interface components {
         };
         /** @description A body carrying a refresh token. */
         RefreshRequest: {
-            /** @description A refresh token. */
-            refresh: string;
+            /**
+             * @description A refresh token. Required, unless `LATCHKEY_REFRESH_COOKIE=true` and
+             *     the request carries the `latchkey_refresh` cookie.
+             */
+            refresh?: string | null;
         };
         /** @description The registration form. */
         RegisterRequest: {
@@ -416,8 +470,11 @@ export interface components {
         TokenPair: {
             /** @description Access token (JWT, `token_type` `access`). */
             access: string;
-            /** @description Refresh token (JWT, `token_type` `refresh`). */
-            refresh: string;
+            /**
+             * @description Refresh token (JWT, `token_type` `refresh`). Absent with
+             *     `LATCHKEY_REFRESH_COOKIE=true`: it is in the `latchkey_refresh` cookie.
+             */
+            refresh?: string | null;
         };
         /** @description A user: `{"id","email","name"}`. */
         User: {
@@ -444,6 +501,37 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    jwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The JWK Set */
+            200: {
+                headers: {
+                    /** @description `public, max-age=300` */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Jwks"];
+                };
+            };
+            /** @description A bug; the body never carries details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     csrf_token: {
         parameters: {
             query?: never;
@@ -1119,7 +1207,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A new pair */
+            /** @description A new pair (with `LATCHKEY_REFRESH_COOKIE=true`: `{"access"}`, the refresh token in `Set-Cookie: latchkey_refresh=...; HttpOnly; Path=/auth/`) */
             200: {
                 headers: {
                     [name: string]: unknown;

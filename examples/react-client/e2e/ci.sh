@@ -14,4 +14,6 @@ if [ -z "${LATCHKEY_BIN:-}" ]; then
 fi
 "$repo/clients/js/ci.sh"
 npm run e2e
+# The refresh token in an HttpOnly cookie (LATCHKEY_REFRESH_COOKIE=true).
+npm run e2e:cookie
 npm run e2e:sdk

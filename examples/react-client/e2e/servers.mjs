@@ -89,7 +89,7 @@ export function latchkeyBinary() {
  * the `appOrigins`. Access tokens live `accessSeconds`, so the refresh path runs
  * for real; the per-account login limit is low so the 429 shows quickly.
  */
-export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, outDir }) {
+export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, outDir, extraEnv = {} }) {
   const binary = latchkeyBinary();
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
@@ -110,6 +110,7 @@ export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, 
       // Revocation seen by the very next request, not after the cache's half second.
       LATCHKEY_SESSION_CACHE_MILLIS: "0",
       LATCHKEY_LOG: "warn",
+      ...extraEnv,
     },
   });
   const url = `http://127.0.0.1:${port}`;

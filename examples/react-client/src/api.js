@@ -10,6 +10,13 @@
 /** Where the API listens, without a trailing slash. Set VITE_API_URL when building. */
 export const API_URL = (import.meta.env.VITE_API_URL || "http://127.0.0.1:8000").replace(/\/+$/, "");
 
+/**
+ * The server runs with LATCHKEY_REFRESH_COOKIE=true (set VITE_REFRESH_COOKIE=true
+ * when building): the refresh token lives in an HttpOnly cookie the browser
+ * sends to /auth/ by itself, and never passes through this code.
+ */
+export const REFRESH_COOKIE = import.meta.env.VITE_REFRESH_COOKIE === "true";
+
 /** The CSRF token, fetched once at start (`loadCsrfToken`) and kept in memory. */
 let csrfToken = null;
 
@@ -84,9 +91,13 @@ export function login({ email, password }) {
   return request("/auth/login", { method: "POST", body: { email, password } });
 }
 
-/** POST /auth/token/refresh/ → `{access, refresh}`: the old refresh token is spent. */
+/**
+ * POST /auth/token/refresh/ → `{access, refresh}`: the old refresh token is
+ * spent. In cookie mode the body is `{}` and the answer `{access}`: the
+ * browser sends the cookie and stores its replacement.
+ */
 export function refreshTokens(refresh) {
-  return request("/auth/token/refresh/", { method: "POST", body: { refresh } });
+  return request("/auth/token/refresh/", { method: "POST", body: REFRESH_COOKIE ? {} : { refresh } });
 }
 
 /** GET /auth/me → `{id, email, name}`. */
@@ -94,7 +105,10 @@ export function fetchMe(accessToken) {
   return request("/auth/me", { accessToken });
 }
 
-/** POST /auth/logout, with the access token in the header and the refresh token in the body. */
+/**
+ * POST /auth/logout, with the access token in the header and the refresh
+ * token in the body (in cookie mode, in the cookie; the answer clears it).
+ */
 export function logout(accessToken, refresh) {
-  return request("/auth/logout", { method: "POST", accessToken, body: { refresh } });
+  return request("/auth/logout", { method: "POST", accessToken, body: REFRESH_COOKIE ? {} : { refresh } });
 }

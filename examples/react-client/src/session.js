@@ -1,25 +1,44 @@
 // The signed-in session: the user and the token pair, kept in localStorage
 // (as the seed suggests) so a reload keeps the user signed in, and shared by
 // every tab of the app.
+//
+// Cookie mode (api.REFRESH_COOKIE): no token is stored. localStorage keeps
+// only the user (so a reload knows someone signed in), the access token
+// lives in this tab's memory, and the refresh token in the server's
+// HttpOnly cookie, which no script can read. After a reload the access
+// token is gone: the first call gets 401, and the refresh (cookie) brings
+// a new one.
 
 import * as api from "./api.js";
 
 const STORAGE_KEY = "latchkey.session";
 
+/** Cookie mode: this tab's access token. */
+let accessInMemory = null;
+
 /** `{user: {id, email, name}, tokens: {access, refresh}}`, or null when signed out. */
 export function loadSession() {
+  let stored;
   try {
-    return JSON.parse(localStorage.getItem(STORAGE_KEY));
+    stored = JSON.parse(localStorage.getItem(STORAGE_KEY));
   } catch {
     return null;
   }
+  if (!stored || !api.REFRESH_COOKIE) return stored;
+  return { user: stored.user, tokens: { access: accessInMemory, refresh: null } };
 }
 
 export function saveSession(session) {
+  if (api.REFRESH_COOKIE) {
+    accessInMemory = session.tokens.access;
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({ user: session.user }));
+    return;
+  }
   localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
 }
 
 export function clearSession() {
+  accessInMemory = null;
   localStorage.removeItem(STORAGE_KEY);
 }
 

@@ -173,8 +173,9 @@ impl Auth {
         match outcome {
             LegacyRedemption::Redeemed => {
                 tracing::info!(target: "latchkey::security", event = "legacy_refresh_redeemed", user_id = user.user_id);
-                let pair =
-                    self.sign_pair(user.user_id, &start.session_id, start.refresh_jti, now)?;
+                let pair = self
+                    .sign_pair(user.user_id, &start.session_id, start.refresh_jti, now)
+                    .await?;
                 Ok((pair, RefreshOutcome::Rotated))
             }
             LegacyRedemption::Blacklisted => Err(AuthError::Token(TokenRejection::Revoked)),
