@@ -659,3 +659,45 @@ async fn metrics_count_enrolments_challenges_failures_and_recovery_codes() {
     }
     assert!(!text.contains(&u.recovery[0]) && !text.contains(&u.secret));
 }
+
+#[tokio::test]
+async fn user_mfa_reset_removes_the_second_factor_and_is_logged_as_a_security_event() {
+    let s = TestServer::start_with(|c| c.session_cache_millis = 0).await;
+    mid_step(&s);
+    let u = enrolled(&s).await;
+    let out = common::latchkey_command()
+        .args(["user", "mfa-reset", &u.email])
+        .env("LATCHKEY_DATABASE_URL", &s.database_url)
+        .env("LATCHKEY_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("second factor removed"), "{stdout}");
+    assert!(stdout.contains("1 session ended"), "{stdout}");
+    let logged = format!("{stdout}{stderr}");
+    assert!(logged.contains("mfa_reset"), "{logged}");
+    assert!(!logged.contains(&u.secret) && !logged.contains(&u.recovery[0]));
+    // Their sessions ended; the password alone logs in now.
+    assert_eq!(
+        s.get_as(&u.access, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = s.login(&u.email, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (access, _) = tokens(&r.json::<Value>().await.unwrap());
+    assert_eq!(
+        mfa_state(&s, &access).await,
+        json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
+    );
+    // An unknown user is an error, not a silent success.
+    let out = common::latchkey_command()
+        .args(["user", "mfa-reset", "nobody@example.com"])
+        .env("LATCHKEY_DATABASE_URL", &s.database_url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -143,7 +143,7 @@ pub async fn regenerate_recovery_codes(
         (status = 200, description = "The state", body = MfaStatusBody),
         (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
     ))]
-pub async fn status(
+pub async fn mfa_status(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
@@ -167,7 +167,7 @@ pub async fn status(
         (status = 429, description = "Too many failed attempts for the account or address (the login throttle)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
     ))]
-pub async fn login(
+pub async fn login_mfa(
     State(state): State<AppState>,
     Client(client): Client,
     Form(form): Form<MfaLoginRequest>,
