@@ -672,3 +672,20 @@ async fn user_mfa_reset_removes_the_second_factor_and_is_logged_as_a_security_ev
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn a_password_change_between_the_two_steps_voids_the_mfa_token() {
+    let s = server().await;
+    let u = enrolled(&s).await;
+    let token = mfa_token(&s, &u.email).await;
+    let r = s
+        .post_as(
+            &u.access,
+            "/auth/password/change",
+            json!({"old_password": PASSWORD, "new_password": "Velvet-Canyon-Drum-58"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = second_step(&s, &token, &totp(&u.secret, s.clock.now())).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;
+}

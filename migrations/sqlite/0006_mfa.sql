@@ -20,10 +20,13 @@ CREATE TABLE mfa_recovery_codes (
 );
 
 -- Logins waiting for their second factor: the mfa_token's SHA-256, the
--- user, the login's throttle counters, its expiry and its wrong codes.
+-- user, a digest of the password hash the login proved (a password change
+-- meanwhile ends the challenge), the login's throttle counters, its expiry
+-- and its wrong codes.
 CREATE TABLE mfa_challenges (
     token_hash  TEXT    PRIMARY KEY,
     user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    password_digest TEXT NOT NULL,
     account_key TEXT    NOT NULL,
     address_key TEXT    NOT NULL,
     expires_at  INTEGER NOT NULL,

@@ -134,7 +134,7 @@ impl Auth {
         // Every password login: an account with a second factor gets a
         // challenge, never tokens (see `mfa`).
         if let Some(challenge) = self
-            .second_factor_challenge(&user, &account_key, &address_key, now)
+            .second_factor_challenge(&user, &current_hash, &account_key, &address_key, now)
             .await?
         {
             return Err(AuthError::MfaRequired(challenge));

@@ -30,6 +30,8 @@ pub struct MfaState {
 pub struct ChallengeRecord {
     /// The user who gave the right password.
     pub user_id: i64,
+    /// Digest of the password hash the login proved.
+    pub password_digest: String,
     /// The login's account throttle counter.
     pub account_key: String,
     /// The login's address throttle counter.
@@ -42,6 +44,8 @@ pub struct NewChallenge<'a> {
     pub token_hash: &'a str,
     /// The user.
     pub user_id: i64,
+    /// Digest of the password hash the login proved.
+    pub password_digest: &'a str,
     /// The login's account throttle counter.
     pub account_key: &'a str,
     /// The login's address throttle counter.
@@ -241,11 +245,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO mfa_challenges (token_hash, user_id, account_key, address_key, expires_at, failures) \
-             VALUES ($1, $2, $3, $4, $5, 0)",
+            "INSERT INTO mfa_challenges (token_hash, user_id, password_digest, account_key, address_key, expires_at, failures) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0)",
         )
         .bind(challenge.token_hash)
         .bind(challenge.user_id)
+        .bind(challenge.password_digest)
         .bind(challenge.account_key)
         .bind(challenge.address_key)
         .bind(challenge.expires_at)
@@ -264,7 +269,7 @@ impl Store {
         max_failures: i64,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT user_id, account_key, address_key FROM mfa_challenges \
+            "SELECT user_id, password_digest, account_key, address_key FROM mfa_challenges \
              WHERE token_hash = $1 AND expires_at > $2 AND failures < $3",
         )
         .bind(token_hash)
@@ -275,8 +280,9 @@ impl Store {
         row.map(|row| {
             Ok(ChallengeRecord {
                 user_id: row.try_get(0)?,
-                account_key: row.try_get(1)?,
-                address_key: row.try_get(2)?,
+                password_digest: row.try_get(1)?,
+                account_key: row.try_get(2)?,
+                address_key: row.try_get(3)?,
             })
         })
         .transpose()

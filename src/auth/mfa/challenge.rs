@@ -31,6 +31,22 @@ pub fn hash(token: &str) -> String {
     crate::auth::ids::hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// A digest of the password hash a login proved, so a password change
+/// between the two steps voids the challenge.
+pub fn password_digest(password_hash: &str) -> String {
+    crate::auth::ids::hex(&Sha256::digest(password_hash.as_bytes()))
+}
+
+/// Whether `stored` is the digest of `password_hash` (constant time).
+pub fn same_digest(stored: &str, password_hash: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    bool::from(
+        stored
+            .as_bytes()
+            .ct_eq(password_digest(password_hash).as_bytes()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

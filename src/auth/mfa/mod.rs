@@ -111,13 +111,15 @@ fn invalid_code() -> AuthError {
 }
 
 impl Auth {
-    /// Called by every password login once the password is right: `None`
+    /// Called by every password login once the password (whose stored hash
+    /// is now `password_hash`) is right: `None`
     /// when the account has no second factor, else a new challenge (the
     /// attempt stays counted on neither throttle counter, and the account's
     /// counter is not cleared: only a right code does that).
     pub(super) async fn second_factor_challenge(
         &self,
         user: &UserRecord,
+        password_hash: &str,
         account_key: &str,
         address_key: &str,
         now: i64,
@@ -134,6 +136,7 @@ impl Auth {
                 &NewChallenge {
                     token_hash: &challenge::hash(&token),
                     user_id: user.id,
+                    password_digest: &challenge::password_digest(password_hash),
                     account_key,
                     address_key,
                     expires_at: now + challenge::LIFETIME_SECONDS,
@@ -202,6 +205,10 @@ impl Auth {
             .await?
             .filter(|u| u.is_active)
             .ok_or(AuthError::Token(TokenRejection::Invalid))?;
+        // The password changed since the password step: that proof is void.
+        if !challenge::same_digest(&found.password_digest, &user.password_hash) {
+            return Err(AuthError::Token(TokenRejection::Invalid));
+        }
         let recovery_hash = match &form.code {
             Code::Recovery(code) => Some(recovery::hash(&self.mfa.recovery, user.id, code)),
             Code::Totp(_) => None,
