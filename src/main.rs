@@ -106,6 +106,10 @@ enum UserCommand {
     SetPassword(Target),
     /// Clear a user's failed-login counters, so a lockout ends now.
     Unlock(Target),
+    /// Remove a user's second factor (TOTP and recovery codes), for one who
+    /// lost both device and codes, and end their sessions. Logged as a
+    /// security event; the password alone logs them in afterwards.
+    MfaReset(Target),
 }
 
 #[derive(Subcommand)]
@@ -349,6 +353,18 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
                     "password set",
                     true,
                 )
+            })
+            .await
+        }
+        UserCommand::MfaReset(Target { user, config }) => {
+            admin_action(&config, |admin| async move {
+                let (changed, removed) = admin.mfa_reset(&UserRef::parse(&user)).await?;
+                let what = if removed {
+                    "second factor removed"
+                } else {
+                    "no second factor (nothing removed)"
+                };
+                report(Ok(changed), what, true)
             })
             .await
         }

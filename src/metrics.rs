@@ -27,6 +27,8 @@ pub enum LoginOutcome {
     Throttled,
     /// Refused because the hash queue was full.
     Overloaded,
+    /// Password right; the second factor is asked for (an `mfa_token`).
+    MfaRequired,
 }
 
 impl LoginOutcome {
@@ -36,6 +38,46 @@ impl LoginOutcome {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Throttled => "throttled",
             Self::Overloaded => "overloaded",
+            Self::MfaRequired => "mfa_required",
+        }
+    }
+}
+
+/// Something that happened to a second factor (never a secret or a code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaEvent {
+    /// A TOTP secret was issued, pending confirmation.
+    EnrolmentStarted,
+    /// Enrolment confirmed: login needs a second factor from now on.
+    Enrolled,
+    /// The second factor was removed by its user.
+    Disabled,
+    /// The second factor was removed by an operator (`user mfa-reset`).
+    Reset,
+    /// Recovery codes were replaced by new ones.
+    RecoveryCodesRegenerated,
+    /// A login was asked for its second factor.
+    Challenge,
+    /// A second step succeeded with a TOTP code.
+    TotpAccepted,
+    /// A second step succeeded with a recovery code.
+    RecoveryCodeUsed,
+    /// A wrong, replayed or used code.
+    Failure,
+}
+
+impl MfaEvent {
+    fn label(self) -> &'static str {
+        match self {
+            Self::EnrolmentStarted => "enrolment_started",
+            Self::Enrolled => "enrolled",
+            Self::Disabled => "disabled",
+            Self::Reset => "reset",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::Challenge => "challenge",
+            Self::TotpAccepted => "totp_accepted",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::Failure => "failure",
         }
     }
 }
@@ -74,6 +116,8 @@ pub enum Revocation {
     PasswordChanged,
     /// A rotated refresh token was presented again.
     Reuse,
+    /// Enabling or disabling the second factor ended the user's other sessions.
+    MfaChanged,
 }
 
 impl Revocation {
@@ -84,6 +128,7 @@ impl Revocation {
             Self::SessionEnded => "session_ended",
             Self::PasswordChanged => "password_changed",
             Self::Reuse => "reuse",
+            Self::MfaChanged => "mfa_changed",
         }
     }
 }
@@ -112,6 +157,7 @@ pub struct Metrics {
     refreshes: IntCounterVec,
     reuse_detections: IntCounter,
     revocations: IntCounterVec,
+    mfa_events: IntCounterVec,
     hash_queue_depth: IntGauge,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
@@ -185,6 +231,11 @@ impl Metrics {
                 "Sessions ended, by reason.",
                 &["reason"],
             )?,
+            mfa_events: counter_vec(
+                "latchkey_mfa_events_total",
+                "Second-factor enrolments, challenges, successes and failures, by event.",
+                &["event"],
+            )?,
             hash_queue_depth: gauge(
                 "latchkey_password_hash_queue_depth",
                 "Password-hash jobs waiting for a worker.",
@@ -238,6 +289,11 @@ impl Metrics {
         self.revocations
             .with_label_values(&[why.label()])
             .inc_by(count);
+    }
+
+    /// A second-factor event.
+    pub fn mfa(&self, event: MfaEvent) {
+        self.mfa_events.with_label_values(&[event.label()]).inc();
     }
 
     /// The exposition text (Prometheus text format 0.0.4), with gauges set

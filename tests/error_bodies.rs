@@ -337,3 +337,86 @@ async fn database_unavailable() {
     let status = StatusCode::from_u16(parts.status.as_u16()).unwrap();
     insta::assert_json_snapshot!("database_unavailable", shown(status, &parts.headers, &json));
 }
+
+#[tokio::test]
+async fn second_factor_errors() {
+    let s = Fast::start().await;
+    let (access, _) = s.register("grace").await;
+    insta::assert_json_snapshot!(
+        "mfa_enrol_wrong_password",
+        s.post(
+            "/auth/mfa/totp",
+            json!({"password": "not-it-at-all"}),
+            Some(&access)
+        )
+        .await
+    );
+    let enrolment = s
+        .post(
+            "/auth/mfa/totp",
+            json!({"password": "Tr1cky-Lantern-Owl"}),
+            Some(&access),
+        )
+        .await;
+    let secret = enrolment["body"]["secret"].as_str().unwrap().to_owned();
+    insta::assert_json_snapshot!(
+        "mfa_confirm_invalid_code",
+        s.post(
+            "/auth/mfa/totp/confirm",
+            json!({"code": "abc"}),
+            Some(&access)
+        )
+        .await
+    );
+    let now = latchkey::auth::now();
+    let confirmed = s
+        .post(
+            "/auth/mfa/totp/confirm",
+            json!({"code": common::totp(&secret, now)}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(confirmed["status"], 200, "{confirmed}");
+    let mut required = s
+        .post(
+            "/auth/login",
+            json!({"email": "grace@example.com", "password": "Tr1cky-Lantern-Owl"}),
+            None,
+        )
+        .await;
+    let token = required["body"]["mfa_token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 64);
+    required["body"]["mfa_token"] = "<mfa_token>".into();
+    insta::assert_json_snapshot!("login_mfa_required", required);
+    insta::assert_json_snapshot!(
+        "login_mfa_missing_fields",
+        s.post("/auth/login/mfa", json!({}), None).await
+    );
+    insta::assert_json_snapshot!(
+        "login_mfa_unknown_token",
+        s.post(
+            "/auth/login/mfa",
+            json!({"mfa_token": "0".repeat(64), "code": "123456"}),
+            None
+        )
+        .await
+    );
+    // A code of none of the window's steps: wrong.
+    let near: Vec<String> = [-30, 0, 30]
+        .iter()
+        .map(|d| common::totp(&secret, now + d))
+        .collect();
+    let wrong = (0..10)
+        .map(|i| i.to_string().repeat(6))
+        .find(|c| !near.contains(c))
+        .unwrap();
+    insta::assert_json_snapshot!(
+        "login_mfa_invalid_code",
+        s.post(
+            "/auth/login/mfa",
+            json!({"mfa_token": token, "code": wrong}),
+            None
+        )
+        .await
+    );
+}

@@ -96,6 +96,12 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
         ("POST", "/auth/token/refresh"),
         ("POST", "/auth/token/verify"),
         ("GET", "/.well-known/jwks.json"),
+        ("POST", "/auth/login/mfa"),
+        ("GET", "/auth/mfa"),
+        ("POST", "/auth/mfa/totp"),
+        ("DELETE", "/auth/mfa/totp"),
+        ("POST", "/auth/mfa/totp/confirm"),
+        ("POST", "/auth/mfa/recovery-codes"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -148,7 +154,7 @@ async fn every_documented_unsafe_auth_operation_refuses_a_request_without_a_csrf
             checked += 1;
         }
     }
-    assert_eq!(checked, 2 * 8, "every unsafe /auth/ operation was tried");
+    assert_eq!(checked, 2 * 13, "every unsafe /auth/ operation was tried");
     // Nothing was done: the session is live.
     assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
 }

@@ -178,6 +178,22 @@ impl Admin {
         })
     }
 
+    /// Remove a user's second factor (TOTP secret, recovery codes, logins
+    /// waiting for a code) for one who lost both device and codes, and end
+    /// their sessions. A security event; whether there was a second factor.
+    pub async fn mfa_reset(&self, who: &UserRef) -> Result<(Changed, bool), AuthError> {
+        let user = self.find(who).await?;
+        let (removed, ended) = self.store.remove_mfa(user.id, now(), None).await?;
+        tracing::warn!(target: "latchkey::security", event = "mfa_reset", user_id = user.id, removed, sessions_ended = ended);
+        Ok((
+            Changed {
+                user: view(&user),
+                sessions_ended: ended,
+            },
+            removed,
+        ))
+    }
+
     async fn find(&self, who: &UserRef) -> Result<UserRecord, AuthError> {
         let user = match who {
             UserRef::Id(id) => {

@@ -58,6 +58,10 @@ pub enum AuthError {
     /// Wrong password, unknown or inactive account: indistinguishable.
     #[error("no active account found with the given credentials")]
     InvalidCredentials,
+    /// The password was right and the account has a second factor: the
+    /// login goes on at `/auth/login/mfa` with this challenge (no tokens).
+    #[error("a second factor is required")]
+    MfaRequired(super::mfa::MfaChallenge),
     /// Too many login attempts; retry after this many seconds.
     #[error("throttled")]
     Throttled {

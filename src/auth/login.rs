@@ -29,6 +29,7 @@ impl Auth {
                 Err(AuthError::InvalidCredentials) => Some(LoginOutcome::InvalidCredentials),
                 Err(AuthError::Throttled { .. }) => Some(LoginOutcome::Throttled),
                 Err(AuthError::Overloaded) => Some(LoginOutcome::Overloaded),
+                Err(AuthError::MfaRequired(_)) => Some(LoginOutcome::MfaRequired),
                 Err(_) => None,
             };
             if let Some(outcome) = outcome {
@@ -124,15 +125,23 @@ impl Auth {
             }
         };
 
-        self.store
-            .throttle_settle(&[&account_key], &[&address_key])
-            .await?;
         let mut current_hash = user.password_hash.clone();
         if let Some(upgraded) = verified.upgraded {
             if self.store_upgraded_hash(&user, &upgraded).await {
                 current_hash = upgraded;
             }
         }
+        // Every password login: an account with a second factor gets a
+        // challenge, never tokens (see `mfa`).
+        if let Some(challenge) = self
+            .second_factor_challenge(&user, &current_hash, &account_key, &address_key, now)
+            .await?
+        {
+            return Err(AuthError::MfaRequired(challenge));
+        }
+        self.store
+            .throttle_settle(&[&account_key], &[&address_key])
+            .await?;
         let tokens = self.start_session(&user, client, &address_key, now).await?;
         Ok(LoggedIn {
             user: view(&user),

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod keys;
 pub mod legacy;
 mod login;
+pub mod mfa;
 pub mod password;
 mod sessions;
 pub mod signing;
@@ -152,6 +153,8 @@ pub struct Auth {
     /// SimpleJWT tokens accepted during a migration from Django (`legacy`).
     legacy: Option<legacy::tokens::SimpleJwtVerifier>,
     devices: device::DeviceSigner,
+    /// Keys of the second factor (sealed TOTP secrets, recovery-code hashes).
+    mfa: mfa::MfaKeys,
     /// Stand-in hashes for unknown accounts, following the stored kinds.
     decoys: std::sync::Arc<decoy::Decoys>,
     /// When the hash census was last taken (0: never).
@@ -191,6 +194,7 @@ impl Auth {
         let leeway = policies.tokens.clock_leeway.max(0);
         let key_for_devices = key.derive("latchkey/device/v1");
         let key_for_decoys = key.derive("latchkey/decoy/v1");
+        let mfa = mfa::MfaKeys::derive(&key);
         let csrf = CsrfSigner::new(key.derive("latchkey/csrf/v1"), policies.csrf_max_age)
             .with_leeway(leeway.unsigned_abs());
         let claim_rules = std::sync::Arc::new(ClaimRules {
@@ -210,6 +214,7 @@ impl Auth {
             metrics,
             legacy: None,
             devices: device::DeviceSigner::new(key_for_devices).with_leeway(leeway),
+            mfa,
             decoys: std::sync::Arc::new(decoy::Decoys::new(key_for_decoys)),
             census_taken_at: std::sync::Arc::default(),
             clock: Clock::system(),

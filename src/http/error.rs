@@ -94,6 +94,20 @@ impl IntoResponse for ApiError {
                     "No active account found with the given credentials",
                     "no_active_account",
                 ),
+                AuthError::MfaRequired(challenge) => with_header(
+                    (
+                        S::UNAUTHORIZED,
+                        axum::Json(json!({
+                            "detail": "Two-factor authentication required.",
+                            "code": "mfa_required",
+                            "mfa_token": challenge.token,
+                            "methods": challenge.methods,
+                        })),
+                    )
+                        .into_response(),
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"api\"",
+                ),
                 AuthError::Throttled { retry_after } => with_header(
                     detail(
                         S::TOO_MANY_REQUESTS,

@@ -1,6 +1,7 @@
 //! Route handlers: extract, call the domain, shape the JSON.
 
 pub(super) mod keys;
+pub(super) mod mfa;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,7 +17,7 @@ use super::requests::{
     LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, VerifyRequest,
 };
 use super::{refresh_cookie, AppState, CSRF_COOKIE, DEVICE_COOKIE};
-use crate::auth::{SessionView, TokenPair, UserView};
+use crate::auth::{LoggedIn, SessionView, TokenPair, UserView};
 
 /// A user: `{"id","email","name"}`.
 #[derive(Serialize, ToSchema)]
@@ -218,7 +219,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Logged in; also `Set-Cookie: latchkey_device=...` (HttpOnly), which exempts this device from lockouts caused by other clients' failed logins", body = UserWithTokens),
         (status = 400, description = "Missing or invalid fields", body = super::openapi::FieldErrorsBody),
-        (status = 401, description = "Wrong password, unknown or inactive account (indistinguishable)", body = ErrorBody),
+        (status = 401, description = "Wrong password, unknown or inactive account (indistinguishable); or, for a right password of an account with a second factor, `mfa_required` with an `mfa_token` and no tokens (continue at `/auth/login/mfa`)", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for the account or address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
     ))]
@@ -228,7 +229,12 @@ pub async fn login(
     Form(form): Form<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let logged_in = state.auth.login(form.parse()?, &client).await?;
-    let mut response = user_with_tokens(&state, StatusCode::OK, &logged_in.user, &logged_in.tokens);
+    Ok(logged_in_response(&state, &logged_in))
+}
+
+/// A login's 200: the user and tokens, and the device cookie.
+fn logged_in_response(state: &AppState, logged_in: &LoggedIn) -> Response {
+    let mut response = user_with_tokens(state, StatusCode::OK, &logged_in.user, &logged_in.tokens);
     let set_cookie = format!(
         "{DEVICE_COOKIE}={}{}",
         logged_in.device, state.device_cookie_attributes
@@ -236,7 +242,7 @@ pub async fn login(
     if let Ok(value) = HeaderValue::from_str(&set_cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
-    Ok(response)
+    response
 }
 
 /// End the session of the given refresh token (and the access token's).

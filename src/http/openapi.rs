@@ -42,6 +42,7 @@ Unsafe requests under `/auth/` need the token from `GET /auth/csrf` in `X-CSRF-T
         (name = "auth", description = "CSRF, registration, login, logout, the current user"),
         (name = "tokens", description = "Refresh-token rotation and verification"),
         (name = "account", description = "Password change and session management"),
+        (name = "mfa", description = "Second factor: TOTP enrolment, recovery codes, the second step of a login"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -5,6 +5,10 @@
 //! problem of every field is reported at once, in DRF's words
 //! ([`super::error::drf`]).
 
+mod mfa;
+
+pub use mfa::{MfaCodeRequest, MfaLoginRequest, MfaPasswordRequest};
+
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use utoipa::ToSchema;

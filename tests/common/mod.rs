@@ -528,3 +528,32 @@ pub async fn drop_postgres_database(url: &str) {
         .await
         .unwrap();
 }
+
+/// RFC 4648 base32 (no padding) decoded.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = alphabet.iter().position(|a| *a == c).expect("base32") as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// RFC 6238 TOTP, SHA-1, 6 digits, 30 s, at Unix time `t`.
+pub fn totp(secret_b32: &str, t: i64) -> String {
+    let key = base32_decode(secret_b32);
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha1::Sha1> as hmac::Mac>::new_from_slice(&key).unwrap();
+    mac.update(&((t / 30) as u64).to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let o = (d[19] & 0xf) as usize;
+    let n = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]) % 1_000_000;
+    format!("{n:06}")
+}

@@ -2,7 +2,8 @@
 # CI's way into the browser tests (called by .ci/run): installs Debian's
 # Chromium when missing, builds latchkey in release mode once, then runs
 # latchkey-client's checks (clients/js/ci.sh), the seed-style page's e2e
-# (`npm run e2e`) and the SDK page's multi-tab e2e (`npm run e2e:sdk`), all
+# (`npm run e2e`), the SDK page's multi-tab e2e (`npm run e2e:sdk`) and the
+# two-factor e2e (`npm run e2e:mfa`), all
 # on that one binary. The npm scripts install their packages themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,4 @@ npm run e2e
 # The refresh token in an HttpOnly cookie (LATCHKEY_REFRESH_COOKIE=true).
 npm run e2e:cookie
 npm run e2e:sdk
+npm run e2e:mfa

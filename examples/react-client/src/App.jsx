@@ -110,7 +110,19 @@ export default function App() {
       )}
 
       {state === "signedIn" && (
-        <Profile user={session.user} notice={notice} onReload={() => loadProfile(session)} onLogout={logOut} />
+        <Profile
+          user={session.user}
+          notice={notice}
+          onReload={() => loadProfile(session)}
+          onLogout={logOut}
+          session={session}
+          onSession={(renewed) => {
+            const next = { ...renewed, user: session.user };
+            saveSession(next);
+            setSession(next);
+          }}
+          onSessionEnded={signOut}
+        />
       )}
     </main>
   );

@@ -20,6 +20,9 @@ export default function AuthForm({ kind, onSuccess }) {
   const [fieldErrors, setFieldErrors] = useState({});
   const [formError, setFormError] = useState(null);
   const [busy, setBusy] = useState(false);
+  // After a login's `401 mfa_required`: the token, and the code being typed.
+  const [mfaToken, setMfaToken] = useState(null);
+  const [code, setCode] = useState("");
 
   async function submit(event) {
     event.preventDefault();
@@ -27,8 +30,18 @@ export default function AuthForm({ kind, onSuccess }) {
     setFieldErrors({});
     setFormError(null);
     try {
-      onSuccess(await form.send(values));
+      onSuccess(mfaToken ? await api.loginMfa({ mfaToken, code }) : await form.send(values));
     } catch (error) {
+      if (api.isMfaRequired(error)) {
+        setMfaToken(error.body.mfa_token);
+        setBusy(false);
+        return;
+      }
+      if (mfaToken && error instanceof api.ApiError && error.status === 401) {
+        // The mfa_token died (5 minutes, 5 wrong codes): start over.
+        setMfaToken(null);
+        setCode("");
+      }
       if (error instanceof api.ApiError) {
         setFieldErrors(error.fieldErrors);
         setFormError(error.message);
@@ -37,6 +50,39 @@ export default function AuthForm({ kind, onSuccess }) {
       }
       setBusy(false);
     }
+  }
+
+  if (mfaToken) {
+    const errors = fieldErrors.code;
+    return (
+      <form aria-label="Two-factor code" onSubmit={submit} noValidate>
+        <h2>{form.title}: two-factor code</h2>
+        <div className="field">
+          <label htmlFor="login-code">Code from your authenticator app, or a recovery code</label>
+          <input
+            id="login-code"
+            name="code"
+            inputMode="text"
+            autoComplete="one-time-code"
+            value={code}
+            aria-invalid={errors ? true : undefined}
+            aria-describedby={errors ? "login-code-errors" : undefined}
+            onChange={(e) => setCode(e.target.value)}
+          />
+          {errors && (
+            <ul className="errors" id="login-code-errors">
+              {errors.map((message) => (
+                <li key={message}>{message}</li>
+              ))}
+            </ul>
+          )}
+        </div>
+        {formError && !errors && <p role="alert">{formError}</p>}
+        <button type="submit" disabled={busy}>
+          Verify
+        </button>
+      </form>
+    );
   }
 
   return (

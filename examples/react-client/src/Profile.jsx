@@ -1,5 +1,7 @@
+import Mfa from "./Mfa.jsx";
+
 /** The signed-in view: the user as /auth/me returned it. */
-export default function Profile({ user, notice, onReload, onLogout }) {
+export default function Profile({ user, notice, onReload, onLogout, session, onSession, onSessionEnded }) {
   return (
     <section aria-label="Profile">
       <h2>Signed in as {user.name}</h2>
@@ -11,6 +13,7 @@ export default function Profile({ user, notice, onReload, onLogout }) {
       </dl>
       {notice && <p role="alert">{notice}</p>}
       <button onClick={onReload}>Reload profile</button> <button onClick={onLogout}>Log out</button>
+      {session && <Mfa session={session} onSession={onSession} onSessionEnded={onSessionEnded} />}
     </section>
   );
 }

@@ -112,3 +112,30 @@ export function fetchMe(accessToken) {
 export function logout(accessToken, refresh) {
   return request("/auth/logout", { method: "POST", accessToken, body: REFRESH_COOKIE ? {} : { refresh } });
 }
+
+// ---- Second factor (latchkey only; the Django reference has none) --------
+
+/** A login's `401 mfa_required`: the password was right, a code is needed. */
+export function isMfaRequired(error) {
+  return error instanceof ApiError && error.status === 401 && error.body?.code === "mfa_required";
+}
+
+/** POST /auth/login/mfa → user + tokens, like login. */
+export function loginMfa({ mfaToken, code }) {
+  return request("/auth/login/mfa", { method: "POST", body: { mfa_token: mfaToken, code } });
+}
+
+/** GET /auth/mfa → `{totp, recovery_codes_left, passkeys}`. */
+export function fetchMfa(accessToken) {
+  return request("/auth/mfa", { accessToken });
+}
+
+/** POST /auth/mfa/totp → `{secret, otpauth_uri}` (pending until confirmed). */
+export function startTotp(accessToken, password) {
+  return request("/auth/mfa/totp", { method: "POST", accessToken, body: { password } });
+}
+
+/** POST /auth/mfa/totp/confirm → `{recovery_codes}`. */
+export function confirmTotp(accessToken, code) {
+  return request("/auth/mfa/totp/confirm", { method: "POST", accessToken, body: { code } });
+}
