@@ -61,6 +61,27 @@ impl RefreshOutcome {
     }
 }
 
+/// How a mail delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome {
+    /// Delivered.
+    Sent,
+    /// Failed; another attempt is scheduled.
+    Retried,
+    /// Failed for good.
+    Failed,
+}
+
+/// The outbox's counters and gauge.
+#[derive(Clone)]
+struct MailMetrics {
+    queued: IntCounter,
+    sent: IntCounter,
+    retried: IntCounter,
+    failed: IntCounter,
+    oldest_queued_age: IntGauge,
+}
+
 /// Why sessions were revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {
@@ -74,6 +95,10 @@ pub enum Revocation {
     PasswordChanged,
     /// A rotated refresh token was presented again.
     Reuse,
+    /// A password reset ended every session of the user.
+    PasswordReset,
+    /// The user deleted their account.
+    AccountDeleted,
 }
 
 impl Revocation {
@@ -84,6 +109,8 @@ impl Revocation {
             Self::SessionEnded => "session_ended",
             Self::PasswordChanged => "password_changed",
             Self::Reuse => "reuse",
+            Self::PasswordReset => "password_reset",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 }
@@ -116,6 +143,7 @@ pub struct Metrics {
     pool_connections: IntGauge,
     pool_idle: IntGauge,
     pool_max: IntGauge,
+    mail: MailMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -198,8 +226,43 @@ impl Metrics {
                 "latchkey_db_pool_max_connections",
                 "Maximum database connections.",
             )?,
+            mail: MailMetrics {
+                queued: counter("latchkey_mail_queued_total", "Messages written to the outbox.")?,
+                sent: counter("latchkey_mail_sent_total", "Messages delivered (to SMTP or a file).")?,
+                retried: counter(
+                    "latchkey_mail_retried_total",
+                    "Delivery attempts that failed and will be retried.",
+                )?,
+                failed: counter(
+                    "latchkey_mail_failed_total",
+                    "Messages given up on (permanent error, or retried for the whole retry period).",
+                )?,
+                oldest_queued_age: gauge(
+                    "latchkey_mail_oldest_queued_age_seconds",
+                    "Age of the oldest message waiting in the outbox, as this instance's sender last saw it (0: none).",
+                )?,
+            },
             registry,
         })
+    }
+
+    /// `count` messages were queued.
+    pub fn mail_queued(&self, count: u64) {
+        self.mail.queued.inc_by(count);
+    }
+
+    /// A delivery attempt ended.
+    pub fn mail_attempt(&self, outcome: MailOutcome) {
+        match outcome {
+            MailOutcome::Sent => self.mail.sent.inc(),
+            MailOutcome::Retried => self.mail.retried.inc(),
+            MailOutcome::Failed => self.mail.failed.inc(),
+        }
+    }
+
+    /// The age of the oldest queued message (0: none).
+    pub fn mail_oldest_queued_age(&self, seconds: i64) {
+        self.mail.oldest_queued_age.set(seconds.max(0));
     }
 
     /// One HTTP request served. The method is labelled from the standard

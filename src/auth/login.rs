@@ -127,6 +127,7 @@ impl Auth {
         self.store
             .throttle_settle(&[&account_key], &[&address_key])
             .await?;
+        self.check_verified_for_login(user.id).await?;
         let mut current_hash = user.password_hash.clone();
         if let Some(upgraded) = verified.upgraded {
             if self.store_upgraded_hash(&user, &upgraded).await {

@@ -252,6 +252,8 @@ impl VerifyRequest {
     }
 }
 
+pub mod account;
+
 #[cfg(test)]
 mod tests {
     use super::*;

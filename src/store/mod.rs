@@ -19,6 +19,7 @@ macro_rules! pg_now {
 pub mod import;
 mod legacy;
 mod lock;
+mod mail;
 mod maintenance;
 mod open;
 mod session_cache;
@@ -38,6 +39,7 @@ use sqlx::{AnyPool, Connection as _, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use lock::ServeLock;
+pub use mail::{ClaimedMessage, EmailTokenRecord, NewEmailToken, NewMessage, OutboxEntry};
 pub use maintenance::Flushed;
 pub use open::{redacted, OpenError, OpenMode};
 pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
@@ -180,6 +182,8 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     sessions: std::sync::Arc<session_cache::SessionCache>,
+    /// Notified when this store queues mail (see `mail.rs`).
+    outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -247,6 +251,7 @@ impl Store {
             writer,
             backend,
             sessions,
+            outbox_wake: std::sync::Arc::default(),
         })
     }
 
