@@ -213,7 +213,9 @@ impl Sender {
                 if failure.permanent || now - message.created_at >= self.schedule.give_up_after =>
             {
                 self.metrics.mail_attempt(MailOutcome::Failed);
-                tracing::error!(mail_id = id, attempts = message.attempts, reason = %failure.reason, "mail delivery failed for good");
+                // A warning, not an error: a mistyped address is the user's,
+                // not the service's; latchkey_mail_failed_total counts them.
+                tracing::warn!(mail_id = id, attempts = message.attempts, reason = %failure.reason, "mail delivery failed for good");
                 self.store.mail_failed(id, &failure.reason).await
             }
             Err(failure) => {
