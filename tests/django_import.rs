@@ -259,7 +259,7 @@ async fn django_users_keep_their_ids_passwords_and_tokens() {
     let me: Value = me.json().await.unwrap();
     assert_eq!(
         me,
-        json!({"id": 7, "email": "ada@example.com", "name": "Ada Lovelace"})
+        json!({"id": 7, "email": "ada@example.com", "name": "Ada Lovelace", "email_verified": false})
     );
     let verified = server
         .post(
