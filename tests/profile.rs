@@ -242,3 +242,31 @@ async fn wrong_passwords_at_deletion_count_on_the_login_throttle() {
     let r = delete_me(&s, &access, json!({"password": PASSWORD})).await;
     assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
 }
+
+#[tokio::test]
+async fn a_deleted_account_is_refused_by_every_instance_within_a_second() {
+    let a = TestServer::start().await;
+    let b =
+        TestServer::start_on(tempfile::tempdir().unwrap(), a.database_url.clone(), |_| {}).await;
+    let user = a.new_user().await;
+    let (access, _) = tokens(&user);
+    // Instance b has the session in its cache.
+    assert_eq!(b.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
+    let r = delete_me(&a, &access, json!({"password": PASSWORD})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.get_as(&access, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if b.get_as(&access, "/auth/me").await.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "instance b still accepts the token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
