@@ -30,7 +30,7 @@ BASE="http://127.0.0.1:$PORT"
 # registration limit (it has tests of its own) so the fuzzer is not reduced
 # to exploring 429s.
 LATCHKEY_BIND="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$WORK/fuzz.db" \
-  LATCHKEY_REGISTRATIONS_PER_ADDRESS=1000000 LATCHKEY_LOG=warn "$BIN" serve >"$WORK/server.log" 2>&1 &
+  LATCHKEY_MAIL_DIR="$WORK/mail" LATCHKEY_REGISTRATIONS_PER_ADDRESS=1000000 LATCHKEY_LOG=warn "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 200); do

@@ -389,6 +389,170 @@ pub struct Config {
         default_value_t = false
     )]
     pub sqlite_allow_shared: bool,
+
+    /// SMTP server for outgoing mail: `smtp://[user:pass@]host[:port]`
+    /// (STARTTLS required unless the host is a loopback address; port 587)
+    /// or `smtps://...` (implicit TLS; port 465). Unset: messages are
+    /// written as `.eml` files to `LATCHKEY_MAIL_DIR`.
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Folder for `.eml` files (mode 0600) when no SMTP URL is set.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_DIR",
+        default_value = "./latchkey-mail"
+    )]
+    pub mail_dir: std::path::PathBuf,
+
+    /// The `From` of every message.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_FROM",
+        default_value = "latchkey <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// The application's name, in subjects and bodies.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_APP_NAME",
+        default_value = "latchkey"
+    )]
+    pub app_name: String,
+
+    /// The front-end's base URL; mailed links are this followed by
+    /// `/verify-email?token=T`, `/reset-password?token=T`,
+    /// `/confirm-email-change?token=T`.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_APP_URL",
+        default_value = "http://localhost:3000"
+    )]
+    pub app_url: String,
+
+    /// The verification link, whole, with `{token}` where the token goes
+    /// (replaces `LATCHKEY_APP_URL` + `/verify-email?token=T`).
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_VERIFY_EMAIL_URL")]
+    pub verify_email_url: Option<String>,
+
+    /// The password reset link, whole, with `{token}`.
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_RESET_PASSWORD_URL")]
+    pub reset_password_url: Option<String>,
+
+    /// The email change confirmation link, whole, with `{token}`.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_CONFIRM_EMAIL_CHANGE_URL"
+    )]
+    pub confirm_email_change_url: Option<String>,
+
+    /// Lifetime of password reset (and email change) links, in seconds.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_PASSWORD_RESET_TOKEN_LIFETIME_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub password_reset_token_lifetime_seconds: u64,
+
+    /// Lifetime of email verification links, in seconds (default three days).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_EMAIL_VERIFICATION_TOKEN_LIFETIME_SECONDS",
+        default_value_t = 259_200
+    )]
+    pub email_verification_token_lifetime_seconds: u64,
+
+    /// Refuse logins (403 `email_not_verified`) of accounts whose address is
+    /// not verified, and give no tokens at registration.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_REQUIRE_VERIFIED_EMAIL",
+        default_value_t = false
+    )]
+    pub require_verified_email: bool,
+
+    /// Folder of templates replacing the built-in ones, file by file
+    /// (`password_reset.subject`, `password_reset.txt`, `password_reset.html`, ...).
+    #[arg(long, hide_env_values = true, env = "LATCHKEY_MAIL_TEMPLATE_DIR")]
+    pub mail_template_dir: Option<std::path::PathBuf>,
+
+    /// Reset requests per email address (and verification resends per
+    /// user) per mail throttle window; beyond it the answer is the same
+    /// and nothing is sent (resend: 429).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_REQUESTS_PER_EMAIL",
+        default_value_t = 3
+    )]
+    pub mail_requests_per_email: u32,
+
+    /// Reset requests per client address per mail throttle window; beyond
+    /// it, 429 (counted alike for known and unknown addresses).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_REQUESTS_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub mail_requests_per_address: u32,
+
+    /// The window of both mail request limits, in seconds.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_THROTTLE_WINDOW_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub mail_throttle_window_seconds: u64,
+
+    /// Wait after a message's first failed delivery, in seconds; it doubles
+    /// with each failure up to `LATCHKEY_MAIL_RETRY_MAX_SECONDS`.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_RETRY_MIN_SECONDS",
+        default_value_t = 30
+    )]
+    pub mail_retry_min_seconds: u64,
+
+    /// The longest wait between two delivery attempts of a message, in seconds.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_RETRY_MAX_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub mail_retry_max_seconds: u64,
+
+    /// How long a message is retried (since it was queued) before a failure
+    /// is final, in seconds (default two days; at least one).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_RETRY_FOR_SECONDS",
+        default_value_t = 172_800
+    )]
+    pub mail_retry_for_seconds: u64,
+
+    /// How often the sender looks for mail other instances queued and
+    /// retries coming due, in milliseconds (mail queued here is sent at once).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_MAIL_POLL_MILLIS",
+        default_value_t = 1_000
+    )]
+    pub mail_poll_millis: u64,
 }
 
 /// A setting that cannot work, found by [`Config::validate`].

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;
@@ -81,6 +82,9 @@ pub enum StartError {
     /// NFKC name keys) failed.
     #[error("users: {0}")]
     Census(auth::AuthError),
+    /// The mail settings cannot work.
+    #[error("{0}")]
+    Mail(#[from] mail::MailConfigError),
     /// `latchkey import` failed; nothing was imported.
     #[error("import: {0}")]
     Import(#[from] auth::legacy::import::ImportError),
@@ -167,6 +171,8 @@ pub struct App {
     shutdown_deadline: Duration,
     store: Store,
     key_source: KeySource,
+    sender: mail::Sender,
+    mail_transport: String,
 }
 
 /// A password hasher at the configured cost and concurrency.
@@ -180,6 +186,30 @@ pub fn hasher(config: &Config) -> Result<Hasher, HashError> {
         workers,
         config.hash_queue,
     )
+}
+
+/// The mail the flows send, as configured (links, templates, limits).
+pub fn mail_settings(config: &Config) -> Result<auth::mail::MailSettings, mail::MailConfigError> {
+    let templates = match &config.mail_template_dir {
+        Some(dir) => auth::mail::Templates::with_overrides_from(dir)
+            .map_err(mail::MailConfigError::Templates)?,
+        None => auth::mail::Templates::builtin(),
+    };
+    let blank_is_none = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    Ok(auth::mail::MailSettings {
+        app_name: config.app_name.clone(),
+        app_url: config.app_url.trim_end_matches('/').to_owned(),
+        verify_email_url: blank_is_none(&config.verify_email_url),
+        reset_password_url: blank_is_none(&config.reset_password_url),
+        confirm_email_change_url: blank_is_none(&config.confirm_email_change_url),
+        reset_lifetime: seconds(config.password_reset_token_lifetime_seconds),
+        verification_lifetime: seconds(config.email_verification_token_lifetime_seconds),
+        require_verified_email: config.require_verified_email,
+        per_email: config.mail_requests_per_email,
+        per_address: config.mail_requests_per_address,
+        window_seconds: seconds(config.mail_throttle_window_seconds.max(1)),
+        templates,
+    })
 }
 
 /// The password policy as configured.
@@ -235,8 +265,24 @@ impl App {
             },
             csrf_max_age: config.csrf_token_max_age_seconds,
         };
+        let transport = mail::Transport::new(config.smtp_url.as_deref(), config.mail_dir.clone())?;
+        let mail_transport = transport.describe();
+        let sender = mail::Sender::new(
+            store.clone(),
+            transport,
+            &config.mail_from,
+            metrics.clone(),
+            clock.clone(),
+            mail::RetrySchedule {
+                min: seconds(config.mail_retry_min_seconds.max(1)),
+                max: seconds(config.mail_retry_max_seconds.max(1)),
+                give_up_after: seconds(config.mail_retry_for_seconds.max(1)),
+            },
+            Duration::from_millis(config.mail_poll_millis),
+        )?;
         let mut auth = Auth::new(store.clone(), key, hasher, policies, metrics)
             .with_legacy_django(config.legacy_django_key.as_ref())
+            .with_mail(mail_settings(config)?)
             .with_clock(clock.clone());
         if config.jwt_algorithm.is_asymmetric() {
             let keys = auth::signing::SigningKeys::stored(
@@ -285,6 +331,8 @@ impl App {
             shutdown_deadline: Duration::from_secs(config.shutdown_deadline_seconds),
             store,
             key_source,
+            sender,
+            mail_transport,
         })
     }
 
@@ -292,6 +340,11 @@ impl App {
     /// driving requests without a socket (`tower::ServiceExt::oneshot`).
     pub fn service(&self) -> http::Service {
         self.router.clone()
+    }
+
+    /// Where mail goes, for the start-up log line (never a password).
+    pub fn mail_transport(&self) -> &str {
+        &self.mail_transport
     }
 
     /// Where the signing key came from, for the start-up log line.
@@ -325,6 +378,7 @@ impl App {
             ))),
             _ => None,
         };
+        let sender = tokio::spawn(self.sender.run(stopped.clone()));
         let main = tokio::spawn(http::server::serve(
             listener,
             self.router,
@@ -343,6 +397,13 @@ impl App {
             if let Err(e) = task.await {
                 tracing::warn!(error = %e, "metrics listener failed");
             }
+        }
+        // A delivery in progress finishes within the deadline; one cut off
+        // keeps its lease and is sent again (by any instance) once it ends.
+        if tokio::time::timeout_at(deadline, sender).await.is_err() {
+            tracing::warn!(
+                "mail delivery in progress cut at the shutdown deadline; it will be retried"
+            );
         }
         // Every request has ended, so no transaction is open; a connection
         // that will not close (one cut mid-query by a network fault) must not

@@ -45,6 +45,9 @@ enum Command {
     /// ES256 or RS256), published at /.well-known/jwks.json.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Inspect the mail outbox: list it, retry or drop a message.
+    #[command(subcommand)]
+    Mail(MailCommand),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +85,25 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum MailCommand {
+    /// Queued and failed messages: id, kind, recipient, state, attempts,
+    /// next attempt, last error (never a body).
+    List(Config),
+    /// Make a queued message due now (after fixing the SMTP settings).
+    Retry(MailTarget),
+    /// Delete a message from the outbox.
+    Drop(MailTarget),
+}
+
+#[derive(Args)]
+struct MailTarget {
+    /// The message id, from `latchkey mail list`.
+    id: i64,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
 enum UserCommand {
     /// Create an active user. The password is prompted for on a terminal,
     /// else read from the first line of standard input; never an argument.
@@ -92,6 +114,9 @@ enum UserCommand {
         /// Display name.
         #[arg(long)]
         name: String,
+        /// Count the address as verified (no verification mail is sent).
+        #[arg(long)]
+        verified: bool,
         #[command(flatten)]
         config: Config,
     },
@@ -182,6 +207,7 @@ async fn main() -> ExitCode {
         Command::Openapi => print_openapi(),
         Command::User(command) => user(command).await,
         Command::Keys(command) => keys(command).await,
+        Command::Mail(command) => mail(command).await,
         Command::Sessions(SessionsCommand::Revoke { user, config }) => {
             admin_action(&config, |admin| async move {
                 report(
@@ -286,11 +312,15 @@ async fn user(command: UserCommand) -> Result<(), CliError> {
         UserCommand::Create {
             email,
             name,
+            verified,
             config,
         } => {
             admin_action(&config, |admin| async move {
                 let password = read_password("Password: ", true)?;
                 let user = admin.create_user(&name, &email, password).await?;
+                if verified {
+                    admin.mark_email_verified(user.id).await?;
+                }
                 say(format_args!(
                     "created user {} <{}> (id {})",
                     user.name, user.email, user.id
@@ -451,6 +481,55 @@ async fn keys(command: KeysCommand) -> Result<(), CliError> {
 }
 
 /// Open the store, build the admin service, run `action` on it.
+async fn mail(command: MailCommand) -> Result<(), CliError> {
+    match command {
+        MailCommand::List(config) => {
+            admin_action(&config, |admin| async move {
+                let outbox = admin.outbox().await?;
+                say(format_args!(
+                    "{:>6}  {:<20}  {:<32}  {:<6}  {:>8}  {:<20}  last error",
+                    "id", "kind", "recipient", "state", "attempts", "next attempt"
+                ))?;
+                for m in &outbox {
+                    say(format_args!(
+                        "{:>6}  {:<20}  {:<32}  {:<6}  {:>8}  {:<20}  {}",
+                        m.id,
+                        m.kind,
+                        m.recipient,
+                        m.state,
+                        m.attempts,
+                        latchkey::http::rfc3339(m.next_attempt_at),
+                        m.last_error.as_deref().unwrap_or("")
+                    ))?;
+                }
+                say(format_args!(
+                    "{}",
+                    count(u64::try_from(outbox.len()).unwrap_or(u64::MAX), "message")
+                ))
+            })
+            .await
+        }
+        MailCommand::Retry(MailTarget { id, config }) => {
+            admin_action(&config, |admin| async move {
+                if !admin.retry_mail(id).await? {
+                    return Err(CliError::Refused(format!("no queued message {id}")));
+                }
+                say(format_args!("message {id} is due now"))
+            })
+            .await
+        }
+        MailCommand::Drop(MailTarget { id, config }) => {
+            admin_action(&config, |admin| async move {
+                if !admin.drop_mail(id).await? {
+                    return Err(CliError::Refused(format!("no message {id}")));
+                }
+                say(format_args!("message {id} dropped"))
+            })
+            .await
+        }
+    }
+}
+
 async fn admin_action<F, Fut>(config: &Config, action: F) -> Result<(), CliError>
 where
     F: FnOnce(Admin) -> Fut,
@@ -592,6 +671,7 @@ async fn serve(config: Config, settings: Settings<'_>) -> Result<(), CliError> {
         metrics = %metrics_address.map_or_else(|| "on the main address".to_owned(), |a| a.to_string()),
         database = %redacted(&config.database_url),
         key = %app.key_source(),
+        mail = %app.mail_transport(),
         origins = %config.allowed_origins.join(","),
         "latchkey listening"
     );

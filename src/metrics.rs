@@ -103,6 +103,27 @@ impl RefreshOutcome {
     }
 }
 
+/// How a mail delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome {
+    /// Delivered.
+    Sent,
+    /// Failed; another attempt is scheduled.
+    Retried,
+    /// Failed for good.
+    Failed,
+}
+
+/// The outbox's counters and gauge.
+#[derive(Clone)]
+struct MailMetrics {
+    queued: IntCounter,
+    sent: IntCounter,
+    retried: IntCounter,
+    failed: IntCounter,
+    oldest_queued_age: IntGauge,
+}
+
 /// Why sessions were revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {
@@ -118,6 +139,10 @@ pub enum Revocation {
     Reuse,
     /// Enabling or disabling the second factor ended the user's other sessions.
     MfaChanged,
+    /// A password reset ended every session of the user.
+    PasswordReset,
+    /// The user deleted their account.
+    AccountDeleted,
 }
 
 impl Revocation {
@@ -129,6 +154,8 @@ impl Revocation {
             Self::PasswordChanged => "password_changed",
             Self::Reuse => "reuse",
             Self::MfaChanged => "mfa_changed",
+            Self::PasswordReset => "password_reset",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 }
@@ -162,6 +189,7 @@ pub struct Metrics {
     pool_connections: IntGauge,
     pool_idle: IntGauge,
     pool_max: IntGauge,
+    mail: MailMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -249,8 +277,43 @@ impl Metrics {
                 "latchkey_db_pool_max_connections",
                 "Maximum database connections.",
             )?,
+            mail: MailMetrics {
+                queued: counter("latchkey_mail_queued_total", "Messages written to the outbox.")?,
+                sent: counter("latchkey_mail_sent_total", "Messages delivered (to SMTP or a file).")?,
+                retried: counter(
+                    "latchkey_mail_retried_total",
+                    "Delivery attempts that failed and will be retried.",
+                )?,
+                failed: counter(
+                    "latchkey_mail_failed_total",
+                    "Messages given up on (permanent error, or retried for the whole retry period).",
+                )?,
+                oldest_queued_age: gauge(
+                    "latchkey_mail_oldest_queued_age_seconds",
+                    "Age of the oldest message waiting in the outbox, as this instance's sender last saw it (0: none).",
+                )?,
+            },
             registry,
         })
+    }
+
+    /// `count` messages were queued.
+    pub fn mail_queued(&self, count: u64) {
+        self.mail.queued.inc_by(count);
+    }
+
+    /// A delivery attempt ended.
+    pub fn mail_attempt(&self, outcome: MailOutcome) {
+        match outcome {
+            MailOutcome::Sent => self.mail.sent.inc(),
+            MailOutcome::Retried => self.mail.retried.inc(),
+            MailOutcome::Failed => self.mail.failed.inc(),
+        }
+    }
+
+    /// The age of the oldest queued message (0: none).
+    pub fn mail_oldest_queued_age(&self, seconds: i64) {
+        self.mail.oldest_queued_age.set(seconds.max(0));
     }
 
     /// One HTTP request served. The method is labelled from the standard

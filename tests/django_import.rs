@@ -259,7 +259,7 @@ async fn django_users_keep_their_ids_passwords_and_tokens() {
     let me: Value = me.json().await.unwrap();
     assert_eq!(
         me,
-        json!({"id": 7, "email": "ada@example.com", "name": "Ada Lovelace"})
+        json!({"id": 7, "email": "ada@example.com", "name": "Ada Lovelace", "email_verified": false})
     );
     let verified = server
         .post(
@@ -1042,4 +1042,62 @@ async fn blacklist_rows_without_a_jti_are_skipped_and_reported_not_fatal() {
         report.contains("2 recorded") && report.contains("1 without a jti (skipped)"),
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn addresses_django_allauth_verified_stay_verified_and_the_rest_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tiny_django_source(&dir, &[3, 4, 5]).await;
+    run_sql(
+        &source,
+        "CREATE TABLE account_emailaddress (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, \
+         email varchar(254) NOT NULL, verified bool NOT NULL, \"primary\" bool NOT NULL, \
+         user_id integer NOT NULL)",
+    )
+    .await;
+    // User 3 verified their address; user 4 did not; user 5 verified an
+    // address that is no longer theirs.
+    run_sql(
+        &source,
+        "INSERT INTO account_emailaddress (email, verified, \"primary\", user_id) VALUES \
+         ('User3@example.com', 1, 1, 3), ('user4@example.com', 0, 1, 4), ('old5@example.com', 1, 0, 5)",
+    )
+    .await;
+    let target = fresh_database_url(&dir).await;
+    let report = import_ok(&target, &source, &[]);
+    assert!(
+        report.contains("verified addresses (django-allauth): 1"),
+        "{report}"
+    );
+    let server = TestServer::start_on(tempfile::tempdir().unwrap(), target, |_| {}).await;
+    for (id, verified) in [(3, true), (4, false), (5, false)] {
+        let r = server
+            .login(&format!("user{id}@example.com"), common::PASSWORD)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (access, _) = common::tokens(&r.json().await.unwrap());
+        let me: Value = server
+            .get_as(&access, "/auth/me")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["email_verified"], verified, "user {id}: {me}");
+    }
+}
+
+#[tokio::test]
+async fn without_django_allauth_imported_addresses_are_unverified() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = imported_tiny_django_db(&dir, &[8]).await;
+    let server = TestServer::start_on(tempfile::tempdir().unwrap(), target, |_| {}).await;
+    let r = server.login("user8@example.com", common::PASSWORD).await;
+    let (access, _) = common::tokens(&r.json().await.unwrap());
+    let me: Value = server
+        .get_as(&access, "/auth/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email_verified"], false);
 }

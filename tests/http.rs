@@ -17,7 +17,7 @@ async fn me_returns_the_user_with_no_store() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"id": user["id"], "email": "msoban@gmail.com", "name": "soban"})
+        json!({"id": user["id"], "email": "msoban@gmail.com", "name": "soban", "email_verified": false})
     );
 }
 
@@ -110,7 +110,7 @@ async fn wrong_methods_are_405_json_with_allow() {
     for (method, path) in [
         (Method::GET, "/auth/login"),
         (Method::PUT, "/auth/register/"),
-        (Method::DELETE, "/auth/me"),
+        (Method::PUT, "/auth/me"),
         (Method::POST, "/auth/csrf/"),
     ] {
         let r = s.request(method.clone(), path).await.send().await.unwrap();

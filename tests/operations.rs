@@ -90,7 +90,15 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
         ("POST", "/auth/logout"),
         ("POST", "/auth/logout/all"),
         ("GET", "/auth/me"),
+        ("PATCH", "/auth/me"),
+        ("DELETE", "/auth/me"),
         ("POST", "/auth/password/change"),
+        ("POST", "/auth/password/reset"),
+        ("POST", "/auth/password/reset/confirm"),
+        ("POST", "/auth/email/verify"),
+        ("POST", "/auth/email/verify/resend"),
+        ("POST", "/auth/email/change"),
+        ("POST", "/auth/email/change/confirm"),
         ("GET", "/auth/sessions"),
         ("DELETE", "/auth/sessions/{id}"),
         ("POST", "/auth/token/refresh"),
@@ -154,7 +162,7 @@ async fn every_documented_unsafe_auth_operation_refuses_a_request_without_a_csrf
             checked += 1;
         }
     }
-    assert_eq!(checked, 2 * 13, "every unsafe /auth/ operation was tried");
+    assert_eq!(checked, 2 * 21, "every unsafe /auth/ operation was tried");
     // Nothing was done: the session is live.
     assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
 }

@@ -14,34 +14,49 @@ use crate::store::{NewUser, Store, UniqueField, UserRecord};
 impl Auth {
     // ---- Registration and login -----------------------------------------
 
-    /// Create an account and its first session from `form` (or refuse
-    /// the problems found in it, after counting the attempt).
+    /// Create an account from `form` (or refuse the problems found in
+    /// it, after counting the attempt) and mail its verification link; its
+    /// first session too, unless verified addresses are required (then no
+    /// tokens: the user logs in once the address is verified). The
+    /// account, the session, the token and the message are one transaction.
     pub async fn register(
         &self,
         form: Result<Registration, FieldErrors>,
         client: &ClientInfo,
-    ) -> Result<(UserView, TokenPair), AuthError> {
+    ) -> Result<(UserView, Option<TokenPair>), AuthError> {
         let now = self.clock.now();
         // Counted before the form is judged: an invalid form is an attempt too.
         self.throttle_registration(client, now).await?;
         let form = form.map_err(AuthError::Invalid)?;
         let account = check_account(&self.store, &self.hasher, &self.passwords, form).await?;
-        // The account and its first session in one transaction: an answer
-        // other than 201 leaves no account behind for the retry to trip on.
-        // The session's user id is the store's to fill in.
-        let start = self.new_session(0, Some(client), now)?;
+        let mail = self.verification_mail(account.email.as_str(), account.name.as_str(), now)?;
+        // The session's and the mail's user id is the store's to fill in.
+        let start = self
+            .registration_logs_in()
+            .then(|| self.new_session(0, Some(client), now))
+            .transpose()?;
+        let (session, first) = match &start {
+            Some(start) => (Some(start.session()), Some(start.first_token())),
+            None => (None, None),
+        };
         let user = self
             .store
-            .create_user_with_session(
+            .create_user_with_mail(
                 &account.new_user(now),
-                &start.session(),
-                &start.first_token(),
+                session.as_ref().zip(first.as_ref()),
+                &mail.token(0, now),
+                &mail.rendered.message(0, now),
             )
             .await?;
         self.metrics.registration();
-        let tokens = self
-            .sign_pair(user.id, &start.session_id, start.refresh_jti, now)
-            .await?;
+        self.metrics.mail_queued(1);
+        let tokens = match start {
+            Some(start) => Some(
+                self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)
+                    .await?,
+            ),
+            None => None,
+        };
         Ok((view(&user), tokens))
     }
 

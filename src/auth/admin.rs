@@ -267,6 +267,34 @@ pub async fn normalise_name_keys(store: &Store) -> Result<(u64, Vec<i64>), AuthE
     Ok((changed, kept))
 }
 
+/// The operator's view of the mail outbox, and their say-so on addresses.
+impl Admin {
+    /// Count user `id`'s address as verified (`user create --verified`).
+    pub async fn mark_email_verified(&self, id: i64) -> Result<(), AuthError> {
+        if !self.store.mark_email_verified(id).await? {
+            return Err(AuthError::NotFound);
+        }
+        tracing::info!(target: "latchkey::security", event = "email_marked_verified", user_id = id);
+        Ok(())
+    }
+
+    /// Every queued and failed message (never a body).
+    pub async fn outbox(&self) -> Result<Vec<crate::store::OutboxEntry>, AuthError> {
+        Ok(self.store.list_mail().await?)
+    }
+
+    /// Make queued message `id` due now; false when there is no such
+    /// queued message.
+    pub async fn retry_mail(&self, id: i64) -> Result<bool, AuthError> {
+        Ok(self.store.retry_mail_now(id, now()).await?)
+    }
+
+    /// Delete message `id`; false when there is none.
+    pub async fn drop_mail(&self, id: i64) -> Result<bool, AuthError> {
+        Ok(self.store.drop_mail(id).await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

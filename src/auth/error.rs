@@ -74,6 +74,10 @@ pub enum AuthError {
     /// A refresh token of another user was presented at logout.
     #[error("the token belongs to another user")]
     NotOwner,
+    /// A correct password for an account whose address is not verified,
+    /// while `LATCHKEY_REQUIRE_VERIFIED_EMAIL` is on.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// The thing asked for does not exist (or is not the caller's).
     #[error("not found")]
     NotFound,

@@ -125,6 +125,14 @@ impl Auth {
             }
         };
 
+        // A right password for an address that must be verified first: the
+        // attempt was no guess (settled), and still no tokens.
+        if let Err(e) = self.check_verified_for_login(user.id).await {
+            self.store
+                .throttle_settle(&[&account_key], &[&address_key])
+                .await?;
+            return Err(e);
+        }
         let mut current_hash = user.password_hash.clone();
         if let Some(upgraded) = verified.upgraded {
             if self.store_upgraded_hash(&user, &upgraded).await {

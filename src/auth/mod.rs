@@ -14,12 +14,16 @@ pub mod ids;
 pub mod keys;
 pub mod legacy;
 mod login;
+pub mod mail;
 pub mod mfa;
 pub mod password;
+mod profile;
+mod recovery;
 mod sessions;
 pub mod signing;
 pub mod throttle;
 pub mod tokens;
+mod verification;
 
 use std::net::IpAddr;
 
@@ -27,6 +31,9 @@ pub use clock::Clock;
 pub use error::{AuthError, FieldErrors, TokenRejection};
 pub use forms::{Credentials, Identifier, PasswordChange, Registration, WRONG_OLD_PASSWORD};
 pub use keys::SecretKey;
+pub use profile::Profile;
+pub use recovery::INVALID_TOKEN as INVALID_EMAIL_TOKEN;
+pub use verification::Resent;
 
 pub(crate) use accounts::{create_account, hash_new_password};
 use sessions::Replay;
@@ -161,6 +168,8 @@ pub struct Auth {
     census_taken_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// Wall-clock time for every rule of the use cases.
     clock: Clock,
+    /// Links, templates, lifetimes and limits of the mail the flows send.
+    mail: std::sync::Arc<mail::MailSettings>,
 }
 
 /// Seconds since the Unix epoch, by the system clock (operator commands;
@@ -218,7 +227,14 @@ impl Auth {
             decoys: std::sync::Arc::new(decoy::Decoys::new(key_for_decoys)),
             census_taken_at: std::sync::Arc::default(),
             clock: Clock::system(),
+            mail: std::sync::Arc::default(),
         }
+    }
+
+    /// The same service sending mail as `settings` say.
+    pub fn with_mail(mut self, settings: mail::MailSettings) -> Self {
+        self.mail = std::sync::Arc::new(settings);
+        self
     }
 
     /// The same service reading time from `clock` (tests move it).

@@ -125,6 +125,9 @@ impl IntoResponse for ApiError {
                     "The refresh token does not belong to the authenticated user.",
                     "permission_denied",
                 ),
+                AuthError::EmailNotVerified => {
+                    detail(S::FORBIDDEN, "E-mail is not verified.", "email_not_verified")
+                }
                 AuthError::NotFound => detail(S::NOT_FOUND, "Not found.", "not_found"),
                 AuthError::Csrf(reason) => detail(S::FORBIDDEN, &format!("CSRF Failed: {reason}"), "csrf_failed"),
                 AuthError::Overloaded => with_header(

@@ -1,5 +1,6 @@
 //! Route handlers: extract, call the domain, shape the JSON.
 
+pub(super) mod account;
 pub(super) mod keys;
 pub(super) mod mfa;
 
@@ -45,6 +46,16 @@ pub(super) struct UserWithTokens<'a> {
     #[serde(flatten)]
     user: UserBody<'a>,
     tokens: RefreshFirst<'a>,
+}
+
+/// A registration while verified addresses are required: the user, no tokens.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UnverifiedUser)]
+pub(super) struct UnverifiedUser<'a> {
+    #[serde(flatten)]
+    user: UserBody<'a>,
+    /// Always false: the verification link is on its way.
+    email_verified: bool,
 }
 
 /// A fresh token pair.
@@ -194,7 +205,7 @@ pub async fn csrf_token(
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     security(("csrf" = [])),
     responses(
-        (status = 201, description = "Registered; the first session's tokens", body = UserWithTokens),
+        (status = 201, description = "Registered; the first session's tokens, and a verification link mailed. With `LATCHKEY_REQUIRE_VERIFIED_EMAIL=true`: the user with `email_verified: false` and no tokens", body = UserWithTokens),
         (status = 400, description = "Invalid fields, taken email or name, weak password", body = super::openapi::FieldErrorsBody),
         (status = 429, description = "Too many registrations from the client's address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until registrations are accepted again"))),
@@ -205,12 +216,18 @@ pub async fn register(
     Form(form): Form<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let (user, tokens) = state.auth.register(form.parse(), &client).await?;
-    Ok(user_with_tokens(
-        &state,
-        StatusCode::CREATED,
-        &user,
-        &tokens,
-    ))
+    Ok(match tokens {
+        Some(tokens) => user_with_tokens(&state, StatusCode::CREATED, &user, &tokens),
+        // LATCHKEY_REQUIRE_VERIFIED_EMAIL: no session until the address is verified.
+        None => (
+            StatusCode::CREATED,
+            Json(UnverifiedUser {
+                user: (&user).into(),
+                email_verified: false,
+            }),
+        )
+            .into_response(),
+    })
 }
 
 /// Log in with `email` (or `name`) and `password`; starts a session.
@@ -350,16 +367,6 @@ pub async fn end_session(
         return Ok(clearing_refresh_cookie(&state, response));
     }
     Ok(response)
-}
-
-/// The user behind the access token.
-#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The current user", body = UserBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody),
-    ))]
-pub async fn me(Caller(caller): Caller) -> Response {
-    Json(UserBody::from(&caller.user)).into_response()
 }
 
 /// Rotate a refresh token into a new pair. The old token is retired;

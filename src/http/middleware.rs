@@ -485,7 +485,7 @@ mod tests {
         let routes = Routes::new(&doc, |p| p != "/metrics").unwrap();
         let me = routes.find("/auth/me/").unwrap();
         assert_eq!(me.template(), "/auth/me/");
-        assert_eq!(me.allow, "GET, OPTIONS");
+        assert_eq!(me.allow, "GET, PATCH, DELETE, OPTIONS");
         let session = routes.find("/auth/sessions/abc").unwrap();
         assert_eq!(session.template(), "/auth/sessions/{id}");
         assert!(session.guards(&Method::DELETE));

@@ -111,7 +111,17 @@ pub fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(handlers::login),
         routes!(handlers::logout),
         routes!(handlers::logout_all),
-        routes!(handlers::me),
+        routes!(
+            handlers::account::me,
+            handlers::account::rename,
+            handlers::account::delete_me
+        ),
+        routes!(handlers::account::password_reset),
+        routes!(handlers::account::password_reset_confirm),
+        routes!(handlers::account::verify_email),
+        routes!(handlers::account::resend_verification),
+        routes!(handlers::account::change_email),
+        routes!(handlers::account::change_email_confirm),
         routes!(handlers::change_password),
         routes!(handlers::sessions),
         routes!(handlers::end_session),

@@ -256,6 +256,8 @@ impl VerifyRequest {
     }
 }
 
+pub mod account;
+
 #[cfg(test)]
 mod tests {
     use super::*;

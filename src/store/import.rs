@@ -241,6 +241,25 @@ impl DjangoSource {
         Ok(Some(tokens))
     }
 
+    /// The (user id, address) pairs django-allauth verified, or `None`
+    /// when its `account_emailaddress` table is absent.
+    pub async fn verified_emails(&self) -> Result<Option<Vec<(i64, String)>>, StoreError> {
+        let table = SqlIdentifier("account_emailaddress".into());
+        if !self.has_table(&table).await? {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT CAST(user_id AS BIGINT), CAST(email AS TEXT) FROM account_emailaddress              WHERE verified ORDER BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let pairs = rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Some(pairs))
+    }
+
     /// Close the connection.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -357,6 +376,19 @@ impl ImportTransaction {
                 .fetch_optional(&mut *self.tx)
                 .await?,
         )
+    }
+
+    /// Count user `id`'s address as verified if it is `email_key`; whether
+    /// it was.
+    pub async fn mark_verified(&mut self, id: i64, email_key: &str) -> Result<bool, StoreError> {
+        let updated =
+            sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1 AND email_key = $2")
+                .bind(id)
+                .bind(email_key)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
+        Ok(updated == 1)
     }
 
     /// Insert a new user with its Django id.

@@ -19,6 +19,7 @@ macro_rules! pg_now {
 pub mod import;
 mod legacy;
 mod lock;
+mod mail;
 mod maintenance;
 mod mfa;
 mod open;
@@ -39,6 +40,7 @@ use sqlx::{AnyPool, Connection as _, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use lock::ServeLock;
+pub use mail::{ClaimedMessage, EmailTokenRecord, NewEmailToken, NewMessage, OutboxEntry};
 pub use maintenance::Flushed;
 pub use mfa::{ChallengeRecord, Finish, MfaState, NewChallenge, Proof, TotpRecord};
 pub use open::{redacted, OpenError, OpenMode};
@@ -182,6 +184,8 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     sessions: std::sync::Arc<session_cache::SessionCache>,
+    /// Notified when this store queues mail (see `mail.rs`).
+    outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -249,6 +253,7 @@ impl Store {
             writer,
             backend,
             sessions,
+            outbox_wake: std::sync::Arc::default(),
         })
     }
 

@@ -61,7 +61,7 @@ const INSERT_USER: &str = concat!(
     user_columns!()
 );
 
-fn insert_user<'q>(
+pub(super) fn insert_user<'q>(
     user: &'q NewUser<'q>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     sqlx::query(INSERT_USER)
@@ -73,7 +73,7 @@ fn insert_user<'q>(
         .bind(user.now)
 }
 
-fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
+pub(super) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
     Ok(UserRecord {
         id: row.try_get(0)?,
         email: row.try_get(1)?,

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
+
 use std::net::SocketAddr;
 
 use latchkey::auth::Clock;
@@ -47,6 +49,8 @@ pub struct TestServer {
     pub database_url: String,
     /// The server's clock: tests move it instead of sleeping.
     pub clock: Clock,
+    /// Where the server writes its mail as `.eml` files (no SMTP URL set).
+    pub mail_dir: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -87,6 +91,8 @@ impl TestServer {
         // Tests register many users from 127.0.0.1; the registration
         // throttle has tests of its own.
         config.registrations_per_address = 100_000;
+        // Mail lands in the test's own folder, never in the working tree.
+        config.mail_dir = dir.path().join("mail");
         adjust(&mut config);
         let app = App::build_with_clock(&config, clock.clone())
             .await
@@ -107,6 +113,7 @@ impl TestServer {
                 .unwrap(),
             database_url,
             clock,
+            mail_dir: config.mail_dir.clone(),
             shutdown: Some(tx),
             _dir: dir,
         }
@@ -339,6 +346,11 @@ pub fn latchkey_command() -> std::process::Command {
             cmd.env_remove(k);
         }
     }
+    // Mail a server writes lands outside the working tree.
+    cmd.env(
+        "LATCHKEY_MAIL_DIR",
+        std::env::temp_dir().join("latchkey-test-mail"),
+    );
     cmd
 }
 

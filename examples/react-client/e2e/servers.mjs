@@ -109,6 +109,8 @@ export async function startLatchkey({ appOrigins, accessSeconds, loginFailures, 
       LATCHKEY_REGISTRATIONS_PER_ADDRESS: "100000",
       // Revocation seen by the very next request, not after the cache's half second.
       LATCHKEY_SESSION_CACHE_MILLIS: "0",
+      // Mail (verification links) as .eml files beside the database, not in the working tree.
+      LATCHKEY_MAIL_DIR: join(dataDir, "mail"),
       LATCHKEY_LOG: "warn",
       ...extraEnv,
     },

@@ -104,6 +104,10 @@ pub struct ImportReport {
     pub unsupported: BTreeMap<String, Vec<i64>>,
     /// The blacklist, when SimpleJWT's `token_blacklist` tables exist.
     pub blacklist: Option<BlacklistReport>,
+    /// Users whose address django-allauth had verified (its
+    /// `account_emailaddress.verified`), now verified here too; `None`
+    /// when the table is absent (every imported address stays unverified).
+    pub verified: Option<usize>,
 }
 
 /// What became of SimpleJWT's blacklisted refresh tokens.
@@ -176,6 +180,13 @@ impl fmt::Display for ImportReport {
             None => writeln!(
                 f,
                 "  blacklisted refresh tokens: none (no token_blacklist tables)"
+            )?,
+        }
+        match self.verified {
+            Some(n) => writeln!(f, "  verified addresses (django-allauth): {n}")?,
+            None => writeln!(
+                f,
+                "  verified addresses: none known (no account_emailaddress table); imported addresses are unverified"
             )?,
         }
         if self.changed_nothing() {
@@ -266,6 +277,23 @@ async fn import_from(
     let mut tx = store.begin_import().await?;
     for row in &rows {
         import_user(&mut tx, row, now, &mut report).await?;
+    }
+    // django-allauth's verification state, for the addresses the users
+    // still have; a verification made in latchkey is never undone.
+    if let Some(verified) = source
+        .verified_emails()
+        .await
+        .map_err(ImportError::Source)?
+    {
+        let mut marked = 0;
+        for (id, email) in &verified {
+            if let Ok(email) = Email::parse(email) {
+                if tx.mark_verified(*id, &email.lookup_key()).await? {
+                    marked += 1;
+                }
+            }
+        }
+        report.verified = Some(marked);
     }
     if let Some(tokens) = blacklisted {
         let mut b = BlacklistReport::default();

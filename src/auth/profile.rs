@@ -1,0 +1,216 @@
+//! The caller's own account: the profile `/auth/me` shows, renaming,
+//! changing the email address (confirmed by the new address, announced to
+//! the old one), and deleting the account.
+
+use super::identity::{Email, Name};
+use super::mail::{EmailToken, Kind, Purpose};
+use super::password::Password;
+use super::recovery::invalid_token;
+use super::{throttle, view, Auth, AuthError, FieldErrors, Principal, TokenRejection, UserView};
+use crate::metrics::Revocation;
+use crate::store::UserRecord;
+
+/// The caller as `/auth/me` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Id, email, name.
+    pub user: UserView,
+    /// Whether the address is verified.
+    pub email_verified: bool,
+}
+
+/// The message for a wrong current password.
+const WRONG_PASSWORD: &str = "Incorrect password.";
+
+impl Auth {
+    /// The caller's profile.
+    pub async fn profile(&self, caller: &Principal) -> Result<Profile, AuthError> {
+        let user = self.live_user(caller).await?;
+        self.profile_of(&user).await
+    }
+
+    async fn profile_of(&self, user: &UserRecord) -> Result<Profile, AuthError> {
+        let email_verified = self
+            .store
+            .email_verified(user.id)
+            .await?
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        Ok(Profile {
+            user: view(user),
+            email_verified,
+        })
+    }
+
+    async fn live_user(&self, caller: &Principal) -> Result<UserRecord, AuthError> {
+        self.store
+            .user_by_id(caller.user.id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AuthError::Token(TokenRejection::Revoked))
+    }
+
+    /// `PATCH /auth/me`: rename the caller, with registration's rules.
+    pub async fn rename(&self, caller: &Principal, name: &Name) -> Result<Profile, AuthError> {
+        if !self
+            .store
+            .rename_user(caller.user.id, name.as_str(), &name.lookup_key())
+            .await?
+        {
+            return Err(AuthError::Token(TokenRejection::Revoked));
+        }
+        self.profile(caller).await
+    }
+
+    /// Check the caller's current `password` (under `field`), counting a
+    /// wrong one on the session's and the account's login counters (as a
+    /// password change does).
+    async fn check_current_password(
+        &self,
+        caller: &Principal,
+        user: &UserRecord,
+        password: Password,
+        field: &str,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let account_key = throttle::account_key(Some(user.id), "id", "");
+        let session_key = throttle::session_key(user.id, caller.session_id.as_str());
+        let [attempts, _] = self
+            .store
+            .throttle_hit(
+                [&session_key, &account_key],
+                now,
+                self.throttle.window_seconds,
+            )
+            .await?;
+        if attempts.attempts > i64::from(self.throttle.per_account) {
+            let retry_after = self.throttle.retry_after(attempts.window_start, now);
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let within_limit = password.expose().chars().count() <= self.passwords.max_length;
+        let stored = within_limit.then(|| user.password_hash.clone());
+        let verified = match self.hasher.verify(password, stored).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                self.store
+                    .throttle_settle(&[], &[&session_key, &account_key])
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        if !verified {
+            tracing::info!(target: "latchkey::security", event = "password_check_failed", user_id = user.id);
+            return Err(AuthError::Invalid(FieldErrors::one(field, WRONG_PASSWORD)));
+        }
+        self.store
+            .throttle_settle(&[&session_key, &account_key], &[])
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /auth/email/change`: after the current password, mail a
+    /// confirmation link to the new address and a notice to the current
+    /// one (one transaction). The address changes only on confirmation.
+    pub async fn request_email_change(
+        &self,
+        caller: &Principal,
+        email: &Email,
+        password: Password,
+    ) -> Result<(), AuthError> {
+        let user = self.live_user(caller).await?;
+        self.check_current_password(caller, &user, password, "password")
+            .await?;
+        let key = email.lookup_key();
+        if key
+            == Email::parse(&user.email)
+                .map(|e| e.lookup_key())
+                .unwrap_or_default()
+        {
+            return Err(AuthError::Invalid(FieldErrors::one(
+                "email",
+                "This is already your email address.",
+            )));
+        }
+        if self.store.user_by_email(&key).await?.is_some() {
+            return Err(AuthError::Invalid(FieldErrors::one(
+                "email",
+                "user with this email already exists.",
+            )));
+        }
+        let now = self.clock.now();
+        let vars = [
+            ("name", user.name.as_str()),
+            ("email", user.email.as_str()),
+            ("new_email", email.as_str()),
+        ];
+        let confirm = self.mail.token_mail(
+            Purpose::ChangeEmail,
+            Kind::ChangeEmail,
+            email.as_str(),
+            &vars,
+            now,
+        )?;
+        let notice = self
+            .mail
+            .render(Kind::EmailChangeNotice, &user.email, &vars);
+        self.store
+            .queue_mail(
+                &[confirm.token(user.id, now)],
+                &[
+                    confirm.rendered.message(user.id, now),
+                    notice.message(user.id, now),
+                ],
+            )
+            .await?;
+        self.metrics.mail_queued(2);
+        tracing::info!(target: "latchkey::security", event = "email_change_requested", user_id = user.id);
+        Ok(())
+    }
+
+    /// `POST /auth/email/change/confirm`: give the user the address the
+    /// token was mailed to (verified). A taken address → the duplicate
+    /// email error, and nothing changes.
+    pub async fn confirm_email_change(&self, token: &EmailToken) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let hash = token.hash();
+        let record = self
+            .store
+            .email_token(&hash, Purpose::ChangeEmail.as_str(), now)
+            .await?
+            .ok_or_else(invalid_token)?;
+        let email = Email::parse(&record.email).map_err(|_| invalid_token())?;
+        if !self
+            .store
+            .change_email(
+                &hash,
+                record.user_id,
+                (email.as_str(), &email.lookup_key()),
+                now,
+            )
+            .await?
+        {
+            return Err(invalid_token());
+        }
+        tracing::info!(target: "latchkey::security", event = "email_changed", user_id = record.user_id);
+        Ok(())
+    }
+
+    /// `DELETE /auth/me`: after the current password, delete the caller's
+    /// account and everything of it; every session ends.
+    pub async fn delete_account(
+        &self,
+        caller: &Principal,
+        password: Password,
+    ) -> Result<(), AuthError> {
+        let user = self.live_user(caller).await?;
+        self.check_current_password(caller, &user, password, "password")
+            .await?;
+        let ended = self
+            .store
+            .delete_user(user.id, self.clock.now())
+            .await?
+            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        self.metrics.revoked(Revocation::AccountDeleted, ended);
+        tracing::info!(target: "latchkey::security", event = "account_deleted", user_id = user.id, sessions_ended = ended);
+        Ok(())
+    }
+}
