@@ -611,9 +611,15 @@ function parseUserWithTokens(body: unknown): UserWithBothTokens {
   throw badResponse("/auth/login");
 }
 
-function parseMe(body: unknown): MeResponse {
+/** `GET /auth/me`'s answer; `email_verified` only from a latchkey with the
+ * email flows (the seed's Django backend has no such field). */
+type Me = Omit<MeResponse, "email_verified"> & { email_verified?: boolean };
+
+function parseMe(body: unknown): Me {
   if (isObject(body) && typeof body.id === "number" && typeof body.email === "string" && typeof body.name === "string") {
-    return { id: body.id, email: body.email, name: body.name };
+    const me: Me = { id: body.id, email: body.email, name: body.name };
+    if (typeof body.email_verified === "boolean") me.email_verified = body.email_verified;
+    return me;
   }
   throw badResponse("/auth/me");
 }
