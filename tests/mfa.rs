@@ -728,3 +728,42 @@ async fn in_cookie_mode_the_second_step_sets_the_refresh_cookie_and_leaves_it_ou
     assert!(body["tokens"]["access"].is_string(), "{body}");
     assert!(body["tokens"].get("refresh").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn enrolling_and_disabling_mail_a_notice_that_holds_no_secret() {
+    let s = server().await;
+    let e = enrolled(&s).await;
+    // The registration's verification link, then the enrolment's notice.
+    let mails = common::mail::wait_for_eml(&s.mail_dir, &e.email, 2).await;
+    let on = mails
+        .iter()
+        .find(|m| m.subject().contains("two-factor authentication is on"))
+        .expect("a notice of the enrolment");
+    let text = on.decoded();
+    assert!(!text.contains(&e.secret), "the secret is in the notice");
+    assert!(e.recovery.iter().all(|c| !text.contains(c.as_str())));
+
+    let r = delete_as(
+        &s,
+        &e.access,
+        "/auth/mfa/totp",
+        json!({"password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let mails = common::mail::wait_for_eml(&s.mail_dir, &e.email, 3).await;
+    assert!(mails
+        .iter()
+        .any(|m| m.subject().contains("two-factor authentication is off")));
+    // Disabling again (nothing left to disable) mails nothing more.
+    let r = delete_as(
+        &s,
+        &e.access,
+        "/auth/mfa/totp",
+        json!({"password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(common::mail::eml_to(&s.mail_dir, &e.email).len(), 3);
+}

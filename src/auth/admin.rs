@@ -183,7 +183,7 @@ impl Admin {
     /// their sessions. A security event; whether there was a second factor.
     pub async fn mfa_reset(&self, who: &UserRef) -> Result<(Changed, bool), AuthError> {
         let user = self.find(who).await?;
-        let (removed, ended) = self.store.remove_mfa(user.id, now(), None).await?;
+        let (removed, ended) = self.store.remove_mfa(user.id, now(), None, None).await?;
         tracing::warn!(target: "latchkey::security", event = "mfa_reset", user_id = user.id, removed, sessions_ended = ended);
         Ok((
             Changed {

@@ -99,15 +99,21 @@ pub enum Kind {
     ChangeEmail,
     /// "Your address is being changed", sent to the current one.
     EmailChangeNotice,
+    /// "Two-factor authentication is on" (an enrolment was confirmed).
+    MfaEnabled,
+    /// "Two-factor authentication is off".
+    MfaDisabled,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 7] = [
         Kind::VerifyEmail,
         Kind::PasswordReset,
         Kind::PasswordChanged,
         Kind::ChangeEmail,
         Kind::EmailChangeNotice,
+        Kind::MfaEnabled,
+        Kind::MfaDisabled,
     ];
 
     /// The template's name (its files are `<name>.subject`, `<name>.txt`,
@@ -119,6 +125,8 @@ impl Kind {
             Self::PasswordChanged => "password_changed",
             Self::ChangeEmail => "change_email",
             Self::EmailChangeNotice => "email_change_notice",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
         }
     }
 }
@@ -210,6 +218,16 @@ fn builtin(kind: Kind) -> (&'static str, &'static str, &'static str) {
             "{app_name}: your email address is being changed",
             "Hello {name},\n\nSomeone logged in to your {app_name} account asked to change its address from {email} to {new_email}. The change happens once the new address is confirmed.\n\nIf this was not you, change your password at once.\n",
             "<p>Hello {name},</p><p>Someone logged in to your {app_name} account asked to change its address from {email} to {new_email}. The change happens once the new address is confirmed.</p><p>If this was not you, change your password at once.</p>",
+        ),
+        Kind::MfaEnabled => (
+            "{app_name}: two-factor authentication is on",
+            "Hello {name},\n\nTwo-factor authentication was just turned on for your {app_name} account, and every other session was logged out. From now on a login needs a code from your authenticator app, or one of your recovery codes.\n\nIf this was not you, reset your password at once and contact the {app_name} team.\n",
+            "<p>Hello {name},</p><p>Two-factor authentication was just turned on for your {app_name} account, and every other session was logged out. From now on a login needs a code from your authenticator app, or one of your recovery codes.</p><p>If this was not you, reset your password at once and contact the {app_name} team.</p>",
+        ),
+        Kind::MfaDisabled => (
+            "{app_name}: two-factor authentication is off",
+            "Hello {name},\n\nTwo-factor authentication was just turned off for your {app_name} account, and every other session was logged out. A login now needs only the password.\n\nIf this was not you, reset your password at once and contact the {app_name} team.\n",
+            "<p>Hello {name},</p><p>Two-factor authentication was just turned off for your {app_name} account, and every other session was logged out. A login now needs only the password.</p><p>If this was not you, reset your password at once and contact the {app_name} team.</p>",
         ),
     }
 }

@@ -119,7 +119,9 @@ fn insert_token<'q>(
     .bind(t.expires_at)
 }
 
-fn insert_message<'q>(
+/// The `INSERT` of a queued message (also run by the second factor's
+/// transactions, for their notices).
+pub(super) fn insert_message<'q>(
     m: &'q NewMessage<'q>,
     user_id: i64,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {

@@ -143,9 +143,9 @@ impl Store {
     }
 
     /// Confirm `user_id`'s pending secret with a code of `step`, store the
-    /// first recovery codes (replacing any) and end every other session of
-    /// the user but `keep`, in one transaction. The sessions ended, or
-    /// `None` when nothing was pending.
+    /// first recovery codes (replacing any), end every other session of the
+    /// user but `keep` and queue `notice`, in one transaction. The sessions
+    /// ended, or `None` when nothing was pending.
     pub async fn confirm_totp(
         &self,
         user_id: i64,
@@ -153,6 +153,7 @@ impl Store {
         code_hashes: &[String],
         now: i64,
         keep: &str,
+        notice: &super::NewMessage<'_>,
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.writer.begin().await?;
         let confirmed = sqlx::query(
@@ -173,19 +174,25 @@ impl Store {
         let revoked =
             super::statements::revoke_all_of(&mut tx, user_id, now, "mfa enabled", Some(keep))
                 .await?;
+        super::mail::insert_message(notice, user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        self.outbox_wake.notify_one();
         self.forget_cached_sessions(revoked);
         Ok(Some(revoked))
     }
 
     /// Remove every second factor of `user_id` (secret, recovery codes,
-    /// waiting logins) and end every session but `keep`, in one transaction.
-    /// Whether there was a secret, and the sessions ended.
+    /// waiting logins), end every session but `keep` and queue `notice` if
+    /// there was a secret, in one transaction. Whether there was a secret,
+    /// and the sessions ended.
     pub async fn remove_mfa(
         &self,
         user_id: i64,
         now: i64,
         keep: Option<&str>,
+        notice: Option<&super::NewMessage<'_>>,
     ) -> Result<(bool, u64), StoreError> {
         let mut tx = self.writer.begin().await?;
         let removed = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
@@ -204,7 +211,16 @@ impl Store {
         }
         let revoked =
             super::statements::revoke_all_of(&mut tx, user_id, now, "mfa disabled", keep).await?;
+        let notice = notice.filter(|_| removed > 0);
+        if let Some(notice) = notice {
+            super::mail::insert_message(notice, user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
+        if notice.is_some() {
+            self.outbox_wake.notify_one();
+        }
         self.forget_cached_sessions(revoked);
         Ok((removed > 0, revoked))
     }

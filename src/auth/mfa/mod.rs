@@ -14,6 +14,7 @@ pub mod totp;
 
 pub use code::Code;
 
+use super::mail::Kind as MailKind;
 use super::password::Password;
 use super::{
     throttle, view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal, TokenRejection,
@@ -324,11 +325,26 @@ impl Auth {
             .and_then(|code| totp::matching_step(&secret, code, now))
             .ok_or_else(invalid_code)?;
         let (codes, hashes) = self.new_recovery_codes(user_id)?;
+        let vars = [
+            ("name", caller.user.name.as_str()),
+            ("email", caller.user.email.as_str()),
+        ];
+        let notice = self
+            .mail
+            .render(MailKind::MfaEnabled, &caller.user.email, &vars);
         let ended = self
             .store
-            .confirm_totp(user_id, step, &hashes, now, caller.session_id.as_str())
+            .confirm_totp(
+                user_id,
+                step,
+                &hashes,
+                now,
+                caller.session_id.as_str(),
+                &notice.message(user_id, now),
+            )
             .await?
             .ok_or_else(invalid_code)?;
+        self.metrics.mail_queued(1);
         self.metrics.revoked(Revocation::MfaChanged, ended);
         self.metrics.mfa(MfaEvent::Enrolled);
         tracing::info!(target: "latchkey::security", event = "mfa_enabled", user_id, sessions_ended = ended);
@@ -344,13 +360,21 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let user = self.check_password_of(caller, password).await?;
         let now = self.clock.now();
+        let vars = [("name", user.name.as_str()), ("email", user.email.as_str())];
+        let notice = self.mail.render(MailKind::MfaDisabled, &user.email, &vars);
         let (removed, ended) = self
             .store
-            .remove_mfa(user.id, now, Some(caller.session_id.as_str()))
+            .remove_mfa(
+                user.id,
+                now,
+                Some(caller.session_id.as_str()),
+                Some(&notice.message(user.id, now)),
+            )
             .await?;
         self.metrics.revoked(Revocation::MfaChanged, ended);
         if removed {
             self.metrics.mfa(MfaEvent::Disabled);
+            self.metrics.mail_queued(1);
         }
         tracing::info!(target: "latchkey::security", event = "mfa_disabled", user_id = user.id, removed, sessions_ended = ended);
         Ok(())
