@@ -767,3 +767,29 @@ async fn enrolling_and_disabling_mail_a_notice_that_holds_no_secret() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(common::mail::eml_to(&s.mail_dir, &e.email).len(), 3);
 }
+
+#[tokio::test]
+async fn a_password_reset_does_not_bypass_the_second_factor() {
+    let s = server().await;
+    let e = enrolled(&s).await;
+    let r = s
+        .post("/auth/password/reset", json!({"email": e.email}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = common::mail::eml_token(&s.mail_dir, &e.email, "/reset-password").await;
+    let new_password = "Brand-New-Lantern-Owl-7";
+    let r = s
+        .post(
+            "/auth/password/reset/confirm",
+            json!({"token": token, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The new password alone yields only the second step, never tokens.
+    let r = s.login(&e.email, new_password).await;
+    let body = assert_error(r, StatusCode::UNAUTHORIZED, "mfa_required").await;
+    assert!(body.get("tokens").is_none(), "{body}");
+    let code = totp(&e.secret, s.clock.now());
+    let token = body["mfa_token"].as_str().unwrap();
+    assert_eq!(second_step(&s, token, &code).await.status(), StatusCode::OK);
+}
