@@ -611,15 +611,13 @@ function parseUserWithTokens(body: unknown): UserWithBothTokens {
   throw badResponse("/auth/login");
 }
 
-/** `GET /auth/me`'s answer; `email_verified` only from a latchkey with the
- * email flows (the seed's Django backend has no such field). */
-type Me = Omit<MeResponse, "email_verified"> & { email_verified?: boolean };
+/** `GET /auth/me`'s user; fields a newer latchkey adds (`email_verified`)
+ * are left out, so the user a tab stores is the same whatever the server. */
+type Me = Pick<MeResponse, "id" | "email" | "name">;
 
 function parseMe(body: unknown): Me {
   if (isObject(body) && typeof body.id === "number" && typeof body.email === "string" && typeof body.name === "string") {
-    const me: Me = { id: body.id, email: body.email, name: body.name };
-    if (typeof body.email_verified === "boolean") me.email_verified = body.email_verified;
-    return me;
+    return { id: body.id, email: body.email, name: body.name };
   }
   throw badResponse("/auth/me");
 }
