@@ -82,8 +82,10 @@ impl Auth {
                 self.throttle.window_seconds,
             )
             .await?;
-        if attempts.attempts > i64::from(self.throttle.per_account) {
-            let retry_after = self.throttle.retry_after(attempts.window_start, now);
+        let verdict = self
+            .throttle
+            .verdict(now, &[(&attempts, self.throttle.per_account)]);
+        if let Some(retry_after) = verdict {
             return Err(AuthError::Throttled { retry_after });
         }
         let within_limit = password.expose().chars().count() <= self.passwords.max_length;

@@ -188,14 +188,14 @@ impl Auth {
             .store
             .throttle_hit(keys, now, self.throttle.window_seconds)
             .await?;
-        let mut retry_after = 0;
-        if per_account.attempts > i64::from(self.throttle.per_account) {
-            retry_after = self.throttle.retry_after(per_account.window_start, now);
-        }
-        if per_address.attempts > i64::from(self.throttle.per_address) {
-            retry_after = retry_after.max(self.throttle.retry_after(per_address.window_start, now));
-        }
-        if retry_after > 0 {
+        let verdict = self.throttle.verdict(
+            now,
+            &[
+                (&per_account, self.throttle.per_account),
+                (&per_address, self.throttle.per_address),
+            ],
+        );
+        if let Some(retry_after) = verdict {
             tracing::warn!(target: "latchkey::security", event = "mfa_throttled", user_id = found.user_id, client = %client.addr, retry_after);
             return Err(AuthError::Throttled { retry_after });
         }
@@ -455,8 +455,10 @@ impl Auth {
                 self.throttle.window_seconds,
             )
             .await?;
-        if attempts.attempts > i64::from(self.throttle.per_account) {
-            let retry_after = self.throttle.retry_after(attempts.window_start, now);
+        let verdict = self
+            .throttle
+            .verdict(now, &[(&attempts, self.throttle.per_account)]);
+        if let Some(retry_after) = verdict {
             tracing::warn!(target: "latchkey::security", event = "mfa_password_throttled", user_id = user.id, retry_after);
             return Err(AuthError::Throttled { retry_after });
         }
