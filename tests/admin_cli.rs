@@ -242,7 +242,12 @@ async fn sessions_revoke_ends_every_session_of_one_user_only() {
     let erin = s.register("erin", "erin@example.com").await;
     let (erin_access, _) = tokens(&erin);
     let login = s.login("erin@example.com", PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK, "erin's second login");
     let (erin_second, _) = tokens(&login.json().await.unwrap());
+    // Both of erin's sessions are live before the command runs.
+    for access in [&erin_access, &erin_second] {
+        assert_eq!(s.get_as(access, "/auth/me").await.status(), StatusCode::OK);
+    }
     let frank = s.register("frank", "frank@example.com").await;
     let (frank_access, _) = tokens(&frank);
 
@@ -252,7 +257,7 @@ async fn sessions_revoke_ends_every_session_of_one_user_only() {
         "",
     );
     assert!(ok, "{err}");
-    assert!(out.contains("2 sessions ended"), "{out}");
+    assert!(out.contains("2 sessions ended"), "stdout: {out}\nstderr: {err}");
     for access in [&erin_access, &erin_second] {
         let r = s.get_as(access, "/auth/me").await;
         assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;

@@ -300,17 +300,30 @@ async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
             refused_kept(&format!("registration {email}"));
         }
     }
-    let rotated =
-        |jti: String| sqlx::query("SELECT rotated_at FROM refresh_tokens WHERE jti = $1").bind(jti);
+    // A session holds its chain: the live token and the one rotated last.
+    let position = |jti: String| {
+        sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN current_jti = $1 THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN last_rotated_jti = $1 THEN 1 ELSE 0 END), 0) \
+             FROM sessions WHERE current_jti = $1 OR last_rotated_jti = $1",
+        )
+        .bind(jti)
+    };
+    let acknowledged_old = |jti: &String| ledger.rotations.iter().any(|(o, _)| o == jti);
     for (old, new) in &ledger.rotations {
-        let row = rotated(old.clone()).fetch_one(&mut db).await.unwrap();
-        assert!(
-            row.get::<Option<i64>, _>(0).is_some(),
-            "acknowledged rotation of {old} is undone"
+        let row = position(old.clone()).fetch_one(&mut db).await.unwrap();
+        assert_eq!(
+            row.get::<i64, _>(0),
+            0,
+            "acknowledged rotation of {old} is undone: it is still a session's live token"
         );
-        let issued = rotated(new.clone()).fetch_optional(&mut db).await.unwrap();
+        // The token issued is the session's live token, or was rotated in
+        // turn (by an acknowledged rotation, checked in its own entry, or a
+        // refused one whose commit outcome is unknown: then it is the one
+        // rotated last).
+        let row = position(new.clone()).fetch_one(&mut db).await.unwrap();
         assert!(
-            issued.is_some(),
+            row.get::<i64, _>(0) + row.get::<i64, _>(1) > 0 || acknowledged_old(new),
             "refresh token {new} issued by an acknowledged rotation is missing"
         );
     }
@@ -318,9 +331,8 @@ async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
         // A refused rotation left the token as it was, so it may have been
         // rotated later by a retry, but never by the refused request alone:
         // every rotated token is in the ledger as acknowledged.
-        let row = rotated(old.clone()).fetch_one(&mut db).await.unwrap();
-        let retried = ledger.rotations.iter().any(|(o, _)| o == old);
-        if !retried && row.get::<Option<i64>, _>(0).is_some() {
+        let row = position(old.clone()).fetch_one(&mut db).await.unwrap();
+        if !acknowledged_old(old) && row.get::<i64, _>(0) == 0 {
             refused_kept(&format!("rotation of {old}"));
         }
     }

@@ -126,7 +126,7 @@ impl Auth {
             TokenType::Refresh => {
                 let state = self
                     .store
-                    .refresh_token_state(claims.jti.as_str(), now)
+                    .refresh_token_state(claims.sid.as_str(), claims.jti.as_str(), now)
                     .await?;
                 match state {
                     Some(s)
@@ -255,7 +255,7 @@ impl Auth {
     ) -> Result<crate::store::RefreshTokenState, AuthError> {
         match self
             .store
-            .refresh_token_state(claims.jti.as_str(), now)
+            .refresh_token_state(claims.sid.as_str(), claims.jti.as_str(), now)
             .await?
         {
             Some(s) if s.session_id == claims.sid.as_str() && s.user_id == claims.user_id => {
@@ -283,7 +283,7 @@ impl Auth {
         };
         let state = self
             .store
-            .refresh_token_state(claims.jti.as_str(), now)
+            .refresh_token_state(claims.sid.as_str(), claims.jti.as_str(), now)
             .await?;
         let state = match state {
             Some(s) if s.session_id == claims.sid.as_str() => s,

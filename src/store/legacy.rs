@@ -5,7 +5,7 @@
 
 use sqlx::Row as _;
 
-use super::statements::{insert_refresh, insert_session};
+use super::statements::{insert_session};
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// `legacy_tokens.state` of a token Django blacklisted.
@@ -119,8 +119,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            insert_session(session).execute(&mut *tx).await?;
-            insert_refresh(first).execute(&mut *tx).await?;
+            insert_session(session, first).execute(&mut *tx).await?;
             tx.commit().await?;
             return Ok(LegacyRedemption::Redeemed);
         }

@@ -4,7 +4,7 @@
 
 use sqlx::Row as _;
 
-use super::statements::{insert_refresh, insert_session, revoke_all_of};
+use super::statements::{insert_session, revoke_all_of};
 use super::users::{insert_user, user_from_row, NewUser, UserRecord};
 use super::{Backend, NewRefreshToken, NewSession, Store, StoreError};
 
@@ -231,8 +231,7 @@ impl Store {
                 user_id: created.id,
                 ..*session
             };
-            insert_session(&session).execute(&mut *tx).await?;
-            insert_refresh(first).execute(&mut *tx).await?;
+            insert_session(&session, first).execute(&mut *tx).await?;
         }
         insert_token(token, created.id).execute(&mut *tx).await?;
         insert_message(message, created.id)

@@ -6,10 +6,8 @@ use super::{Store, StoreError};
 /// What one flush removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
-    /// Sessions past their expiry (their refresh tokens go with them).
+    /// Sessions past their expiry (their refresh tokens were rows of them).
     pub sessions: u64,
-    /// Refresh tokens past their expiry in sessions that live on.
-    pub refresh_tokens: u64,
     /// Throttle counters whose window has ended, and known login clients
     /// not seen for [`KNOWN_CLIENT_MAX_AGE_SECONDS`](super::KNOWN_CLIENT_MAX_AGE_SECONDS).
     pub throttle_counters: u64,
@@ -21,8 +19,8 @@ pub struct Flushed {
 const BATCH: i64 = 1_000;
 
 impl Store {
-    /// Delete expired sessions (with their refresh tokens), expired refresh
-    /// tokens, and throttle counters older than `throttle_window` seconds.
+    /// Delete expired sessions (a session holds its refresh tokens), and
+    /// throttle counters older than `throttle_window` seconds.
     /// Expired tokens are refused by their `exp` claim before any lookup, so
     /// deleting their rows changes no answer.
     pub async fn flush_expired(
@@ -30,14 +28,6 @@ impl Store {
         now: i64,
         throttle_window: i64,
     ) -> Result<Flushed, StoreError> {
-        // Tokens first, so the session deletes cascade over fewer rows.
-        let refresh_tokens = self
-            .delete_in_batches(
-                "DELETE FROM refresh_tokens WHERE jti IN \
-                 (SELECT jti FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-                now,
-            )
-            .await?;
         let sessions = self
             .delete_in_batches(
                 "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
@@ -68,7 +58,6 @@ impl Store {
             .await?;
         Ok(Flushed {
             sessions,
-            refresh_tokens,
             throttle_counters: throttle_counters + known_clients,
             legacy_tokens,
         })

@@ -1,9 +1,13 @@
-//! The `sessions` and `refresh_tokens` tables: one session per login, and
-//! every refresh token issued in it, rotated ones kept to detect reuse.
+//! The `sessions` table: one session per login, holding its refresh-token
+//! chain. A session stores the id of its one live refresh token and of the
+//! one rotated last (with when, for the grace window); every token names its
+//! session (`sid`) and is signed, so any other token of the session is an
+//! older, rotated one, and presenting it is reuse. No row per token: a
+//! rotation is one `UPDATE` of one row, in one round trip on either backend.
 
 use sqlx::Row as _;
 
-use super::statements::{insert_refresh, insert_session, revoke_all_of};
+use super::statements::{insert_session, revoke_all_of};
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// What the store knows about a presented refresh token.
@@ -13,7 +17,9 @@ pub struct RefreshTokenState {
     pub session_id: String,
     /// The session's user.
     pub user_id: i64,
-    /// When it was rotated, if it was.
+    /// `None` for the session's live token. For the token rotated last, when
+    /// it was rotated; for an older token of the session, no later than that
+    /// (it is never the one rotated last, so no grace applies to it).
     pub rotated_at: Option<i64>,
     /// Session neither revoked nor expired, and its user active.
     pub session_live: bool,
@@ -36,17 +42,17 @@ pub struct IssuedRefresh {
     pub expires_at: i64,
 }
 
-/// The state of a refresh token and its session; `$now` is the column of
-/// "now" by the clock that wrote `rotated_at`.
+/// The state of a refresh token `$1` of session `$3`; `$now` is the column
+/// of "now" by the clock that wrote `last_rotated_at`.
 macro_rules! refresh_state_sql {
     ($now:expr) => {
         concat!(
-            "SELECT r.session_id, s.user_id, r.rotated_at, \
+            "SELECT s.user_id, \
+                    CASE WHEN s.current_jti = $1 THEN NULL ELSE COALESCE(s.last_rotated_at, 0) END, \
                     CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
                     s.last_rotated_jti, ",
             $now,
-            " FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
-             WHERE r.jti = $1"
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $3"
         )
     };
 }
@@ -61,8 +67,7 @@ impl Store {
         client_key: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        insert_session(s).execute(&mut *tx).await?;
-        insert_refresh(first).execute(&mut *tx).await?;
+        insert_session(s, first).execute(&mut *tx).await?;
         super::throttle::remember_client(s.user_id, client_key, s.now)
             .execute(&mut *tx)
             .await?;
@@ -101,9 +106,11 @@ impl Store {
         Ok(Some(user))
     }
 
-    /// The state of refresh token `jti` and its session, if it was ever issued.
+    /// The state of refresh token `jti` of session `sid` (its claims, whose
+    /// signature was checked), if the session exists.
     pub async fn refresh_token_state(
         &self,
+        sid: &str,
         jti: &str,
         now: i64,
     ) -> Result<Option<RefreshTokenState>, StoreError> {
@@ -115,23 +122,25 @@ impl Store {
         let row = sqlx::query(sql)
             .bind(jti)
             .bind(now)
+            .bind(sid)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(RefreshTokenState {
-            session_id: row.try_get(0)?,
-            user_id: row.try_get(1)?,
-            rotated_at: row.try_get(2)?,
-            session_live: row.try_get::<i64, _>(3)? != 0,
-            last_rotated_jti: row.try_get(4)?,
-            db_now: row.try_get(5)?,
+            session_id: sid.to_owned(),
+            user_id: row.try_get(0)?,
+            rotated_at: row.try_get(1)?,
+            session_live: row.try_get::<i64, _>(2)? != 0,
+            last_rotated_jti: row.try_get(3)?,
+            db_now: row.try_get(4)?,
         }))
     }
 
     /// The token issued in session `session_id` in exchange for `parent_jti`,
-    /// if it is still the live head of the chain: unrotated, in a live
-    /// session of an active user. A replay of the parent inside the grace
-    /// window is handed this same token, so a session never has two chains.
+    /// if it is still the live head of the chain: the session's live token,
+    /// `parent_jti` the one rotated last, the session live and its user
+    /// active. A replay of the parent inside the grace window is handed this
+    /// same token, so a session never has two chains.
     pub async fn live_successor(
         &self,
         session_id: &str,
@@ -139,9 +148,9 @@ impl Store {
         now: i64,
     ) -> Result<Option<IssuedRefresh>, StoreError> {
         let row = sqlx::query(
-            "SELECT r.jti, r.issued_at, r.expires_at \
-             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id \
-             WHERE r.session_id = $1 AND r.parent_jti = $2 AND r.rotated_at IS NULL \
+            "SELECT s.current_jti, s.last_used_at, s.expires_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.last_rotated_jti = $2 AND s.current_jti IS NOT NULL \
                AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.is_active = 1",
         )
         .bind(session_id)
@@ -157,102 +166,44 @@ impl Store {
         }))
     }
 
-    /// Rotate `old_jti` (of `next`'s session) into `next`: mark it rotated,
-    /// record it as the session's latest rotation, extend the session to
-    /// `next`'s expiry and insert `next`, all or nothing. False when the token
-    /// is unknown or already rotated, or the session (or its user) is no
-    /// longer live.
+    /// Rotate `old_jti` (of `next`'s session) into `next`: `next` becomes
+    /// the session's live token, `old_jti` the one rotated last, and the
+    /// session is extended to `next`'s expiry — one `UPDATE` of one row, so
+    /// all or nothing in one round trip on either backend. False when
+    /// `old_jti` is not the session's live token (already rotated, or never
+    /// of this session), or the session (or its user) is no longer live.
     pub async fn rotate_refresh(
         &self,
         old_jti: &str,
         next: &NewRefreshToken<'_>,
     ) -> Result<bool, StoreError> {
-        if self.backend == super::Backend::Sqlite {
-            return self.rotate_refresh_sqlite(old_jti, next).await;
-        }
-        // Start with a write so the row lock is taken at once.
-        let mut tx = self.writer.begin().await?;
-        let rotated = sqlx::query(concat!(
-            "UPDATE refresh_tokens SET rotated_at = ",
-            pg_now!(),
-            " WHERE jti = $1 AND session_id = $2 AND rotated_at IS NULL",
-        ))
-        .bind(old_jti)
-        .bind(next.session_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if rotated != 1 {
-            return Ok(false);
-        }
-        if !self.extend_live_session(&mut tx, next, old_jti).await? {
-            return Ok(false);
-        }
-        insert_refresh(next).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// [`Store::rotate_refresh`] on SQLite: the three writes in one round
-    /// trip to the writer connection (SQLite runs a multi-statement string
-    /// in order, binding `$n` by number in each). Each statement runs only if
-    /// the one before it changed exactly one row (`changes()`), and the first
-    /// only for an unrotated token of a live session of an active user, so
-    /// the result is all three rows or none; the transaction makes that
-    /// atomic against a crash, too.
-    async fn rotate_refresh_sqlite(
-        &self,
-        old_jti: &str,
-        next: &NewRefreshToken<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1 \
-              WHERE jti = $2 AND session_id = $3 AND rotated_at IS NULL \
-                AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
-                             WHERE s.id = $3 AND s.revoked_at IS NULL AND s.expires_at > $1 AND u.is_active = 1); \
-             UPDATE sessions SET last_used_at = $1, expires_at = $5, last_rotated_jti = $2 \
-              WHERE id = $3 AND changes() = 1; \
-             INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
-             SELECT $4, $3, $2, $1, $5 WHERE changes() = 1;",
-        )
-        .bind(next.issued_at)
-        .bind(old_jti)
-        .bind(next.session_id)
-        .bind(next.jti)
-        .bind(next.expires_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed != 3 {
-            // Nothing was written (or, impossibly, part): leave it all undone.
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn extend_live_session(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        next: &NewRefreshToken<'_>,
-        rotated_jti: &str,
-    ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE sessions SET last_used_at = $1, expires_at = $2, \
-                    last_rotated_jti = $3 \
-             WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1 \
-               AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)",
-        )
-        .bind(next.issued_at)
-        .bind(next.expires_at)
-        .bind(rotated_jti)
-        .bind(next.session_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+        // The grace window is measured on the clock that reads it back
+        // (`refresh_state_sql`): PostgreSQL's own, or the one SQLite writer's.
+        let sql = match self.backend {
+            super::Backend::Postgres => concat!(
+                "UPDATE sessions SET current_jti = $4, last_rotated_jti = $2, last_rotated_at = ",
+                pg_now!(),
+                ", last_used_at = $1, expires_at = $5 \
+                 WHERE id = $3 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
+                   AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
+            ),
+            super::Backend::Sqlite => {
+                "UPDATE sessions SET current_jti = $4, last_rotated_jti = $2, last_rotated_at = $1, \
+                        last_used_at = $1, expires_at = $5 \
+                 WHERE id = $3 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
+                   AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
+            }
+        };
+        let rotated = sqlx::query(sql)
+            .bind(next.issued_at)
+            .bind(old_jti)
+            .bind(next.session_id)
+            .bind(next.jti)
+            .bind(next.expires_at)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(rotated == 1)
     }
 
     /// Revoke session `sid` (and so every token of it). Idempotent.

@@ -1,5 +1,5 @@
 //! Statements more than one table module runs inside its own transaction:
-//! starting a session with its first refresh token (registration, login,
+//! starting a session holding its first refresh token (registration, login,
 //! a legacy token's redemption) and revoking every session of a user
 //! (logout everywhere, password change, deactivation, import). A leaf, so
 //! the table modules need not import each other.
@@ -47,17 +47,18 @@ pub struct SessionUser {
     pub name: String,
 }
 
-const INSERT_REFRESH: &str =
-    "INSERT INTO refresh_tokens (jti, session_id, parent_jti, issued_at, expires_at) \
-                              VALUES ($1, $2, $3, $4, $5)";
-
-/// The `INSERT` of a new session.
+/// The `INSERT` of a new session holding `first`, its first refresh token.
+/// A session holds its chain: the live token's id, and the token it was
+/// exchanged for (a SimpleJWT token's id, for a legacy redemption) as the
+/// one rotated last, at the session's start.
 pub(super) fn insert_session<'q>(
     s: &'q NewSession<'q>,
+    first: &'q NewRefreshToken<'q>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent, \
+                               current_jti, last_rotated_jti, last_rotated_at) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, CASE WHEN $8 IS NULL THEN NULL ELSE $3 END)",
     )
     .bind(s.id)
     .bind(s.user_id)
@@ -65,18 +66,8 @@ pub(super) fn insert_session<'q>(
     .bind(s.expires_at)
     .bind(s.client_addr)
     .bind(s.user_agent)
-}
-
-/// The `INSERT` of a new refresh token.
-pub(super) fn insert_refresh<'q>(
-    t: &'q NewRefreshToken<'q>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(INSERT_REFRESH)
-        .bind(t.jti)
-        .bind(t.session_id)
-        .bind(t.parent_jti)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
+    .bind(first.jti)
+    .bind(first.parent_jti)
 }
 
 /// Revoke every live session of `user_id` except `keep`; the count revoked.

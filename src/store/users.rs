@@ -2,7 +2,7 @@
 
 use sqlx::Row as _;
 
-use super::statements::{insert_refresh, insert_session, NewRefreshToken, NewSession};
+use super::statements::{insert_session, NewRefreshToken, NewSession};
 use super::{Store, StoreError};
 
 /// A user row as the domain needs it.
@@ -133,8 +133,7 @@ impl Store {
             user_id: created.id,
             ..*session
         };
-        insert_session(&session).execute(&mut *tx).await?;
-        insert_refresh(first).execute(&mut *tx).await?;
+        insert_session(&session, first).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(created)
     }

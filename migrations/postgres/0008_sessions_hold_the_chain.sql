@@ -1,0 +1,20 @@
+-- A session holds its refresh-token chain itself: the one live token
+-- (current_jti) and the one rotated last (last_rotated_jti, rotated at
+-- last_rotated_at, for the grace window). Any other token of the session is
+-- an older, rotated one: presenting it is reuse. Tokens are signed and name
+-- their session, so no row per token is needed to tell them apart, and a
+-- rotation is one UPDATE of one row. The refresh_tokens table (a row per
+-- token ever issued, 10 rows for a session refreshed 10 times) goes.
+
+ALTER TABLE sessions ADD COLUMN current_jti TEXT;
+ALTER TABLE sessions ADD COLUMN last_rotated_at BIGINT;
+
+UPDATE sessions s SET current_jti = r.jti, last_rotated_jti = r.parent_jti
+  FROM refresh_tokens r
+ WHERE r.session_id = s.id AND r.rotated_at IS NULL;
+UPDATE sessions s SET last_rotated_at = COALESCE(
+    (SELECT r.rotated_at FROM refresh_tokens r WHERE r.jti = s.last_rotated_jti),
+    s.last_used_at
+) WHERE s.last_rotated_jti IS NOT NULL;
+
+DROP TABLE refresh_tokens;
