@@ -15,6 +15,15 @@ export default function SdkApp() {
     client.csrf().catch((e) => setError(e.detail));
   }, [client]);
 
+  if (status === "loading") {
+    // The cookie mode's first moments: asking the other tabs, or the cookie, for the session.
+    return (
+      <main>
+        <h1>latchkey (SDK)</h1>
+        <p role="status">Loading…</p>
+      </main>
+    );
+  }
   if (status === "signed_out") {
     return (
       <main>
