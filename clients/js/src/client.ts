@@ -397,7 +397,10 @@ export class LatchkeyClient {
   /** The cookie mode: another tab's session, taken when it is newer than ours. */
   private receive(message: { session?: Session; seq?: number }): void {
     const { session, seq } = message;
-    if (!isSessionLike(session) || typeof seq !== "number" || seq <= this.seq) return;
+    if (!isSessionLike(session) || typeof seq !== "number" || seq < this.seq) return;
+    // Two sign-ins numbered alike (two tabs at once): every tab keeps the same one of them.
+    const held = this.store.read();
+    if (seq === this.seq && (held === null ? this.seq > 0 : session.tokens.access <= held.tokens.access)) return;
     this.seq = seq;
     this.store.write(session);
     this.sync(null);

@@ -193,4 +193,20 @@ describe("cookie mode", () => {
     expect(access(tabs[1]!)!.access).toBe(live);
     expect(tabs[1]!.getState().user?.name).toBe("ada");
   });
+
+  it("two sign-ins numbered alike (no shared number, the same millisecond) leave every tab on the same session", async () => {
+    const server = new FakeLatchkey({ cookie: true });
+    const locks = localLocks();
+    const bus = new Bus();
+    const [a, b] = [0, 1].map(() => {
+      const c = createClient({ baseUrl: BASE, storage: "cookie", locks, channel: bus.channel(), sequence: null, fetch: server.fetch });
+      clients.push(c);
+      return c;
+    });
+    await vi.advanceTimersByTimeAsync(600);
+    await Promise.all([a!.login({ email: "ada@example.com", password: "right" }), b!.login({ email: "ada@example.com", password: "right" })]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(access(a!)?.access).toBeDefined();
+    expect(access(a!)?.access).toBe(access(b!)?.access);
+  });
 });
