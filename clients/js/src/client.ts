@@ -32,7 +32,7 @@ import {
 import { tokenTimes } from "./jwt.js";
 import { localLocks, withLock, type Locks } from "./lock.js";
 import { clockOffsetMs, delayUntilDue, isDue } from "./schedule.js";
-import { passkeysApi, type PasskeyLoginOptions, type Passkeys, type WebAuthn } from "./passkeys.js";
+import { passkeysApi, type PasskeyLoginOptions, type PasskeyRoute, type Passkeys, type WebAuthn } from "./passkeys.js";
 import {
   COOKIE_STORAGE_KEY,
   localStorageStore,
@@ -43,6 +43,7 @@ import {
   type User,
 } from "./storage.js";
 import type {
+  Route,
   EmailChangeRequest,
   EmailTokenRequest,
   LoginRequest,
@@ -148,6 +149,9 @@ export interface SessionState {
   /** Set when the state became signed out while this client was running. */
   reason: SignOutReason | null;
 }
+
+/** A route of the served document (so a route the server dropped fails to compile), or a passkey route. */
+type Path = Route | `/auth/sessions/${string}` | PasskeyRoute;
 
 /** What the tabs tell each other; the cookie mode's carry the session itself (`seq` orders them). */
 type Message =
@@ -593,7 +597,7 @@ export class LatchkeyClient {
 
   /** Sends one request to latchkey (no token, no retry); only network failures throw. */
   private async send(
-    path: `/auth/${string}`,
+    path: Path,
     { method = "GET", body, access, timeoutMs }: { method?: string; body?: unknown; access?: string; timeoutMs?: number },
   ): Promise<Response> {
     const headers: Record<string, string> = {};
@@ -650,7 +654,7 @@ export class LatchkeyClient {
 
   /** A latchkey route answering JSON; non-2xx answers throw `LatchkeyError`. */
   private async call(
-    path: `/auth/${string}`,
+    path: Path,
     options: { method?: string; body?: unknown; auth?: boolean } = {},
   ): Promise<{ body: unknown; receivedAt: number }> {
     const { auth = false, ...rest } = options;
@@ -697,7 +701,7 @@ export class LatchkeyClient {
     this.csrfLoading ??= (async () => {
       let response: Response;
       try {
-        response = await this.fetchImpl(`${this.baseUrl}/auth/csrf`, { credentials: "include" });
+        response = await this.fetchImpl(`${this.baseUrl}${"/auth/csrf" satisfies Route}`, { credentials: "include" });
       } catch (error) {
         throw networkError(error);
       }

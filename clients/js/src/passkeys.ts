@@ -19,6 +19,15 @@ import type { User } from "./storage.js";
 
 // --- until the OpenAPI document carries them ------------------------------
 
+/** The passkey routes (not in `Route`, the served document's, yet). */
+export type PasskeyRoute =
+  | "/auth/passkeys/register/options"
+  | "/auth/passkeys/register"
+  | "/auth/passkeys"
+  | `/auth/passkeys/${string}`
+  | "/auth/passkeys/login/options"
+  | "/auth/passkeys/login";
+
 /** `POST /auth/passkeys/register/options` and `/auth/passkeys/login/options` → 200. */
 export interface PasskeyOptionsBody<Options> {
   challenge_id: string;
@@ -80,7 +89,7 @@ export interface Passkeys {
 /** What passkeys.ts needs of the client. */
 export interface PasskeyHost {
   call(
-    path: `/auth/${string}`,
+    path: PasskeyRoute,
     options: { method?: string; body?: unknown; auth?: boolean },
   ): Promise<{ body: unknown; receivedAt: number }>;
   signedIn(body: unknown, receivedAt: number): User;
