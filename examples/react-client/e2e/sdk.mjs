@@ -211,7 +211,7 @@ async function main() {
     await form.getByRole("button", { name: "Register" }).click();
     await signedIn(tab1).waitFor();
     if (COOKIE) {
-      const cookies = await context.cookies(apiUrl);
+      const cookies = await context.cookies(`${apiUrl}/auth/`);
       const refreshCookie = cookies.find((c) => c.name === "latchkey_refresh");
       check(refreshCookie?.httpOnly === true && refreshCookie.path === "/auth/", "the refresh token is in an HttpOnly cookie on /auth/");
       const answer = await registered;
@@ -359,7 +359,7 @@ async function main() {
     const me = await fetch(`${apiUrl}/auth/me`, { headers: { Authorization: `Bearer ${access}` } });
     check(me.status === 401, "the server refuses the logged-out access token");
     if (COOKIE) {
-      const cookies = await context.cookies(apiUrl);
+      const cookies = await context.cookies(`${apiUrl}/auth/`);
       check(!cookies.some((c) => c.name === "latchkey_refresh"), "the logout cleared the refresh cookie");
       // A fresh tab now finds no session (the cookie is gone).
       const fresh = await context.newPage();
