@@ -12,6 +12,16 @@
 //      pair another tab got meanwhile). Never twice.
 //   4. A refused refresh token ends the session in every tab; so does a
 //      logout. A transient failure (no network, 5xx, 429) never does.
+//
+// The cookie mode (`storage: "cookie"`, for a latchkey with
+// `LATCHKEY_REFRESH_COOKIE=true`) keeps the same rules with nothing readable
+// in storage: the refresh token is in the browser's HttpOnly cookie, the
+// access token in each tab's memory. A tab that refreshes (or signs in)
+// posts the new session on the BroadcastChannel, numbered; a number in
+// localStorage (no token) says which is newest, so a tab entering the lock
+// with an older session waits for the newer one instead of refreshing
+// again. A fresh tab asks the others for the session under the lock, and
+// refreshes (the cookie) only when none answers.
 
 import {
   errorFromResponse,
@@ -22,7 +32,9 @@ import {
 import { tokenTimes } from "./jwt.js";
 import { localLocks, withLock, type Locks } from "./lock.js";
 import { clockOffsetMs, delayUntilDue, isDue } from "./schedule.js";
+import { passkeysApi, type PasskeyLoginOptions, type PasskeyRoute, type Passkeys, type WebAuthn } from "./passkeys.js";
 import {
+  COOKIE_STORAGE_KEY,
   localStorageStore,
   memoryStore,
   type Session,
@@ -31,22 +43,38 @@ import {
   type User,
 } from "./storage.js";
 import type {
-  LoginRequest,
   Route,
+  EmailChangeRequest,
+  EmailTokenRequest,
+  LoginRequest,
   LogoutAllResponse,
   MeResponse,
+  MfaCodeRequest,
+  MfaLoginRequest,
+  MfaPasswordRequest,
+  MfaStatus,
   PasswordChangeRequest,
+  PasswordRequest,
+  PasswordResetRequest,
+  Profile,
   RegisterRequest,
+  RenameRequest,
+  ResetConfirmRequest,
   SessionInfo,
   TokenPair,
+  TotpEnrolment,
   UserWithTokens,
 } from "./types.js";
 
 export interface ClientOptions {
   /** Where latchkey listens, e.g. `https://auth.example.com`. */
   baseUrl: string;
-  /** `"localStorage"` (default), `"memory"`, or a store of your own. */
-  storage?: "localStorage" | "memory" | SessionStore;
+  /**
+   * `"localStorage"` (default), `"memory"`, `"cookie"` (latchkey with
+   * `LATCHKEY_REFRESH_COOKIE=true`: the refresh token stays in its HttpOnly
+   * cookie), or a store of your own.
+   */
+  storage?: "localStorage" | "memory" | "cookie" | SessionStore;
   /**
    * Origins `client.fetch` may send the access token to. Default: latchkey's
    * own and the page's. A request anywhere else is refused (the token would leak).
@@ -58,8 +86,14 @@ export interface ClientOptions {
   lockTimeoutMs?: number;
   /** The longest a refresh request may take (default 10000). */
   refreshTimeoutMs?: number;
+  /** The cookie mode: how long a fresh tab waits for another tab's answer before refreshing itself (default 250). */
+  askTimeoutMs?: number;
   /** For tests: the platform's pieces. */
   fetch?: typeof globalThis.fetch;
+  /** The cookie mode's "newest session" number (default: localStorage; null: none). */
+  sequence?: SequenceStore | null;
+  /** WebAuthn (default: `navigator.credentials` and `PublicKeyCredential`'s JSON parsers). */
+  webauthn?: WebAuthn;
   locks?: Locks | null;
   channel?: ChannelLike | null;
   now?: () => number;
@@ -75,7 +109,36 @@ export interface ChannelLike {
   close(): void;
 }
 
-export type Status = "signed_in" | "signed_out";
+/** `loading` only in the cookie mode, until a fresh tab has learnt whether the cookie holds a session. */
+export type Status = "signed_in" | "signed_out" | "loading";
+
+/** Where the cookie mode keeps the number of the newest session (never a token). */
+export interface SequenceStore {
+  read(): number;
+  write(value: number): void;
+}
+
+function localSequence(key: string): SequenceStore | null {
+  const storage = (globalThis as { localStorage?: Storage }).localStorage;
+  if (!storage) return null;
+  return {
+    read: () => {
+      try {
+        const value = Number(storage.getItem(key));
+        return Number.isSafeInteger(value) && value > 0 ? value : 0;
+      } catch {
+        return 0;
+      }
+    },
+    write: (value) => {
+      try {
+        storage.setItem(key, String(value));
+      } catch {
+        // Storage disabled: the tabs may refresh once too often, never wrongly (the cookie is shared).
+      }
+    },
+  };
+}
 
 /** Why the last sign-out happened: `logout` (here or in another tab) or `session_ended` (the server refused the session). */
 export type SignOutReason = "logout" | "session_ended";
@@ -87,13 +150,35 @@ export interface SessionState {
   reason: SignOutReason | null;
 }
 
-/** What the tabs tell each other. */
-type Message = { type: "session" } | { type: "signed_out"; reason: SignOutReason };
+/** A route of the served document (so a route the server dropped fails to compile), or a passkey route. */
+type Path = Route | `/auth/sessions/${string}` | PasskeyRoute;
+
+/** What the tabs tell each other; the cookie mode's carry the session itself (`seq` orders them). */
+type Message =
+  | { type: "session"; session?: Session; seq?: number }
+  | { type: "signed_out"; reason: SignOutReason }
+  | { type: "ask" };
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function sameTokens(a: Tokens, b: Tokens): boolean {
+  return a.access === b.access && a.refresh === b.refresh;
+}
+
+function isSessionLike(value: unknown): value is Session {
+  if (!isObject(value) || !isObject(value.user) || !isObject(value.tokens)) return false;
+  const { user, tokens } = value;
+  return (
+    typeof user.id === "number" &&
+    typeof user.email === "string" &&
+    typeof user.name === "string" &&
+    typeof tokens.access === "string" &&
+    typeof tokens.refresh === "string"
+  );
 }
 
 function sameUser(a: User | null, b: User | null): boolean {
@@ -113,6 +198,20 @@ export class LatchkeyClient {
   private readonly marginSeconds: number;
   private readonly lockTimeoutMs: number;
   private readonly refreshTimeoutMs: number;
+  /** The refresh token is in latchkey's HttpOnly cookie (`storage: "cookie"`). */
+  readonly cookieMode: boolean;
+  private readonly askTimeoutMs: number;
+  private readonly sequence: SequenceStore | null;
+  /** The cookie mode: the number of the session this tab holds. */
+  private seq = 0;
+  /** The cookie mode: resolves when another tab answered with a session newer than `seq`. */
+  private waiters = new Set<() => void>();
+  private booting: Promise<void> | null = null;
+
+  /** `passkeys.register(name)`, `list()`, `remove(id)` (see passkeys.ts). */
+  readonly passkeys: Passkeys;
+  /** The second factor of the signed-in user: `status()`, `enrolTotp`, `confirmTotp`, `disableTotp`, `regenerateRecoveryCodes`. */
+  readonly mfa: MfaApi;
 
   private state: SessionState;
   private lastTokens: Tokens | null;
@@ -130,12 +229,21 @@ export class LatchkeyClient {
   constructor(options: ClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     const base = new URL(this.baseUrl);
+    this.cookieMode = options.storage === "cookie";
     this.store =
       options.storage === "memory"
         ? memoryStore()
-        : options.storage === undefined || options.storage === "localStorage"
-          ? localStorageStore()
-          : options.storage;
+        : options.storage === "cookie"
+          ? memoryStore(COOKIE_STORAGE_KEY, "shared")
+          : options.storage === undefined || options.storage === "localStorage"
+            ? localStorageStore()
+            : options.storage;
+    this.askTimeoutMs = options.askTimeoutMs ?? 250;
+    this.sequence = this.cookieMode
+      ? options.sequence === undefined
+        ? localSequence(`${COOKIE_STORAGE_KEY}.seq`)
+        : options.sequence
+      : null;
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     const platformLocks = (globalThis.navigator as Navigator | undefined)?.locks as Locks | undefined;
     // A tab-scoped store has no one to coordinate with.
@@ -161,15 +269,35 @@ export class LatchkeyClient {
 
     const session = this.store.read();
     this.lastTokens = session?.tokens ?? null;
-    this.state = { status: session ? "signed_in" : "signed_out", user: session?.user ?? null, reason: null };
+    this.state = {
+      status: session ? "signed_in" : this.cookieMode ? "loading" : "signed_out",
+      user: session?.user ?? null,
+      reason: null,
+    };
+    this.passkeys = passkeysApi(
+      {
+        call: (path, opts) => this.call(path, opts),
+        signedIn: (body, receivedAt) => this.signedIn(body, receivedAt),
+      },
+      options.webauthn,
+    );
+    this.mfa = this.mfaApi();
 
     this.cleanups.push(this.store.watch(() => this.sync(null)));
     if (this.channel) {
       const channel = this.channel;
       const onMessage = (event: MessageEvent) => {
         const message = event.data as Message | undefined;
-        if (message?.type === "signed_out") this.sync(message.reason);
-        else if (message?.type === "session") this.sync(null);
+        if (message?.type === "signed_out") {
+          if (this.cookieMode) this.store.write(null);
+          this.sync(message.reason);
+        } else if (message?.type === "session") {
+          if (this.cookieMode) this.receive(message);
+          else this.sync(null);
+        } else if (message?.type === "ask" && this.cookieMode) {
+          const held = this.store.read();
+          if (held) this.broadcast({ type: "session", session: held, seq: this.seq });
+        }
       };
       channel.addEventListener("message", onMessage);
       this.cleanups.push(() => {
@@ -189,12 +317,18 @@ export class LatchkeyClient {
       });
     }
     this.schedule();
+    if (this.cookieMode && !session) this.booting = this.bootstrap();
   }
 
   // --- state -------------------------------------------------------------
 
   /** The current state; the same object until something changes (for `useSyncExternalStore`). */
   getState = (): SessionState => this.state;
+
+  /** Resolves once the state is known (at once, but in the cookie mode's first moments: see `status: "loading"`). */
+  ready(): Promise<void> {
+    return this.booting ?? Promise.resolve();
+  }
 
   /** Calls `listener` on every change of state, in this tab or from another. */
   subscribe = (listener: (state: SessionState) => void): (() => void) => {
@@ -209,6 +343,8 @@ export class LatchkeyClient {
     this.timer = null;
     for (const cleanup of this.cleanups.splice(0)) cleanup();
     this.listeners.clear();
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
   }
 
   /** Re-reads the store; tells listeners and reschedules when something changed. */
@@ -222,7 +358,10 @@ export class LatchkeyClient {
     const user = session?.user ?? null;
     let nextReason = this.state.reason;
     if (status === "signed_in") nextReason = null;
-    else if (this.state.status === "signed_in") nextReason = reason ?? "logout";
+    else if (this.state.status === "loading" && this.booting !== null && reason === null) {
+      // Still finding out (the cookie mode's fresh tab): nothing to say yet.
+      return;
+    } else if (this.state.status === "signed_in") nextReason = reason ?? "logout";
     else if (reason !== null) nextReason = reason;
     if (status !== this.state.status || !sameUser(user, this.state.user) || nextReason !== this.state.reason) {
       this.state = { status, user, reason: nextReason };
@@ -241,12 +380,97 @@ export class LatchkeyClient {
   }
 
   /** Stores a session the server just issued, and tells the other tabs. */
-  private adopt(session: Session, receivedAt: number): void {
+  private adopt(session: Session, receivedAt: number | null): void {
     const times = tokenTimes(session.tokens.access);
-    if (times) this.offsetMs = clockOffsetMs(times.iat, receivedAt);
+    if (times && receivedAt !== null) this.offsetMs = clockOffsetMs(times.iat, receivedAt);
     this.store.write(session);
-    this.broadcast({ type: "session" });
+    if (this.cookieMode) {
+      // Newer than any session another tab holds or announced (without
+      // localStorage, the clock stands in for the shared number).
+      this.seq = this.sequence
+        ? Math.max(this.seq, this.sequence.read()) + 1
+        : Math.max(this.seq + 1, Math.floor(this.now()));
+      this.sequence?.write(this.seq);
+      this.broadcast({ type: "session", session, seq: this.seq });
+    } else {
+      this.broadcast({ type: "session" });
+    }
     this.sync(null);
+  }
+
+  /** The cookie mode: another tab's session, taken when it is newer than ours. */
+  private receive(message: { session?: Session; seq?: number }): void {
+    const { session, seq } = message;
+    if (!isSessionLike(session) || typeof seq !== "number" || seq < this.seq) return;
+    // Two sign-ins numbered alike (two tabs at once): every tab keeps the same one of them.
+    const held = this.store.read();
+    if (seq === this.seq && (held === null ? this.seq > 0 : session.tokens.access <= held.tokens.access)) return;
+    this.seq = seq;
+    this.store.write(session);
+    this.sync(null);
+    for (const wake of this.waiters) wake();
+  }
+
+  /** The cookie mode: waits up to `ms` for a session numbered above `seq` from another tab. */
+  private awaitNewer(seq: number, ms: number, ask: boolean): Promise<boolean> {
+    if (this.seq > seq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: unknown = null;
+      const wake = () => {
+        if (this.seq <= seq && !this.closed) return;
+        this.waiters.delete(wake);
+        if (timer !== null) this.clearTimer(timer);
+        resolve(this.seq > seq);
+      };
+      this.waiters.add(wake);
+      timer = this.setTimer(() => {
+        this.waiters.delete(wake);
+        resolve(this.seq > seq);
+      }, ms);
+      if (ask) this.broadcast({ type: "ask" });
+    });
+  }
+
+  /**
+   * The cookie mode's fresh tab: under the refresh lock, take the session
+   * from another tab if one answers, or else refresh with the cookie (one
+   * refresh, and only when no tab holds a session). No cookie: signed out.
+   */
+  private async bootstrap(): Promise<void> {
+    try {
+      await this.locked(async (isStolen) => {
+        if (this.store.read()) return;
+        if (await this.awaitNewer(this.seq, this.askTimeoutMs, true)) return;
+        const response = await this.send("/auth/token/refresh", { method: "POST", body: {}, timeoutMs: this.refreshTimeoutMs });
+        const receivedAt = this.now();
+        const body = await readJson(response);
+        if (!response.ok) {
+          if (response.status === 400 || response.status === 401) return; // no cookie, or a dead one
+          throw errorFromResponse(response.status, body, response.headers.get("Retry-After"));
+        }
+        const tokens = parseTokenPair(body, "");
+        const me = await this.send("/auth/me", { access: tokens.access });
+        const meBody = await readJson(me);
+        if (!me.ok) throw errorFromResponse(me.status, meBody, me.headers.get("Retry-After"));
+        if (isStolen() && this.store.read()) return;
+        this.adopt({ user: parseMe(meBody), tokens }, receivedAt);
+      });
+    } catch {
+      // No answer (network, 5xx): as signed out; `restore()` tries again.
+    } finally {
+      this.booting = null;
+      if (this.state.status === "loading") {
+        this.state = { status: "signed_out", user: null, reason: null };
+        for (const listener of [...this.listeners]) listener(this.state);
+      }
+    }
+  }
+
+  /** The cookie mode: looks for the cookie's session again (after a failed start, e.g. offline). */
+  restore(): Promise<void> {
+    if (!this.cookieMode || this.store.read()) return this.ready();
+    this.booting ??= this.bootstrap();
+    return this.booting;
   }
 
   /** Forgets the session here and in every tab. */
@@ -296,6 +520,7 @@ export class LatchkeyClient {
    * tab may have fetched. Rejects with `signed_out` when there is no session.
    */
   async refresh(): Promise<void> {
+    await this.booting;
     const session = this.store.read();
     if (!session) throw signedOutError();
     await this.refreshFrom(session.tokens);
@@ -319,14 +544,24 @@ export class LatchkeyClient {
       this.sync(null);
       throw signedOutError();
     }
-    if (current.tokens.refresh !== spent.refresh) {
+    if (!sameTokens(current.tokens, spent)) {
       // Another tab refreshed (or logged in again) while this one waited.
       this.sync(null);
       return current.tokens;
     }
+    if (this.cookieMode) {
+      // Another tab refreshed and its message is on its way (the number is
+      // synchronous, the message not): wait for it rather than rotate again.
+      const newest = this.sequence?.read() ?? 0;
+      if (newest > this.seq && (await this.awaitNewer(this.seq, Math.max(this.askTimeoutMs, 1000), true))) {
+        const taken = this.store.read();
+        if (taken) return taken.tokens;
+      }
+    }
     const response = await this.send("/auth/token/refresh", {
       method: "POST",
-      body: { refresh: current.tokens.refresh },
+      // The cookie mode: `{}`, and the browser sends the cookie.
+      body: this.cookieMode ? {} : { refresh: current.tokens.refresh },
       timeoutMs: this.refreshTimeoutMs,
     });
     const receivedAt = this.now();
@@ -334,7 +569,7 @@ export class LatchkeyClient {
     // Another tab took the lock while this answer was on its way, and moved on: its pair wins.
     const moved = () => {
       const now = this.store.read();
-      return now !== null && now.tokens.refresh !== current.tokens.refresh ? now : null;
+      return now !== null && !sameTokens(now.tokens, current.tokens) ? now : null;
     };
     if (response.ok) {
       const pair = parseTokenPair(body, current.tokens.refresh);
@@ -362,7 +597,7 @@ export class LatchkeyClient {
 
   /** Sends one request to latchkey (no token, no retry); only network failures throw. */
   private async send(
-    path: Route | `/auth/sessions/${string}`,
+    path: Path,
     { method = "GET", body, access, timeoutMs }: { method?: string; body?: unknown; access?: string; timeoutMs?: number },
   ): Promise<Response> {
     const headers: Record<string, string> = {};
@@ -387,6 +622,7 @@ export class LatchkeyClient {
    * after a refresh when it is answered 401 (rule 3).
    */
   private async authorized(attempt: (access: string) => Promise<Response>): Promise<Response> {
+    await this.booting;
     let session = this.store.read();
     if (!session) throw signedOutError();
     const times = tokenTimes(session.tokens.access);
@@ -418,7 +654,7 @@ export class LatchkeyClient {
 
   /** A latchkey route answering JSON; non-2xx answers throw `LatchkeyError`. */
   private async call(
-    path: Route | `/auth/sessions/${string}`,
+    path: Path,
     options: { method?: string; body?: unknown; auth?: boolean } = {},
   ): Promise<{ body: unknown; receivedAt: number }> {
     const { auth = false, ...rest } = options;
@@ -480,22 +716,45 @@ export class LatchkeyClient {
     return this.csrfLoading;
   }
 
-  /** `POST /auth/register`: creates the account and signs in (every tab). */
+  /**
+   * `POST /auth/register`: creates the account and signs in (every tab).
+   * With `LATCHKEY_REQUIRE_VERIFIED_EMAIL=true` the answer has no tokens:
+   * the account exists, nobody is signed in, and the user follows the mailed link.
+   */
   async register(form: RegisterRequest): Promise<User> {
     const { body, receivedAt } = await this.call("/auth/register", { method: "POST", body: form });
+    if (isObject(body) && body.tokens === undefined) return parseMe(body);
     return this.signedIn(body, receivedAt);
   }
 
-  /** `POST /auth/login` by email (or by name without one): signs in (every tab). */
+  /**
+   * `POST /auth/login` by email (or by name without one): signs in (every
+   * tab). An account with a second factor rejects with `MfaRequiredError`
+   * (`code: "mfa_required"`, `mfaToken`, `methods`): finish with `loginMfa`.
+   */
   async login(form: LoginRequest): Promise<User> {
     const { body, receivedAt } = await this.call("/auth/login", { method: "POST", body: form });
     return this.signedIn(body, receivedAt);
   }
 
+  /** `POST /auth/login/mfa`: the second step (a TOTP code, or a recovery code). A wrong code: `fields.code`. */
+  async loginMfa(mfaToken: string, code: string): Promise<User> {
+    const { body, receivedAt } = await this.call("/auth/login/mfa", {
+      method: "POST",
+      body: { mfa_token: mfaToken, code } satisfies MfaLoginRequest,
+    });
+    return this.signedIn(body, receivedAt);
+  }
+
+  /** Signs in with a passkey (`navigator.credentials.get`); see passkeys.ts. */
+  loginWithPasskey(options: PasskeyLoginOptions = {}): Promise<User> {
+    return this.passkeys.login(options);
+  }
+
   private signedIn(body: unknown, receivedAt: number): User {
     const answer = parseUserWithTokens(body);
     const user = { id: answer.id, email: answer.email, name: answer.name };
-    this.adopt({ user, tokens: { access: answer.tokens.access, refresh: answer.tokens.refresh } }, receivedAt);
+    this.adopt({ user, tokens: { access: answer.tokens.access, refresh: answer.tokens.refresh ?? "" } }, receivedAt);
     return user;
   }
 
@@ -511,7 +770,8 @@ export class LatchkeyClient {
       response = await this.authorized((access) => {
         // The pair may have been refreshed on the way: send the refresh token live now.
         const refresh = this.store.read()?.tokens.refresh ?? "";
-        return this.send("/auth/logout", { method: "POST", access, body: { refresh } });
+        // The cookie mode: `{}`, and latchkey reads (and clears) the cookie.
+        return this.send("/auth/logout", { method: "POST", access, body: this.cookieMode ? {} : { refresh } });
       });
     } catch (error) {
       // The refresh token was refused: the server had already ended the session.
@@ -543,13 +803,85 @@ export class LatchkeyClient {
   async me(): Promise<User> {
     const { body } = await this.call("/auth/me", { auth: true });
     const me = parseMe(body);
+    this.storeUser(me);
+    return me;
+  }
+
+  /** `GET /auth/me` whole: the user and `email_verified`. */
+  async profile(): Promise<Profile> {
+    const { body } = await this.call("/auth/me", { auth: true });
+    const profile = parseProfile(body, "/auth/me");
+    this.storeUser(profile);
+    return profile;
+  }
+
+  /** `PATCH /auth/me` `{name}` (register's rules: a taken or bad name is `fields.name`); every tab shows it. */
+  async updateProfile(form: RenameRequest): Promise<Profile> {
+    const { body } = await this.call("/auth/me", { method: "PATCH", body: form, auth: true });
+    const profile = parseProfile(body, "/auth/me");
+    this.storeUser(profile);
+    return profile;
+  }
+
+  /** `DELETE /auth/me` `{password}`: deletes the account; every session ends, in every tab. A wrong password: `fields.password`. */
+  async deleteAccount(password: string): Promise<void> {
+    await this.call("/auth/me", { method: "DELETE", body: { password } satisfies PasswordRequest, auth: true });
+    this.end("logout");
+  }
+
+  private storeUser(fresh: User): void {
+    const me = { id: fresh.id, email: fresh.email, name: fresh.name };
     const session = this.store.read();
     if (session && session.user.id === me.id && !sameUser(session.user, me)) {
+      // The cookie mode numbers it as a new session, so the other tabs take it.
+      if (this.cookieMode) return this.adopt({ ...session, user: me }, null);
       this.store.write({ ...session, user: me });
       this.broadcast({ type: "session" });
       this.sync(null);
     }
-    return me;
+  }
+
+  /** `POST /auth/password/reset` `{email}`: always the same `detail`, account or not. */
+  async requestPasswordReset(email: string): Promise<string> {
+    const { body } = await this.call("/auth/password/reset", { method: "POST", body: { email } satisfies PasswordResetRequest });
+    return detailOf(body, "/auth/password/reset");
+  }
+
+  /** `POST /auth/password/reset/confirm`: every session of the user ends; log in afterwards. Bad token: `fields.token`; refused password: `fields.new_password`. */
+  async confirmPasswordReset(token: string, newPassword: string): Promise<string> {
+    const { body } = await this.call("/auth/password/reset/confirm", {
+      method: "POST",
+      body: { token, new_password: newPassword } satisfies ResetConfirmRequest,
+    });
+    return detailOf(body, "/auth/password/reset/confirm");
+  }
+
+  /** `POST /auth/email/verify` `{token}` (the mailed link's). Bad token: `fields.token`. */
+  async verifyEmail(token: string): Promise<string> {
+    const { body } = await this.call("/auth/email/verify", { method: "POST", body: { token } satisfies EmailTokenRequest });
+    return detailOf(body, "/auth/email/verify");
+  }
+
+  /** `POST /auth/email/verify/resend` (signed in; throttled: `retryAfter`). */
+  async resendVerification(): Promise<string> {
+    const { body } = await this.call("/auth/email/verify/resend", { method: "POST", auth: true });
+    return detailOf(body, "/auth/email/verify/resend");
+  }
+
+  /** `POST /auth/email/change` `{email, password}`: mails a link to the new address; nothing changes until it is confirmed. */
+  async changeEmail(form: EmailChangeRequest): Promise<string> {
+    const { body } = await this.call("/auth/email/change", { method: "POST", body: form, auth: true });
+    return detailOf(body, "/auth/email/change");
+  }
+
+  /** `POST /auth/email/change/confirm` `{token}`: the address changes (a signed-in tab sees it at its next `me()`). Taken meanwhile: `fields.email`. */
+  async confirmEmailChange(token: string): Promise<string> {
+    const { body } = await this.call("/auth/email/change/confirm", {
+      method: "POST",
+      body: { token } satisfies EmailTokenRequest,
+    });
+    if (this.store.read()) await this.me().catch(() => undefined);
+    return detailOf(body, "/auth/email/change/confirm");
   }
 
   /** `POST /auth/password/change`: every other session of the user ends; this one stays. */
@@ -570,6 +902,87 @@ export class LatchkeyClient {
     await this.call(`/auth/sessions/${encodeURIComponent(id)}`, { method: "DELETE", auth: true });
     if (current) this.end("logout");
   }
+
+  private mfaApi(): MfaApi {
+    return {
+      status: async () => {
+        const { body } = await this.call("/auth/mfa", { auth: true });
+        if (!isObject(body) || typeof body.totp !== "boolean" || typeof body.recovery_codes_left !== "number") {
+          throw badResponse("/auth/mfa");
+        }
+        return body as unknown as MfaStatus;
+      },
+      enrolTotp: async (password) => {
+        const { body } = await this.call("/auth/mfa/totp", {
+          method: "POST",
+          body: { password } satisfies MfaPasswordRequest,
+          auth: true,
+        });
+        if (!isObject(body) || typeof body.secret !== "string" || typeof body.otpauth_uri !== "string") {
+          throw badResponse("/auth/mfa/totp");
+        }
+        return { secret: body.secret, otpauth_uri: body.otpauth_uri };
+      },
+      confirmTotp: async (code) => {
+        const { body } = await this.call("/auth/mfa/totp/confirm", {
+          method: "POST",
+          body: { code } satisfies MfaCodeRequest,
+          auth: true,
+        });
+        return recoveryCodesOf(body, "/auth/mfa/totp/confirm");
+      },
+      disableTotp: async (password) => {
+        await this.call("/auth/mfa/totp", { method: "DELETE", body: { password } satisfies MfaPasswordRequest, auth: true });
+      },
+      regenerateRecoveryCodes: async (password) => {
+        const { body } = await this.call("/auth/mfa/recovery-codes", {
+          method: "POST",
+          body: { password } satisfies MfaPasswordRequest,
+          auth: true,
+        });
+        return recoveryCodesOf(body, "/auth/mfa/recovery-codes");
+      },
+    };
+  }
+}
+
+/** The signed-in user's second factor (TOTP and recovery codes). */
+export interface MfaApi {
+  /** `GET /auth/mfa`: `{totp, recovery_codes_left, passkeys}`. */
+  status(): Promise<MfaStatus>;
+  /** `POST /auth/mfa/totp` `{password}`: a pending secret and its `otpauth://` URI (show it as a QR code). */
+  enrolTotp(password: string): Promise<TotpEnrolment>;
+  /** `POST /auth/mfa/totp/confirm` `{code}`: login now needs a second factor; the ten recovery codes, shown once. Wrong code: `fields.code`. */
+  confirmTotp(code: string): Promise<string[]>;
+  /** `DELETE /auth/mfa/totp` `{password}`: TOTP and the recovery codes go. */
+  disableTotp(password: string): Promise<void>;
+  /** `POST /auth/mfa/recovery-codes` `{password}`: ten new codes; the old ones die. */
+  regenerateRecoveryCodes(password: string): Promise<string[]>;
+}
+
+function recoveryCodesOf(body: unknown, path: string): string[] {
+  if (isObject(body) && Array.isArray(body.recovery_codes) && body.recovery_codes.every((c) => typeof c === "string")) {
+    return body.recovery_codes as string[];
+  }
+  throw badResponse(path);
+}
+
+function detailOf(body: unknown, path: string): string {
+  if (isObject(body) && typeof body.detail === "string") return body.detail;
+  throw badResponse(path);
+}
+
+function parseProfile(body: unknown, path: string): Profile {
+  if (
+    isObject(body) &&
+    typeof body.id === "number" &&
+    typeof body.email === "string" &&
+    typeof body.name === "string" &&
+    typeof body.email_verified === "boolean"
+  ) {
+    return { id: body.id, email: body.email, name: body.name, email_verified: body.email_verified };
+  }
+  throw badResponse(path);
 }
 
 async function readJson(response: Response): Promise<unknown> {
@@ -592,11 +1005,10 @@ function parseTokenPair(body: unknown, previousRefresh: string): Tokens {
   return { access: body.access, refresh: typeof pair.refresh === "string" ? pair.refresh : previousRefresh };
 }
 
-/** A sign-in answer with both tokens in the body (not the cookie mode, where
- * the refresh token travels only in an HttpOnly cookie). */
-type UserWithBothTokens = UserWithTokens & { tokens: { access: string; refresh: string } };
+/** A sign-in answer; `tokens.refresh` is absent in the cookie mode (it is in the HttpOnly cookie). */
+type SignInAnswer = UserWithTokens & { tokens: { access: string; refresh?: string | null } };
 
-function parseUserWithTokens(body: unknown): UserWithBothTokens {
+function parseUserWithTokens(body: unknown): SignInAnswer {
   if (
     isObject(body) &&
     typeof body.id === "number" &&
@@ -604,9 +1016,9 @@ function parseUserWithTokens(body: unknown): UserWithBothTokens {
     typeof body.name === "string" &&
     isObject(body.tokens) &&
     typeof body.tokens.access === "string" &&
-    typeof body.tokens.refresh === "string"
+    (typeof body.tokens.refresh === "string" || body.tokens.refresh === undefined || body.tokens.refresh === null)
   ) {
-    return body as unknown as UserWithBothTokens;
+    return body as unknown as SignInAnswer;
   }
   throw badResponse("/auth/login");
 }

@@ -20,11 +20,16 @@ export type KnownErrorCode =
   | "throttled"
   | "service_unavailable"
   | "error"
+  | "mfa_required"
+  | "email_not_verified"
   // The client's own: no answer at all, or an answer that is not latchkey's JSON.
   | "network_error"
   | "bad_response"
   | "signed_out"
-  | "origin_not_allowed";
+  | "origin_not_allowed"
+  | "passkey_cancelled"
+  | "passkey_failed"
+  | "passkey_unsupported";
 
 export type ErrorCode = KnownErrorCode | (string & {});
 
@@ -76,6 +81,33 @@ export function parseRetryAfter(header: string | null): number | null {
   return Number(trimmed);
 }
 
+/** A second factor the login's answer asks for (`"totp"`, `"recovery_code"`, later `"passkey"`). */
+export type MfaMethod = "totp" | "recovery_code" | (string & {});
+
+/**
+ * `401 {"code": "mfa_required", "mfa_token", "methods"}`: the password was
+ * right and the account has a second factor. Finish with
+ * `client.loginMfa(error.mfaToken, code)`; `error.code === "mfa_required"`
+ * (or `isMfaRequired(error)`) is the branch.
+ */
+export class MfaRequiredError extends LatchkeyError {
+  constructor(
+    /** The opaque token `POST /auth/login/mfa` takes (lives 5 minutes, dies after 5 wrong codes). */
+    readonly mfaToken: string,
+    /** The second factors the account has. */
+    readonly methods: MfaMethod[],
+    detail: string,
+    body: unknown,
+  ) {
+    super(401, "mfa_required", detail, {}, null, body);
+  }
+}
+
+/** True when `error` is the first step's answer of a login with a second factor. */
+export function isMfaRequired(error: unknown): error is MfaRequiredError {
+  return error instanceof MfaRequiredError;
+}
+
 /**
  * The error for a non-2xx answer: `status`, its parsed JSON `body` (null when
  * it was not JSON) and its `Retry-After` header.
@@ -84,6 +116,10 @@ export function errorFromResponse(status: number, body: unknown, retryAfterHeade
   const retryAfter = parseRetryAfter(retryAfterHeader);
   if (isObject(body)) {
     if (typeof body.detail === "string") {
+      if (status === 401 && body.code === "mfa_required" && typeof body.mfa_token === "string") {
+        const methods = Array.isArray(body.methods) ? body.methods.filter((m): m is string => typeof m === "string") : [];
+        return new MfaRequiredError(body.mfa_token, methods, body.detail, body);
+      }
       const code = typeof body.code === "string" ? body.code : codeForStatus(status);
       return new LatchkeyError(status, code, body.detail, {}, retryAfter, body);
     }

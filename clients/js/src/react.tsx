@@ -4,6 +4,7 @@
 
 import { createContext, useCallback, useContext, useMemo, useSyncExternalStore, type ReactNode } from "react";
 import type { LatchkeyClient, SessionState } from "./client.js";
+import type { PasskeyLoginOptions } from "./passkeys.js";
 import type { LoginRequest, RegisterRequest } from "./types.js";
 import type { User } from "./storage.js";
 
@@ -21,7 +22,10 @@ export function useLatchkey(): LatchkeyClient {
 }
 
 export interface UseSession extends SessionState {
+  /** Rejects with `MfaRequiredError` (`code: "mfa_required"`) for an account with a second factor: then `loginMfa`. */
   login(form: LoginRequest): Promise<User>;
+  loginMfa(mfaToken: string, code: string): Promise<User>;
+  loginWithPasskey(options?: PasskeyLoginOptions): Promise<User>;
   register(form: RegisterRequest): Promise<User>;
   logout(): Promise<void>;
 }
@@ -31,7 +35,12 @@ export function useSession(): UseSession {
   const client = useLatchkey();
   const state = useSyncExternalStore(client.subscribe, client.getState, client.getState);
   const login = useCallback((form: LoginRequest) => client.login(form), [client]);
+  const loginMfa = useCallback((mfaToken: string, code: string) => client.loginMfa(mfaToken, code), [client]);
+  const loginWithPasskey = useCallback((options?: PasskeyLoginOptions) => client.loginWithPasskey(options), [client]);
   const register = useCallback((form: RegisterRequest) => client.register(form), [client]);
   const logout = useCallback(() => client.logout(), [client]);
-  return useMemo(() => ({ ...state, login, register, logout }), [state, login, register, logout]);
+  return useMemo(
+    () => ({ ...state, login, loginMfa, loginWithPasskey, register, logout }),
+    [state, login, loginMfa, loginWithPasskey, register, logout],
+  );
 }

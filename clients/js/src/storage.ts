@@ -6,6 +6,10 @@
 // - `memory`: nothing is written anywhere; each tab is its own session and a
 //   reload signs out. For apps that would rather not keep a refresh token
 //   where scripts can read it after the tab closes.
+// - `cookie` (latchkey with `LATCHKEY_REFRESH_COOKIE=true`): the refresh
+//   token is in an HttpOnly cookie no script can read; the access token and
+//   the user live in each tab's memory, and the tabs hand them to each other
+//   over a BroadcastChannel (see client.ts). `tokens.refresh` is `""`.
 
 export interface User {
   id: number;
@@ -15,6 +19,7 @@ export interface User {
 
 export interface Tokens {
   access: string;
+  /** `""` in the cookie mode: the browser holds it, out of every script's reach. */
   refresh: string;
 }
 
@@ -100,11 +105,18 @@ export function localStorageStore(
   };
 }
 
-/** The session in this tab's memory only. */
-export function memoryStore(key: string = DEFAULT_STORAGE_KEY): SessionStore {
+/** The cookie mode's key (its lock and channel are its own: a localStorage-mode tab of the origin is another session). */
+export const COOKIE_STORAGE_KEY = "latchkey.cookie-session";
+
+/**
+ * The session in this tab's memory only. `scope: "shared"` is the cookie
+ * mode's: the memory is per tab but the session (the cookie) is the
+ * browser's, so the tabs coordinate over the lock and the channel.
+ */
+export function memoryStore(key: string = DEFAULT_STORAGE_KEY, scope: "tab" | "shared" = "tab"): SessionStore {
   let session: Session | null = null;
   return {
-    scope: "tab",
+    scope,
     key,
     read: () => session,
     write: (next) => {

@@ -15,6 +15,8 @@ export interface FakeServerOptions {
   accessSeconds?: number;
   /** Status to answer refreshes with instead of rotating (e.g. 503), while set. */
   refreshFails?: number | null;
+  /** `LATCHKEY_REFRESH_COOKIE=true`: the refresh token only in the (one browser's) cookie jar. */
+  cookie?: boolean;
 }
 
 /** A latchkey in memory: one user, rotation with reuse detection (no grace window). */
@@ -25,12 +27,24 @@ export class FakeLatchkey {
   revokedAccess = new Set<string>();
   refreshes = 0;
   reuses = 0;
-  calls: Array<{ method: string; path: string; authorization: string | null; csrf: string | null }> = [];
+  calls: Array<{ method: string; path: string; authorization: string | null; csrf: string | null; body: unknown }> = [];
+  /** The cookie mode: the browser's `latchkey_refresh` cookie (every tab sends the same jar). */
+  cookieMode: boolean;
+  jar: string | null = null;
   private counter = 0;
 
   constructor(options: FakeServerOptions = {}) {
     this.accessSeconds = options.accessSeconds ?? 60;
     this.refreshFails = options.refreshFails ?? null;
+    this.cookieMode = options.cookie ?? false;
+  }
+
+  /** The sign-in answer's tokens: the pair, or (cookie mode) the access token, the refresh one going to the jar. */
+  private issue() {
+    const pair = this.pair();
+    if (!this.cookieMode) return pair;
+    this.jar = pair.refresh;
+    return { access: pair.access };
   }
 
   pair() {
@@ -54,10 +68,10 @@ export class FakeLatchkey {
     const request = new Request(input, init);
     const path = new URL(request.url).pathname.replace(/\/$/, "");
     const authorization = request.headers.get("Authorization");
-    this.calls.push({ method: request.method, path, authorization, csrf: request.headers.get("X-CSRF-Token") });
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
       new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
     const body = request.method === "GET" ? {} : await request.json().catch(() => ({}));
+    this.calls.push({ method: request.method, path, authorization, csrf: request.headers.get("X-CSRF-Token"), body });
     switch (path) {
       case "/auth/csrf":
         return json(200, { csrfToken: "csrf-1" });
@@ -65,18 +79,21 @@ export class FakeLatchkey {
         if (body.password !== "right") {
           return json(401, { detail: "No active account found with the given credentials", code: "no_active_account" });
         }
-        return json(200, { id: 7, email: "ada@example.com", name: "ada", tokens: this.pair() });
+        return json(200, { id: 7, email: "ada@example.com", name: "ada", tokens: this.issue() });
       case "/auth/token/refresh": {
         if (this.refreshFails !== null) {
           return json(this.refreshFails, { detail: "down", code: "service_unavailable" }, { "Retry-After": "1" });
         }
-        if (!this.live.delete(body.refresh)) {
+        const presented = body.refresh ?? (this.cookieMode ? this.jar : null);
+        if (presented === null) return json(400, { refresh: ["This field is required."] });
+        if (!this.live.delete(presented)) {
           this.reuses++;
           this.live.clear();
+          if (this.cookieMode) this.jar = null;
           return json(401, { detail: "Token is blacklisted", code: "token_not_valid" });
         }
         this.refreshes++;
-        return json(200, this.pair());
+        return json(200, this.issue());
       }
       case "/auth/me":
       case "/api/things":
@@ -87,6 +104,7 @@ export class FakeLatchkey {
       case "/auth/logout":
         if (!this.accessValid(authorization)) return json(401, { detail: "Token is blacklisted", code: "token_not_valid" });
         this.live.clear();
+        this.jar = null;
         this.revokedAccess.add(authorization!.slice(7));
         return json(200, { detail: "Successfully logged out." });
       default:
@@ -133,8 +151,10 @@ export class SharedStorage {
 /** A BroadcastChannel stand-in: a message goes to every other member, asynchronously. */
 export class Bus {
   private readonly members = new Set<FakeChannel>();
+  /** Delivers each message this many ms late (a message slower than the lock's hand-over). */
+  constructor(private readonly delayMs = 0) {}
   channel(): ChannelLike {
-    const member = new FakeChannel(this.members);
+    const member = new FakeChannel(this.members, this.delayMs);
     this.members.add(member);
     return member;
   }
@@ -142,11 +162,20 @@ export class Bus {
 
 class FakeChannel implements ChannelLike {
   private readonly listeners = new Set<(event: MessageEvent) => void>();
-  constructor(private readonly members: Set<FakeChannel>) {}
+  constructor(
+    private readonly members: Set<FakeChannel>,
+    private readonly delayMs: number,
+  ) {}
   postMessage(message: unknown) {
+    // Structured clone, as the real channel: no tab shares an object with another.
+    const copy = structuredClone(message);
     for (const member of this.members) {
       if (member === this) continue;
-      for (const l of member.listeners) queueMicrotask(() => l({ data: message } as MessageEvent));
+      for (const l of member.listeners) {
+        const deliver = () => l({ data: structuredClone(copy) } as MessageEvent);
+        if (this.delayMs > 0) setTimeout(deliver, this.delayMs);
+        else queueMicrotask(deliver);
+      }
     }
   }
   addEventListener(_type: "message", listener: (event: MessageEvent) => void) {
@@ -158,4 +187,13 @@ class FakeChannel implements ChannelLike {
   close() {
     this.members.delete(this);
   }
+}
+
+/** The cookie mode's shared number (localStorage in a browser). */
+export class SharedSequence {
+  value = 0;
+  read = () => this.value;
+  write = (value: number) => {
+    this.value = value;
+  };
 }

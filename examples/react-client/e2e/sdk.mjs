@@ -2,6 +2,10 @@
 // Chromium, headless, against a real latchkey with 4-second access tokens.
 //
 //   npm run e2e:sdk          (LATCHKEY_BIN=... skips the cargo build)
+//   npm run e2e:sdk:cookie   the same with the SDK's cookie mode against
+//                            LATCHKEY_REFRESH_COOKIE=true: the refresh token
+//                            only in the HttpOnly cookie, the access token in
+//                            each tab's memory, shared over BroadcastChannel
 //
 // Three tabs of the SDK page (sdk.html) share one session. The proof is
 // latchkey's own metrics beside what the browser sent:
@@ -12,7 +16,11 @@
 //   - a tab frozen (CDP Page.setWebLifecycleState) while it holds the refresh
 //     lock does not stall the others past the lock timeout;
 //   - a logout in one tab reaches the others within a second.
-// Screenshots of each step: e2e/screenshots/sdk/.
+// The cookie variant adds: a reloaded tab, alone, bootstraps with exactly one
+// refresh; tabs opened beside it take its session with none; no script can
+// read the refresh token (not in localStorage, not in document.cookie); the
+// logout clears the cookie.
+// Screenshots of each step: e2e/screenshots/sdk/ (sdk-cookie/).
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -21,13 +29,14 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { appRoot, freePort, latchkeyBinary, startApp, startLatchkey, stopAll } from "./servers.mjs";
 
-const outDir = join(appRoot, "e2e", "screenshots", "sdk");
+const COOKIE = process.argv.includes("--mode=cookie");
+const outDir = join(appRoot, "e2e", "screenshots", COOKIE ? "sdk-cookie" : "sdk");
 const ACCESS_SECONDS = 4;
 // The SDK refreshes a quarter of the lifetime before exp: every 3 s here.
 const MARGIN_SECONDS = ACCESS_SECONDS / 4;
 const LOCK_TIMEOUT_MS = 1500;
 const PASSWORD = "correct-Horse-battery-9-staple";
-const LOCK_NAME = "latchkey.refresh:latchkey.session";
+const LOCK_NAME = COOKIE ? "latchkey.refresh:latchkey.cookie-session" : "latchkey.refresh:latchkey.session";
 const run = Date.now().toString(36);
 const user = { name: `tabs-${run}`, email: `tabs-${run}@example.com` };
 
@@ -144,9 +153,10 @@ async function main() {
     accessSeconds: ACCESS_SECONDS,
     loginFailures: 10,
     outDir,
+    extraEnv: COOKIE ? { LATCHKEY_REFRESH_COOKIE: "true" } : {},
   });
   await startApp({ apiUrl, port: appPort });
-  console.log(`e2e (SDK): API ${apiUrl}, app ${appOrigin} (set up in ${((Date.now() - setupStarted) / 1000).toFixed(1)}s)`);
+  console.log(`e2e (SDK${COOKIE ? ", cookie mode" : ""}): API ${apiUrl}, app ${appOrigin} (set up in ${((Date.now() - setupStarted) / 1000).toFixed(1)}s)`);
   const started = Date.now();
 
   // Chromium is started here and attached to over CDP with `noDefaults`:
@@ -161,8 +171,12 @@ async function main() {
   const pages = [];
   const refreshes = [];
   const meStatuses = [];
+  let lastBearer = null;
+  let registered = Promise.resolve(null);
   context.on("request", (request) => {
     const path = new URL(request.url()).pathname;
+    const authorization = request.headers().authorization;
+    if (request.url().startsWith(apiUrl) && authorization?.startsWith("Bearer ")) lastBearer = authorization.slice(7);
     if (request.url().startsWith(apiUrl) && request.method() === "POST" && path.startsWith("/auth/token/refresh")) {
       refreshes.push({ at: Date.now(), tab: pages.indexOf(request.frame().page()) + 1 });
     }
@@ -170,9 +184,12 @@ async function main() {
   context.on("response", (response) => {
     const url = new URL(response.url());
     if (response.url().startsWith(apiUrl) && url.pathname === "/auth/me") meStatuses.push(response.status());
+    if (response.url().startsWith(apiUrl) && url.pathname.startsWith("/auth/register") && response.request().method() === "POST") {
+      registered = response.json().catch(() => null);
+    }
   });
 
-  const sdkPage = `${appOrigin}/sdk.html?lockTimeoutMs=${LOCK_TIMEOUT_MS}`;
+  const sdkPage = `${appOrigin}/sdk.html?lockTimeoutMs=${LOCK_TIMEOUT_MS}${COOKIE ? "&storage=cookie" : ""}`;
   const signedIn = (page) => page.getByRole("heading", { name: `Signed in as ${user.name}` });
   const loggedOut = (page) => page.getByText("You are logged out.");
 
@@ -193,19 +210,42 @@ async function main() {
     await form.getByLabel("Password").fill(PASSWORD);
     await form.getByRole("button", { name: "Register" }).click();
     await signedIn(tab1).waitFor();
+    if (COOKIE) {
+      const cookies = await context.cookies(`${apiUrl}/auth/`);
+      const refreshCookie = cookies.find((c) => c.name === "latchkey_refresh");
+      check(refreshCookie?.httpOnly === true && refreshCookie.path === "/auth/", "the refresh token is in an HttpOnly cookie on /auth/");
+      const answer = await registered;
+      check(typeof answer?.tokens?.access === "string" && !("refresh" in answer.tokens), "the register answer carries the access token only");
+      const readable = await tab1.evaluate(() => JSON.stringify({ ...localStorage }) + document.cookie);
+      check(!readable.includes(refreshCookie.value), "no script of the page can read it: not in localStorage, not in document.cookie");
+      check(!readable.includes(answer.tokens.access), "the access token is not in localStorage either (memory only)");
+      // A reload: the tab alone starts from the cookie, with one refresh under the lock.
+      const before = await refreshMetrics(apiUrl);
+      await tab1.reload();
+      await signedIn(tab1).waitFor();
+      const after = await refreshMetrics(apiUrl);
+      check(after.rotated - before.rotated === 1, `the reloaded tab, alone, signed in again with exactly one refresh (${after.rotated - before.rotated})`);
+    }
+    const sentBefore = refreshes.length;
     for (let i = 0; i < 2; i++) {
       const tab = await context.newPage();
       pages.push(tab);
       await tab.goto(sdkPage);
       await signedIn(tab).waitFor();
     }
-    check(true, "three tabs signed in as the registered user (the session from localStorage)");
-    // The seed-style page (plain fetch) reads the same stored session.
-    const seedPage = await context.newPage();
-    await seedPage.goto(appOrigin);
-    await signedIn(seedPage).waitFor();
-    check(true, "the seed-style page, opened beside them, is signed in with the SDK's session");
-    await seedPage.close();
+    if (COOKIE) {
+      // (Tab 1's own timer may refresh meanwhile: 4-second tokens.)
+      const fromNew = refreshes.slice(sentBefore).filter((r) => r.tab !== 1).length;
+      check(fromNew === 0, `three tabs signed in; the two new ones took tab 1's session over BroadcastChannel (${fromNew} refreshes from them)`);
+    } else {
+      check(true, "three tabs signed in as the registered user (the session from localStorage)");
+      // The seed-style page (plain fetch) reads the same stored session.
+      const seedPage = await context.newPage();
+      await seedPage.goto(appOrigin);
+      await signedIn(seedPage).waitFor();
+      check(true, "the seed-style page, opened beside them, is signed in with the SDK's session");
+      await seedPage.close();
+    }
   });
 
   const [tab1, tab2, tab3] = pages;
@@ -307,7 +347,8 @@ async function main() {
   });
 
   await step("a logout in one tab reaches the others within a second", pages, async () => {
-    const access = await tab1.evaluate(() => JSON.parse(localStorage.getItem("latchkey.session")).tokens.access);
+    // The access token the tabs were last sending (the cookie mode has it only in memory).
+    const access = COOKIE ? lastBearer : await tab1.evaluate(() => JSON.parse(localStorage.getItem("latchkey.session")).tokens.access);
     const clicked = Date.now();
     await tab1.getByRole("button", { name: "Log out", exact: true }).dispatchEvent("click");
     await loggedOut(tab1).waitFor();
@@ -317,9 +358,19 @@ async function main() {
     check(true, `tab 1 logged out ${tab1Out - clicked} ms after the click; tabs 2 and 3 ${othersOut - tab1Out} ms after it (limit 1000)`);
     const me = await fetch(`${apiUrl}/auth/me`, { headers: { Authorization: `Bearer ${access}` } });
     check(me.status === 401, "the server refuses the logged-out access token");
+    if (COOKIE) {
+      const cookies = await context.cookies(`${apiUrl}/auth/`);
+      check(!cookies.some((c) => c.name === "latchkey_refresh"), "the logout cleared the refresh cookie");
+      // A fresh tab now finds no session (the cookie is gone).
+      const fresh = await context.newPage();
+      await fresh.goto(sdkPage);
+      await loggedOut(fresh).waitFor();
+      check(true, "a tab opened after the logout starts signed out");
+      await fresh.close();
+    }
   });
 
-  console.log(`\ne2e (SDK): all checks passed in ${((Date.now() - started) / 1000).toFixed(1)}s. Screenshots: ${outDir}`);
+  console.log(`\ne2e (SDK${COOKIE ? ", cookie mode" : ""}): all checks passed in ${((Date.now() - started) / 1000).toFixed(1)}s. Screenshots: ${outDir}`);
 }
 
 let failed = false;

@@ -15,6 +15,15 @@ export default function SdkApp() {
     client.csrf().catch((e) => setError(e.detail));
   }, [client]);
 
+  if (status === "loading") {
+    // The cookie mode's first moments: asking the other tabs, or the cookie, for the session.
+    return (
+      <main>
+        <h1>latchkey (SDK)</h1>
+        <p role="status">Loading…</p>
+      </main>
+    );
+  }
   if (status === "signed_out") {
     return (
       <main>
@@ -46,6 +55,8 @@ function SdkForm({ kind }) {
   const [values, setValues] = useState({ name: "", email: "", password: "" });
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  // The password was right and the account has a second factor: the SDK's MfaRequiredError.
+  const [challenge, setChallenge] = useState(null);
   const fields = kind === "Register" ? ["name", "email", "password"] : ["email", "password"];
   const id = kind.toLowerCase().replace(/\s+/g, "-");
 
@@ -57,7 +68,8 @@ function SdkForm({ kind }) {
       const form = Object.fromEntries(fields.map((f) => [f, values[f]]));
       await (kind === "Register" ? register(form) : login(form));
     } catch (e) {
-      setError(e);
+      if (e.code === "mfa_required") setChallenge({ mfaToken: e.mfaToken, methods: e.methods });
+      else setError(e);
     } finally {
       setBusy(false);
     }
@@ -65,6 +77,7 @@ function SdkForm({ kind }) {
 
   const message =
     error && (error.code === "throttled" && error.retryAfter ? `Too many attempts. Try again in ${error.retryAfter} seconds.` : error.detail);
+  if (challenge) return <SdkMfaForm challenge={challenge} onCancel={() => setChallenge(null)} />;
   return (
     <form aria-label={`SDK ${kind}`} onSubmit={submit}>
       <h2>{kind}</h2>
@@ -86,6 +99,47 @@ function SdkForm({ kind }) {
       ))}
       {message && <p role="alert">{message}</p>}
       <button disabled={busy}>{kind}</button>
+    </form>
+  );
+}
+
+/** The login's second step: `loginMfa(mfaToken, code)`, a TOTP code or a recovery code. */
+function SdkMfaForm({ challenge, onCancel }) {
+  const { loginMfa } = useSession();
+  const [code, setCode] = useState("");
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await loginMfa(challenge.mfaToken, code.trim());
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form aria-label="SDK Second factor" onSubmit={submit}>
+      <h2>Second factor</h2>
+      <label>
+        {challenge.methods.includes("recovery_code") ? "Code from your authenticator app, or a recovery code" : "Code from your authenticator app"}
+        <input id="sdk-mfa-code" autoComplete="one-time-code" value={code} onChange={(e) => setCode(e.target.value)} />
+        {error?.fields?.code?.map((m) => (
+          <span className="errors" key={m}>
+            {m}
+          </span>
+        ))}
+      </label>
+      {error && !error.fields?.code && <p role="alert">{error.detail}</p>}
+      <button disabled={busy}>Verify</button>{" "}
+      <button type="button" onClick={onCancel}>
+        Cancel
+      </button>
     </form>
   );
 }

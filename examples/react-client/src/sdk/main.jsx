@@ -8,9 +8,13 @@ import { API_URL } from "../api.js";
 import SdkApp from "./SdkApp.jsx";
 import "../styles.css";
 
-// `?lockTimeoutMs=` shortens the wait for a frozen tab's lock (the e2e uses it).
-const lockTimeoutMs = Number(new URLSearchParams(location.search).get("lockTimeoutMs")) || undefined;
-const client = createClient({ baseUrl: API_URL, lockTimeoutMs });
+// `?lockTimeoutMs=` shortens the wait for a frozen tab's lock (the e2e uses
+// it); `?storage=cookie` is the SDK's cookie mode, for a latchkey with
+// LATCHKEY_REFRESH_COOKIE=true (`npm run e2e:sdk:cookie`).
+const params = new URLSearchParams(location.search);
+const lockTimeoutMs = Number(params.get("lockTimeoutMs")) || undefined;
+const storage = params.get("storage") === "cookie" ? "cookie" : undefined;
+const client = createClient({ baseUrl: API_URL, lockTimeoutMs, storage });
 
 createRoot(document.getElementById("root")).render(
   <StrictMode>
