@@ -31,7 +31,7 @@ from scale import Client  # noqa: E402
 LATCHKEY = os.environ.get("LATCHKEY_BIN", os.path.join(ROOT, "target", "release", "latchkey"))
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PROXY_PORT = 55439
-PORT = 8412
+PORT = 8422
 PASSWORD = "Tr1cky-Lantern-Owl"
 
 

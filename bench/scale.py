@@ -46,7 +46,7 @@ SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,100000,1000000").sp
 BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(",")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "bench-scale"))
-PORT = 8411
+PORT = 8421
 PASSWORD = "Tr1cky-Lantern-Owl"
 SEQUENTIAL = {"login": 30, "me": 400, "refresh": 400, "register": 30}
 # What every session's row carries: a browser's User-Agent as latchkey

@@ -18,3 +18,6 @@ UPDATE sessions s SET last_rotated_at = COALESCE(
 ) WHERE s.last_rotated_jti IS NOT NULL;
 
 DROP TABLE refresh_tokens;
+
+-- flush-expired finds stale throttle counters by their window's start.
+CREATE INDEX login_throttle_window_start ON login_throttle(window_start);

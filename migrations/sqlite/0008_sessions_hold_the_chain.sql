@@ -25,3 +25,6 @@ UPDATE sessions SET last_rotated_at = COALESCE(
 ) WHERE last_rotated_jti IS NOT NULL;
 
 DROP TABLE refresh_tokens;
+
+-- flush-expired finds stale throttle counters by their window's start.
+CREATE INDEX login_throttle_window_start ON login_throttle(window_start);

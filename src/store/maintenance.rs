@@ -6,71 +6,91 @@ use super::{Store, StoreError};
 /// What one flush removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
-    /// Sessions past their expiry (their refresh tokens were rows of them).
+    /// Sessions past their expiry (a session holds its refresh tokens).
     pub sessions: u64,
     /// Throttle counters whose window has ended, and known login clients
     /// not seen for [`KNOWN_CLIENT_MAX_AGE_SECONDS`](super::KNOWN_CLIENT_MAX_AGE_SECONDS).
     pub throttle_counters: u64,
     /// Ids of SimpleJWT tokens (blacklisted or redeemed) past their expiry.
     pub legacy_tokens: u64,
+    /// Mailed link tokens (reset, verification, email change) and sign-in
+    /// challenges (the second factor's) past their expiry.
+    pub challenges: u64,
 }
 
 /// Rows deleted per statement.
 const BATCH: i64 = 1_000;
 
+/// What a flush deletes: a table, and the condition on `$1` (a cutoff time)
+/// that makes a row of it dead. Each condition is on an indexed column.
+const DEAD_ROWS: [(&str, &str); 6] = [
+    ("sessions", "expires_at <= $1"),
+    ("login_throttle", "window_start <= $1"),
+    ("known_clients", "last_success_at <= $1"),
+    ("legacy_tokens", "expires_at <= $1"),
+    ("email_tokens", "expires_at <= $1"),
+    ("mfa_challenges", "expires_at <= $1"),
+];
+
 impl Store {
-    /// Delete expired sessions (a session holds its refresh tokens), and
-    /// throttle counters older than `throttle_window` seconds.
-    /// Expired tokens are refused by their `exp` claim before any lookup, so
-    /// deleting their rows changes no answer.
+    /// Delete expired sessions (a session holds its refresh tokens), stale
+    /// throttle counters (older than `throttle_window` seconds) and known
+    /// clients, and expired SimpleJWT ids, link tokens and challenges.
+    /// Expired tokens are refused by their `exp` claim (or their stored
+    /// expiry) before anything else, so deleting their rows changes no
+    /// answer.
     pub async fn flush_expired(
         &self,
         now: i64,
         throttle_window: i64,
     ) -> Result<Flushed, StoreError> {
-        let sessions = self
-            .delete_in_batches(
-                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
-                now,
-            )
-            .await?;
-        let throttle_counters = self
-            .delete_in_batches(
-                "DELETE FROM login_throttle WHERE key IN \
-                 (SELECT key FROM login_throttle WHERE window_start <= $1 LIMIT $2)",
-                now - throttle_window,
-            )
-            .await?;
-        // Known login clients are remembered as long as device cookies live.
-        let known_clients = self
-            .delete_in_batches(
-                "DELETE FROM known_clients WHERE (user_id, client_key) IN \
-                 (SELECT user_id, client_key FROM known_clients WHERE last_success_at <= $1 LIMIT $2)",
-                now - super::KNOWN_CLIENT_MAX_AGE_SECONDS,
-            )
-            .await?;
-        let legacy_tokens = self
-            .delete_in_batches(
-                "DELETE FROM legacy_tokens WHERE jti IN \
-                 (SELECT jti FROM legacy_tokens WHERE expires_at <= $1 LIMIT $2)",
-                now,
-            )
-            .await?;
+        let cutoffs = [
+            now,
+            now - throttle_window,
+            // Known login clients are remembered as long as device cookies live.
+            now - super::KNOWN_CLIENT_MAX_AGE_SECONDS,
+            now,
+            now,
+            now,
+        ];
+        let mut deleted = [0; DEAD_ROWS.len()];
+        for (i, ((table, condition), cutoff)) in DEAD_ROWS.iter().zip(cutoffs).enumerate() {
+            deleted[i] = self.delete_in_batches(table, condition, cutoff).await?;
+        }
+        let [sessions, throttle, known, legacy, links, challenges] = deleted;
         Ok(Flushed {
             sessions,
-            throttle_counters: throttle_counters + known_clients,
-            legacy_tokens,
+            throttle_counters: throttle + known,
+            legacy_tokens: legacy,
+            challenges: links + challenges,
         })
     }
 
+    /// Delete the rows of `table` matching `condition` in batches of
+    /// [`BATCH`], each its own short statement (so a serving instance never
+    /// waits long for the writer). A batch finds its rows by the condition's
+    /// index and deletes them by their physical address — SQLite's `rowid`,
+    /// PostgreSQL's `ctid` (`= ANY(ARRAY(...))` is a TID scan; `IN` over a
+    /// subquery lets PostgreSQL's planner hash-join a scan of the whole
+    /// table) — so no batch reads a row it does not delete. On PostgreSQL, a
+    /// row updated meanwhile has a new `ctid` and is left for the next run.
     async fn delete_in_batches(
         &self,
-        statement: &'static str,
+        table: &str,
+        condition: &str,
         cutoff: i64,
     ) -> Result<u64, StoreError> {
+        let statement = match self.backend {
+            super::Backend::Postgres => format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} LIMIT $2))"
+            ),
+            super::Backend::Sqlite => format!(
+                "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} LIMIT $2)"
+            ),
+        };
         let mut total = 0;
         loop {
-            let deleted = sqlx::query(statement)
+            let deleted = sqlx::query(&statement)
                 .bind(cutoff)
                 .bind(BATCH)
                 .execute(&self.writer)
