@@ -12,12 +12,12 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(&dir).await;
     // Both servers' clocks run 10 s behind the command's: what they issue
-    // for 2 s has expired by the time the command looks, with no waiting.
+    // for 6 s has expired by the time the command looks, with no waiting.
     let behind = || latchkey::auth::Clock::skewed(-10);
     let short =
         TestServer::start_on_clock(tempfile::tempdir().unwrap(), url.clone(), behind(), |c| {
-            c.refresh_token_lifetime_seconds = 2;
-            c.access_token_lifetime_seconds = 2;
+            c.refresh_token_lifetime_seconds = 6;
+            c.access_token_lifetime_seconds = 6;
         })
         .await;
     let live = TestServer::start_on_clock(dir, url.clone(), behind(), |_| {}).await;
@@ -27,7 +27,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let r = short
         .post("/auth/token/refresh/", json!({"refresh": tokens(&a).1}))
         .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
     let keeper = live.new_user().await;
     let throttled = live.login("ghost@example.com", "Wrong-Password-99").await;
     assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED);
