@@ -98,51 +98,56 @@ class CountingProxy:
 
 
 def scenario(client, counter):
-    """Each endpoint once to warm up, then once counted: name → round trips."""
+    """Each endpoint once to warm up, then counted: name → round trips."""
     counts = {}
     tag = str(int(time.time() * 1000))
 
     def counted(name, fn):
-        fn(warm=True)
-        time.sleep(0.7)  # past the session cache's 500 ms, so /auth/me reads the database
-        counter()
-        fn(warm=False)
-        time.sleep(0.2)
-        counts[name] = counter()
+        # Background work (the mail sender's poll, a key reload) also talks
+        # to the database: the fewest of three counted calls is the request's.
+        fn()
+        seen = []
+        for _ in range(3):
+            time.sleep(0.7)  # past the session cache's 500 ms, so /auth/me reads the database
+            counter()
+            fn()
+            seen.append(counter())
+        counts[name] = min(seen)
 
     state = {}
 
-    def register(warm):
-        n = f"{tag}{'w' if warm else 'c'}"
+    def register():
+        state["n"] = state.get("n", 0) + 1
+        n = f"{tag}x{state['n']}"
         status, body, _ = client.call("POST", "/auth/register", {"name": f"rt{n}", "email": f"rt{n}@example.com",
                                                                  "password": PASSWORD})
         assert status == 201, (status, body)
         state["tokens"] = body["tokens"]
         state["email"] = f"rt{n}@example.com"
 
-    def login(warm):
+    def login():
         status, body, _ = client.call("POST", "/auth/login", {"email": state["email"], "password": PASSWORD})
         assert status == 200, (status, body)
         state["tokens"] = body["tokens"]
 
-    def me(warm):
+    def me():
         status, _, _ = client.call("GET", "/auth/me", bearer=state["tokens"]["access"])
         assert status == 200, status
 
-    def refresh(warm):
+    def refresh():
         status, body, _ = client.call("POST", "/auth/token/refresh/", {"refresh": state["tokens"]["refresh"]})
         assert status == 200, (status, body)
         state["tokens"] = {"access": body["access"], "refresh": body["refresh"]}
 
-    def verify(warm):
+    def verify():
         status, _, _ = client.call("POST", "/auth/token/verify/", {"token": state["tokens"]["access"]})
         assert status == 200, status
 
-    def logout(warm):
+    def logout():
         status, body, _ = client.call("POST", "/auth/logout", {"refresh": state["tokens"]["refresh"]},
                                       bearer=state["tokens"]["access"])
         assert status == 200, (status, body)
-        login(warm)
+        login()
 
     client.fetch_csrf()
     counted("POST /auth/register", register)

@@ -122,6 +122,9 @@ pub struct Principal {
     pub user: UserView,
     /// The session the access token belongs to.
     pub session_id: RandomId,
+    /// Whether the user's address is verified (as of the session lookup,
+    /// which the session cache may have answered).
+    pub email_verified: bool,
 }
 
 /// Token lifetimes and rotation settings, in seconds.

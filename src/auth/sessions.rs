@@ -109,6 +109,7 @@ impl Auth {
             .filter(|u| u.user_id == claims.user_id)
             .ok_or(AuthError::Token(TokenRejection::Revoked))?;
         Ok(Principal {
+            email_verified: user.email_verified,
             user: user.into(),
             session_id: claims.sid,
         })

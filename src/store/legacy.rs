@@ -71,7 +71,7 @@ impl Store {
         user_id: i64,
     ) -> Result<Option<LegacyTokenUser>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, u.email, u.name, d.legacy_tokens_revoked_at \
+            "SELECT u.id, u.email, u.name, d.legacy_tokens_revoked_at, u.email_verified \
              FROM users u JOIN django_imported_users d ON d.user_id = u.id \
              WHERE u.id = $1 AND u.is_active = 1",
         )
@@ -84,6 +84,7 @@ impl Store {
                 user_id: row.try_get(0)?,
                 email: row.try_get(1)?,
                 name: row.try_get(2)?,
+                email_verified: row.try_get::<i64, _>(4)? != 0,
             },
             tokens_revoked_at: row.try_get(3)?,
         }))

@@ -335,6 +335,8 @@ impl Store {
         }
         use_up_tokens(&mut tx, user_id, "verify_email", now).await?;
         tx.commit().await?;
+        // Cached sessions carry `email_verified`.
+        self.sessions.invalidate();
         Ok(true)
     }
 

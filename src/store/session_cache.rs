@@ -109,6 +109,7 @@ mod tests {
             user_id: 1,
             email: "a@example.com".into(),
             name: "a".into(),
+            email_verified: false,
         }
     }
 

@@ -89,7 +89,8 @@ impl Store {
         }
         let generation = self.sessions.generation();
         let row = sqlx::query(
-            "SELECT u.id, u.email, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.email, u.name, s.expires_at, u.email_verified \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1",
         )
         .bind(sid)
@@ -101,6 +102,7 @@ impl Store {
             user_id: row.try_get(0)?,
             email: row.try_get(1)?,
             name: row.try_get(2)?,
+            email_verified: row.try_get::<i64, _>(4)? != 0,
         };
         self.sessions.put(sid, &user, row.try_get(3)?, generation);
         Ok(Some(user))

@@ -45,6 +45,8 @@ pub struct SessionUser {
     pub email: String,
     /// User name.
     pub name: String,
+    /// Whether the user's address is verified.
+    pub email_verified: bool,
 }
 
 /// The `INSERT` of a new session holding `first`, its first refresh token.

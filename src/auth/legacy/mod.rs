@@ -90,6 +90,7 @@ impl Auth {
         let claims = self.legacy_claims(token, own, Some(TokenType::Access), now)?;
         let user = self.legacy_user(&claims).await?;
         Ok(Principal {
+            email_verified: user.email_verified,
             user: user.into(),
             session_id: claims.jti,
         })

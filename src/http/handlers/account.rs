@@ -56,7 +56,7 @@ pub async fn me(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
-    let profile = state.auth.profile(&caller).await?;
+    let profile = state.auth.profile(&caller);
     Ok(Json(ProfileBody::from(&profile)).into_response())
 }
 
