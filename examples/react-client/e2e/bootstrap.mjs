@@ -1,6 +1,6 @@
 // `npm run e2e` starts here: make a clean checkout runnable, then run the test.
 //
-//   node e2e/bootstrap.mjs [--target=latchkey|django] [--suite=sdk|mfa] [--mode=cookie]
+//   node e2e/bootstrap.mjs [--target=latchkey|django] [--suite=sdk|mfa|account] [--mode=cookie]
 //
 // Installs the npm dependencies when node_modules is missing or older than
 // package-lock.json, builds latchkey-client (clients/js, which the SDK page
