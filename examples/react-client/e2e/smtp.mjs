@@ -1,8 +1,9 @@
 // The SMTP server the account e2e mails through: the repository's one SMTP
 // test harness, tests/smtp/server.py (aiosmtpd, pinned in
 // tests/smtp/requirements.txt), which the Rust tests run too. Its Python:
-// LATCHKEY_TEST_SMTP_PYTHON, else tests/smtp/.venv (made here by
-// tests/smtp/setup.sh from PyPI the first time).
+// LATCHKEY_TEST_SMTP_PYTHON, else tests/smtp/.venv, else the venv the Rust
+// tests made under the target directory (tmp/smtp-venv), else
+// tests/smtp/.venv made here by tests/smtp/setup.sh (PyPI the first time).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,9 @@ const smtpRoot = join(appRoot, "..", "..", "tests", "smtp");
 function python() {
   if (process.env.LATCHKEY_TEST_SMTP_PYTHON) return process.env.LATCHKEY_TEST_SMTP_PYTHON;
   const venvPython = join(smtpRoot, ".venv", "bin", "python");
+  const targetDir = process.env.CARGO_TARGET_DIR || join(smtpRoot, "..", "..", "target");
+  const cargoVenvPython = join(targetDir, "tmp", "smtp-venv", "bin", "python");
+  if (!existsSync(venvPython) && existsSync(cargoVenvPython)) return cargoVenvPython;
   if (!existsSync(venvPython)) {
     console.log(`e2e: ${smtpRoot}/setup.sh (aiosmtpd from PyPI)`);
     execFileSync("bash", [join(smtpRoot, "setup.sh")], { stdio: "inherit" });
