@@ -46,7 +46,9 @@ const suite = process.argv.includes("--suite=sdk")
   ? "./sdk.mjs"
   : process.argv.includes("--suite=mfa")
     ? "./mfa.mjs"
-    : process.argv.includes("--mode=cookie")
+    : process.argv.includes("--suite=account")
+      ? "./account.mjs"
+      : process.argv.includes("--mode=cookie")
       ? "./cookie.mjs"
       : "./run.mjs";
 await import(suite);
