@@ -1,13 +1,19 @@
 //! Reading the mail a test server sent: `.eml` files from its mail folder,
-//! or messages a real SMTP server (run in the test process, over a socket)
-//! received. Both give each message's raw text.
+//! or messages a real SMTP server received over a socket: aiosmtpd, run by
+//! `tests/smtp/server.py` (the same harness as the React example's
+//! end-to-end run). Both give each message's raw text.
+//!
+//! The SMTP server's Python: `LATCHKEY_TEST_SMTP_PYTHON`, else
+//! `tests/smtp/.venv` (made by `tests/smtp/setup.sh`), else a venv made once
+//! under the target directory by the same script from
+//! `tests/smtp/requirements.txt` (PyPI the first time). Without it the
+//! tests that need it are skipped, except under `CI=true`, where they fail.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::TcpListener;
 
 /// One received message: its envelope recipients and raw text.
 #[derive(Debug, Clone)]
@@ -124,49 +130,111 @@ pub async fn eml_token(dir: &Path, to: &str, path: &str) -> String {
     }
 }
 
-/// A small SMTP server on 127.0.0.1 (no TLS, as on a loopback relay):
-/// it accepts every message, except that a recipient containing `reject`
-/// is refused for good (550). Stop it and start it again on the same port
-/// to simulate an outage; the inbox is kept.
+/// A Python that imports aiosmtpd, found or made once per test binary.
+fn find_or_make_python() -> Result<PathBuf, String> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smtp-venv");
+    fn imports(python: &Path) -> bool {
+        Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+    let candidates = [
+        std::env::var_os("LATCHKEY_TEST_SMTP_PYTHON").map(PathBuf::from),
+        Some(here.join(".venv/bin/python")),
+        Some(venv.join("bin/python")),
+    ];
+    for python in candidates.into_iter().flatten() {
+        if imports(&python) {
+            return Ok(python);
+        }
+    }
+    let made = Command::new("bash")
+        .arg(here.join("setup.sh"))
+        .arg(&venv)
+        .status()
+        .map_err(|e| format!("tests/smtp/setup.sh: {e}"))?;
+    let python = venv.join("bin/python");
+    if !made.success() || !imports(&python) {
+        return Err(format!(
+            "tests/smtp/setup.sh {} could not install aiosmtpd",
+            venv.display()
+        ));
+    }
+    Ok(python)
+}
+
+/// The SMTP server's Python, or `None` (skip) outside CI.
+fn smtp_python() -> Option<PathBuf> {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match PYTHON.get_or_init(find_or_make_python) {
+        Ok(python) => Some(python.clone()),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the SMTP test server (aiosmtpd) is required in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: no SMTP test server: {e}");
+            None
+        }
+    }
+}
+
+/// A real SMTP server on 127.0.0.1 (aiosmtpd in its own process, no TLS, as
+/// on a loopback relay): it accepts every message, except that a recipient
+/// containing `reject` is refused for good (550). `stop` then `restart` is
+/// an outage: the port refuses connections meanwhile, then the server
+/// listens on it again; its inbox (a folder) keeps what arrived.
 pub struct SmtpServer {
     pub port: u16,
-    pub inbox: Arc<Mutex<Vec<Received>>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    python: PathBuf,
+    inbox: tempfile::TempDir,
+    child: Option<Child>,
 }
 
 impl SmtpServer {
-    /// On a free port.
-    pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(listener, Arc::default())
-    }
-
-    /// On `port`, keeping `inbox` (after an outage).
-    pub async fn start_on(port: u16, inbox: Arc<Mutex<Vec<Received>>>) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        Self::serve(listener, inbox)
-    }
-
-    fn serve(listener: TcpListener, inbox: Arc<Mutex<Vec<Received>>>) -> Self {
-        let port = listener.local_addr().unwrap().port();
-        let shared = inbox.clone();
-        let task = tokio::spawn(async move {
-            let mut sessions = tokio::task::JoinSet::new();
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let inbox = shared.clone();
-                sessions.spawn(async move {
-                    let _ = session(socket, inbox).await;
-                });
-            }
-        });
-        Self {
-            port,
+    /// On a free port; `None` when there is no aiosmtpd and this is not CI
+    /// (the caller skips).
+    pub async fn start() -> Option<Self> {
+        let python = smtp_python()?;
+        let inbox = tempfile::tempdir().unwrap();
+        let mut server = Self {
+            port: 0,
+            python,
             inbox,
-            task: Some(task),
-        }
+            child: None,
+        };
+        server.launch().await;
+        Some(server)
+    }
+
+    /// Start the process on `self.port` (0: any) and wait until it listens.
+    async fn launch(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py");
+        let mut child = Command::new(&self.python)
+            .arg(script)
+            .arg("--dir")
+            .arg(self.inbox.path())
+            .arg("--port")
+            .arg(self.port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tests/smtp/server.py");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("tests/smtp/server.py did not start ({e}): {line:?}"));
+        self.port = u16::try_from(ready["port"].as_u64().unwrap()).unwrap();
+        self.child = Some(child);
     }
 
     /// `smtp://127.0.0.1:PORT`.
@@ -174,17 +242,45 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// Stop listening and drop every connection (the port is free again).
+    /// Kill the server: the port refuses connections, open ones are dropped.
     pub async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
     }
 
-    /// Messages received so far.
+    /// Listen on the same port again, with the same inbox (after `stop`).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart after stop");
+        self.launch().await;
+    }
+
+    /// Messages received so far, in order of arrival.
     pub fn received(&self) -> Vec<Received> {
-        self.inbox.lock().unwrap().clone()
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.inbox.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let m: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+                Received {
+                    rcpt: m["rcpt_tos"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.as_str().unwrap().to_owned())
+                        .collect(),
+                    raw: m["data"].as_str().unwrap().to_owned(),
+                }
+            })
+            .collect()
     }
 
     /// Wait (up to `within`) until `n` messages were received.
@@ -202,70 +298,9 @@ impl SmtpServer {
 
 impl Drop for SmtpServer {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-    }
-}
-
-async fn session(
-    socket: tokio::net::TcpStream,
-    inbox: Arc<Mutex<Vec<Received>>>,
-) -> std::io::Result<()> {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 test ESMTP\r\n").await?;
-    let mut rcpt = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let upper = line.to_ascii_uppercase();
-        let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
-        } else if upper.starts_with("HELO")
-            || upper.starts_with("MAIL")
-            || upper.starts_with("RSET")
-            || upper.starts_with("NOOP")
-        {
-            b"250 OK\r\n"
-        } else if upper.starts_with("RCPT") {
-            if line.contains("reject") {
-                b"550 no such user\r\n"
-            } else {
-                rcpt.push(line.trim().to_owned());
-                b"250 OK\r\n"
-            }
-        } else if upper.starts_with("DATA") {
-            write.write_all(b"354 go ahead\r\n").await?;
-            let mut raw = String::new();
-            loop {
-                line.clear();
-                if lines.read_line(&mut line).await? == 0 {
-                    return Ok(());
-                }
-                if line == ".\r\n" || line == ".\n" {
-                    break;
-                }
-                raw.push_str(
-                    line.strip_prefix('.')
-                        .filter(|_| line.starts_with(".."))
-                        .unwrap_or(&line),
-                );
-            }
-            inbox.lock().unwrap().push(Received {
-                rcpt: std::mem::take(&mut rcpt),
-                raw,
-            });
-            b"250 queued\r\n"
-        } else if upper.starts_with("QUIT") {
-            write.write_all(b"221 bye\r\n").await?;
-            return Ok(());
-        } else {
-            b"502 not implemented\r\n"
-        };
-        write.write_all(reply).await?;
     }
 }

@@ -3,8 +3,9 @@
 # Chromium when missing, builds latchkey in release mode once, then runs
 # latchkey-client's checks (clients/js/ci.sh), the seed-style page's e2e
 # (`npm run e2e`), the SDK page's multi-tab e2e (`npm run e2e:sdk`, and in the
-# SDK's cookie mode `npm run e2e:sdk:cookie`) and the two-factor e2e
-# (`npm run e2e:mfa`), all
+# SDK's cookie mode `npm run e2e:sdk:cookie`), the two-factor e2e
+# (`npm run e2e:mfa`) and the account pages' e2e through a real SMTP server
+# (`npm run e2e:account`, aiosmtpd from tests/smtp), all
 # on that one binary. The npm scripts install their packages themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,4 @@ npm run e2e:cookie
 npm run e2e:sdk
 npm run e2e:sdk:cookie
 npm run e2e:mfa
+npm run e2e:account

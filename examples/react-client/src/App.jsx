@@ -3,14 +3,27 @@ import * as api from "./api.js";
 import { SessionEnded, clearSession, loadSession, saveSession, sessionFrom, withAccessToken } from "./session.js";
 import AuthForm from "./AuthForm.jsx";
 import Profile from "./Profile.jsx";
+import { ConfirmEmailChange, ForgotPassword, ResetPassword, VerifyEmail } from "./Account.jsx";
+
+// The pages of account recovery and verification, by path: the mailed links
+// open the last three (LATCHKEY_APP_URL + path + ?token=T). Any other path
+// is the app itself.
+const PAGES = {
+  "/forgot-password": ForgotPassword,
+  "/reset-password": ResetPassword,
+  "/verify-email": VerifyEmail,
+  "/confirm-email-change": ConfirmEmailChange,
+};
 
 // The app is in one of four states:
 //   starting    fetching the CSRF token, then checking a stored session
 //   unreachable the CSRF request failed (API down, or this origin not allowed)
 //   signedOut   register and login forms
 //   signedIn    the current user from /auth/me, and the logout button
+// Once connected, a path of PAGES shows that page instead of the last two.
 export default function App() {
   const [state, setState] = useState("starting");
+  const [path, setPath] = useState(window.location.pathname);
   const [session, setSession] = useState(null);
   const [notice, setNotice] = useState(null);
   const [startError, setStartError] = useState(null);
@@ -64,6 +77,21 @@ export default function App() {
     start();
   }, [start]);
 
+  useEffect(() => {
+    const back = () => setPath(window.location.pathname);
+    window.addEventListener("popstate", back);
+    return () => window.removeEventListener("popstate", back);
+  }, []);
+
+  /** Go to another page of the app; back at "/", ask /auth/me again (a reset ends sessions, a change renames). */
+  function navigate(to) {
+    window.history.pushState(null, "", to);
+    setPath(to);
+    if (!PAGES[to]) start();
+  }
+
+  const Page = state === "signedOut" || state === "signedIn" ? PAGES[path] : undefined;
+
   /** After register or login: keep the new session, and show the user as /auth/me sees it. */
   async function signedIn(answer) {
     const next = sessionFrom(answer);
@@ -99,17 +127,30 @@ export default function App() {
         </section>
       )}
 
-      {state === "signedOut" && (
+      {Page && <Page navigate={navigate} />}
+
+      {!Page && state === "signedOut" && (
         <>
           {notice && <p role="status">{notice}</p>}
           <div className="forms">
             <AuthForm kind="register" onSuccess={signedIn} />
             <AuthForm kind="login" onSuccess={signedIn} />
           </div>
+          <p>
+            <a
+              href="/forgot-password"
+              onClick={(e) => {
+                e.preventDefault();
+                navigate("/forgot-password");
+              }}
+            >
+              Forgot your password?
+            </a>
+          </p>
         </>
       )}
 
-      {state === "signedIn" && (
+      {!Page && state === "signedIn" && (
         <Profile
           user={session.user}
           notice={notice}

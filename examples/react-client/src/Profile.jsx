@@ -1,3 +1,4 @@
+import EmailSettings from "./EmailSettings.jsx";
 import Mfa from "./Mfa.jsx";
 
 /** The signed-in view: the user as /auth/me returned it. */
@@ -13,6 +14,9 @@ export default function Profile({ user, notice, onReload, onLogout, session, onS
       </dl>
       {notice && <p role="alert">{notice}</p>}
       <button onClick={onReload}>Reload profile</button> <button onClick={onLogout}>Log out</button>
+      {session && (
+        <EmailSettings user={user} session={session} onSession={onSession} onSessionEnded={onSessionEnded} />
+      )}
       {session && <Mfa session={session} onSession={onSession} onSessionEnded={onSessionEnded} />}
     </section>
   );

@@ -139,3 +139,39 @@ export function startTotp(accessToken, password) {
 export function confirmTotp(accessToken, code) {
   return request("/auth/mfa/totp/confirm", { method: "POST", accessToken, body: { code } });
 }
+
+// ---- Account recovery and verification (latchkey only) ------------------
+//
+// The mailed links open this app (LATCHKEY_APP_URL): /reset-password,
+// /verify-email and /confirm-email-change, each with `?token=T`. Opening a
+// link consumes nothing; the page POSTs the token when the user asks.
+
+/** POST /auth/password/reset → `{detail}`, the same for every address. */
+export function requestPasswordReset(email) {
+  return request("/auth/password/reset", { method: "POST", body: { email } });
+}
+
+/** POST /auth/password/reset/confirm → `{detail}`; a refused password keeps the token usable. */
+export function confirmPasswordReset({ token, newPassword }) {
+  return request("/auth/password/reset/confirm", { method: "POST", body: { token, new_password: newPassword } });
+}
+
+/** POST /auth/email/verify → `{detail}`. */
+export function verifyEmail(token) {
+  return request("/auth/email/verify", { method: "POST", body: { token } });
+}
+
+/** POST /auth/email/verify/resend → `{detail}` (or "already verified"). */
+export function resendVerification(accessToken) {
+  return request("/auth/email/verify/resend", { method: "POST", accessToken });
+}
+
+/** POST /auth/email/change → `{detail}`: a link goes to the new address, a notice to the old. */
+export function changeEmail(accessToken, { email, password }) {
+  return request("/auth/email/change", { method: "POST", accessToken, body: { email, password } });
+}
+
+/** POST /auth/email/change/confirm → `{detail}`. */
+export function confirmEmailChange(token) {
+  return request("/auth/email/change/confirm", { method: "POST", body: { token } });
+}
