@@ -32,7 +32,36 @@ LATCHKEY = os.environ.get("LATCHKEY_BIN") or os.path.join(TARGET, "release", "la
 HASH_COST = os.environ.get("LATCHKEY_HASH_COST") or os.path.join(TARGET, "release", "examples", "hash_cost")
 RUNS, DURATION, THREADS, USERS, PASSWORD = run.RUNS, run.DURATION, run.THREADS, run.USERS, run.PASSWORD
 FLOOD_CONNECTIONS = 64
+
+
+def seconds(duration):
+    m = re.fullmatch(r"(\d+)(s|m|h)?", duration)
+    if not m:
+        sys.exit(f"BENCH_DURATION: not a wrk duration: {duration}")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+# Sign-in runs (and the flood) last at least 10 s, even in the quick mode: a
+# better-auth sign-in under 32 waiting connections takes seconds on a busy
+# machine, and a 3 s run would count none of them.
+SIGNIN_DURATION = f"{max(seconds(DURATION), 10)}s"
+# Hashes per timing (median): each sign-in run is bracketed by two timings.
+HASH_ROUNDS = os.environ.get("BENCH_HASH_ROUNDS", "21")
 run.PORTS.update({"latchkey": 8411, "better-auth": 8412})
+
+_wrk = run.wrk
+
+
+def safe_wrk(*args, **kwargs):
+    """run.wrk, but a run that got no answer at all (wrk prints no latency
+    lines) counts as 0 req/s with an error instead of stopping the bench."""
+    try:
+        return _wrk(*args, **kwargs)
+    except AttributeError:
+        return {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 1, "raw": ""}
+
+
+run.wrk = safe_wrk  # run.rounds calls it through the module
 
 CONFIGS = [
     ("HS256", {"LATCHKEY_JWT_ALGORITHM": "HS256"}),
@@ -89,11 +118,18 @@ def prepare_peer(base):
             sys.exit(f"better-auth sign-up failed: {status} {body}")
         token = cookie_value(set_cookies, "better-auth.session_token")
         cookie = cookie or f"better-auth.session_token={token}"
+    # get-session answers 200 with `null` for a cookie it does not know, so
+    # a wrong cookie would not show as errors: check it once here.
+    req = urllib.request.Request(f"{base}/api/auth/get-session", headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        session = json.loads(r.read() or b"null")
+    if not session or session.get("user", {}).get("email") != "ba0@example.com":
+        sys.exit(f"better-auth get-session does not know the sign-up's cookie: {session}")
     return cookie
 
 
 def peer_hash_seconds(concurrent=1):
-    out = subprocess.run(["node", os.path.join(PEER, "hash_cost.mjs"), "21", str(concurrent)],
+    out = subprocess.run(["node", os.path.join(PEER, "hash_cost.mjs"), HASH_ROUNDS, str(concurrent)],
                          capture_output=True, text=True, cwd=PEER, check=True).stdout
     return float(out.strip())
 
@@ -143,21 +179,49 @@ def fresh_refresh_tokens(base, csrf, cookie_mode, path):
 
 # --- rows -----------------------------------------------------------------
 
-def rounds_prepared(targets, pause=1):
+def rounds_prepared(targets, servers):
     """`run.rounds`, but each target is a function called just before its run
-    (to make what the run consumes) and returning wrk's arguments."""
+    (to make what the run consumes) and returning wrk's arguments, and each
+    run is followed by waiting for its server to go idle."""
     runs = {name: [] for name in targets}
     order = list(targets)
     for i in range(RUNS):
         for name in order if i % 2 == 0 else order[::-1]:
             runs[name].append(run.wrk(**targets[name]()))
-            time.sleep(pause)
+            wait_idle(servers[name])
     return runs
 
 
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
+        except (FileNotFoundError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(server, limit=120):
+    """Wait until `server` has used under 5% of a core for half a second: a
+    sign-in keeps hashing after wrk hangs up, and a queue of them would
+    spill into the next run (better-auth's drain at a few per second)."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        before = cpu_seconds(server.pids())
+        time.sleep(0.5)
+        if cpu_seconds(server.pids()) - before < 0.025:
+            return
+    print(f"warning: {server.name} still busy after {limit} s", file=sys.stderr)
+
+
 def pair(runs):
+    ratios = [a["rps"] / b["rps"] if b["rps"] > 0 else float("inf")
+              for a, b in zip(runs["latchkey"], runs["better-auth"])]
     return {"latchkey": run.summarize(runs["latchkey"]), "better-auth": run.summarize(runs["better-auth"]),
-            "ratio": run.paired(runs["latchkey"], runs["better-auth"])}
+            "ratio": statistics.median(ratios)}
 
 
 def session_row(lk, peer, s):
@@ -180,7 +244,8 @@ def mint_row(lk, peer, s, workdir, cookie_mode):
     def better_auth():
         return {"url": f"{peer.base}/api/auth/token", "script": "get_cookie.lua", "env": {"BENCH_COOKIE": s["cookie"]}}
 
-    return pair(rounds_prepared({"latchkey": latchkey, "better-auth": better_auth}))
+    return pair(rounds_prepared({"latchkey": latchkey, "better-auth": better_auth},
+                                {"latchkey": lk, "better-auth": peer}))
 
 
 def signin_targets(lk, peer, s):
@@ -200,26 +265,26 @@ def signin_row(lk, peer, s, cores):
     hashes = {name: [] for name in hashers}
     order = list(hashers)
     targets = signin_targets(lk, peer, s)
+    servers = {"latchkey": lk, "better-auth": peer}
     for i in range(RUNS):
         for name in order if i % 2 == 0 else order[::-1]:
             t = targets[name]
             before = hashers[name]()
             runs[name].append(run.wrk(t["url"] + t["BENCH_PATH"], "signin.lua", timeout="60s",
+                                      duration=SIGNIN_DURATION,
                                       env={**{k: v for k, v in t.items() if k != "url"}, "BENCH_USERS": str(USERS)}))
-            # A sign-in keeps running to its end after wrk hangs up.
-            time.sleep(2)
+            wait_idle(servers[name])
             after = hashers[name]()
             hashes[name].append(statistics.mean([before, after]))
     row = pair(runs)
     for name in order:
         row[name]["hash_ms"] = statistics.median(hashes[name]) * 1000
         row[name]["share"] = statistics.median(r["rps"] * h / cores for r, h in zip(runs[name], hashes[name]))
-    row["per_hash"] = row["latchkey"]["share"] / row["better-auth"]["share"]
     return row
 
 
 def run_hash(binary):
-    out = subprocess.run([binary, "21", "1"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([binary, HASH_ROUNDS, "1"], capture_output=True, text=True, check=True).stdout
     return float(out.strip())
 
 
@@ -234,16 +299,18 @@ def signup_row(lk, peer, s):
         return make
 
     return pair(rounds_prepared({"latchkey": target(lk.base, "/auth/register", s["csrf"]),
-                                 "better-auth": target(peer.base, "/api/auth/sign-up/email", "")}))
+                                 "better-auth": target(peer.base, "/api/auth/sign-up/email", "")},
+                                {"latchkey": lk, "better-auth": peer}))
 
 
-def flood(base, t):
+def flood(base, t, server):
     """FLOOD_CONNECTIONS connections of sign-ins for DURATION, one wrk thread
     per connection (bench/flood.lua times each answer by status)."""
-    cmd = ["wrk", "-t", str(FLOOD_CONNECTIONS), "-c", str(FLOOD_CONNECTIONS), "-d", DURATION, "--timeout", "60s",
+    cmd = ["wrk", "-t", str(FLOOD_CONNECTIONS), "-c", str(FLOOD_CONNECTIONS), "-d", SIGNIN_DURATION, "--timeout", "60s",
            "-s", os.path.join(BENCH, "flood.lua"), base + t["BENCH_PATH"]]
     env = {**os.environ, **{k: v for k, v in t.items() if k != "url"}, "BENCH_USERS": str(USERS)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    wait_idle(server)
     m = re.search(r"FLOOD ok=(\d+) p50=([-\d.]+) p99=([-\d.]+) rejected=(\d+) other=(\d+)", out)
     if not m:
         sys.exit(f"flood: no summary from wrk:\n{out}")
@@ -258,11 +325,10 @@ def flood_row(lk, peer, s):
     3 s) the resident memory of both."""
     targets = signin_targets(lk, peer, s)
     row = {}
+    servers = {"latchkey": lk, "better-auth": peer}
     for name in ("latchkey", "better-auth"):
-        row[name] = flood(targets[name]["url"], targets[name])
-        # Queued sign-ins finish after wrk hangs up (better-auth's at ~2/s
-        # per core): let them drain before the next load.
-        time.sleep(5)
+        # Queued sign-ins finish after wrk hangs up: `flood` waits for them.
+        row[name] = flood(targets[name]["url"], targets[name], servers[name])
     time.sleep(3)
     row["rss"] = {"latchkey": run.rss_kib(lk.pids()), "better-auth": run.rss_kib(peer.pids())}
     row["peak"] = {"latchkey": run.rss_kib(lk.pids(), "VmHWM:"), "better-auth": run.rss_kib(peer.pids(), "VmHWM:")}
@@ -281,10 +347,10 @@ def fmt(r):
 
 def report(results, cores, hash_alone):
     print()
-    print(f"runs per row: {RUNS} × {DURATION}, wrk -t{THREADS} -c{run.CONNECTIONS}, latchkey and better-auth "
+    print(f"runs per row: {RUNS} × {DURATION} (sign-in {SIGNIN_DURATION}), wrk -t{THREADS} -c{run.CONNECTIONS}, latchkey and better-auth "
           f"alternating in each round; rates are medians of runs, ratios medians of per-round ratios; "
           f"{cores} cores; `uptime` before: {results['load_before']}, after: {results['load_after']}")
-    print(f"password hash alone (median of 21, timed before and after every sign-in run): latchkey Argon2id "
+    print(f"password hash alone (median of {HASH_ROUNDS}, timed before and after every sign-in run): latchkey Argon2id "
           f"m=19456 t=2 p=1 {hash_alone['latchkey'] * 1000:.1f} ms; better-auth scrypt N=16384 r=16 p=1 "
           f"{hash_alone['better-auth'] * 1000:.1f} ms (at start)")
     print()
@@ -308,7 +374,7 @@ def report(results, cores, hash_alone):
             print(f"| {row} | {config} | {fmt(lk)} | {lk['p99']:.2f} | {lk['errors']} | {fmt(ba)} | {ba['p99']:.2f} "
                   f"| {ba['errors']} | {r['ratio']:.1f}× | {floor} |")
     print()
-    print(f"sign-in flood ({FLOOD_CONNECTIONS} connections × {DURATION} on each, one wrk thread per connection; p50/p99 "
+    print(f"sign-in flood ({FLOOD_CONNECTIONS} connections × {SIGNIN_DURATION} on each, one wrk thread per connection; p50/p99 "
           f"over the 2xx answers only, 503s counted apart) and resident memory after it (idle 3 s):")
     print()
     print("| latchkey config | latchkey sign-ins | p50 ms | p99 ms | 503 | other | better-auth sign-ins | p50 ms "
