@@ -3,9 +3,12 @@
 -- and a response() is the answer to that thread's last request(). Sign-ins
 -- round-robin over BENCH_USERS accounts (<BENCH_PREFIX>0@example.com ...)
 -- to BENCH_PATH, X-CSRFToken when BENCH_CSRF is set. done() prints one line:
---   FLOOD ok=<2xx count> p50=<ms> p99=<ms> rejected=<503 count> other=<count>
+--   FLOOD ok=<2xx count> p50=<ms> p99=<ms> rejected=<503 count> other=<count> pending=<count>
 -- the percentiles over the 2xx answers only (wrk's own histogram mixes in
--- the 503s a full queue answers at once).
+-- the 503s a full queue answers at once), plus the sign-ins still unanswered
+-- when wrk stops, each counted at its age then (a lower bound of its
+-- latency): a server slower than the run would otherwise show only its
+-- fastest answers.
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -65,13 +68,19 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local all, rej, oth = {}, 0, 0
+  local all, rej, oth, pending = {}, 0, 0, 0
+  local now = now_ms()
   for _, t in ipairs(threads) do
     for _, ms in ipairs(t:get("ok")) do
       table.insert(all, ms)
     end
     rej = rej + t:get("rejected")
     oth = oth + t:get("other")
+    local started = t:get("started")
+    if started then
+      table.insert(all, now - started)
+      pending = pending + 1
+    end
   end
   table.sort(all)
   local function pct(p)
@@ -80,5 +89,6 @@ function done(summary, latency, requests)
     end
     return all[math.max(1, math.ceil(#all * p))]
   end
-  io.write(string.format("FLOOD ok=%d p50=%.2f p99=%.2f rejected=%d other=%d\n", #all, pct(0.5), pct(0.99), rej, oth))
+  io.write(string.format("FLOOD ok=%d p50=%.2f p99=%.2f rejected=%d other=%d pending=%d\n",
+    #all - pending, pct(0.5), pct(0.99), rej, oth, pending))
 end
