@@ -109,7 +109,8 @@ def install_peer():
 def start_peer(workdir):
     env = {"NODE_ENV": "production", "PORT": str(run.PORTS["better-auth"]),
            "BETTER_AUTH_DB": os.path.join(workdir, "better-auth.db"), "BETTER_AUTH_TELEMETRY": "0"}
-    peer = run.Server("better-auth", ["node", os.path.join(PEER, "server.mjs")], env, cwd=PEER)
+    peer = LoggedServer("better-auth", ["node", os.path.join(PEER, "server.mjs")], env, cwd=PEER,
+                        log=log_file("better-auth"))
     run.wait_up(peer.base + "/api/auth/ok")
     return peer
 
@@ -142,12 +143,35 @@ def peer_hash_seconds(concurrent=1):
 
 # --- latchkey -------------------------------------------------------------
 
+class LoggedServer(run.Server):
+    """run.Server with stderr kept in a file (BENCH_LOGS, a directory), to
+    find out why a run failed."""
+
+    def __init__(self, name, cmd, env=None, cwd=None, log=None):
+        if not log:
+            super().__init__(name, cmd, env, cwd)
+            return
+        self.name = name
+        with open(log, "ab") as f:
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=f, stderr=f,
+                                         start_new_session=True)
+        self.base = f"http://127.0.0.1:{run.PORTS[name]}"
+
+
+def log_file(name):
+    logs = os.environ.get("BENCH_LOGS")
+    if not logs:
+        return None
+    os.makedirs(logs, exist_ok=True)
+    return os.path.join(logs, re.sub(r"[^A-Za-z0-9]+", "-", name) + ".log")
+
+
 def start_latchkey(workdir, name, env):
     db = os.path.join(workdir, f"latchkey-{re.sub(r'[^A-Za-z0-9]+', '-', name)}.db")
     lk_env = {"LATCHKEY_DATABASE_URL": f"sqlite://{db}", "LATCHKEY_BIND": f"127.0.0.1:{run.PORTS['latchkey']}",
               # The benchmark's users all register from 127.0.0.1.
               "LATCHKEY_REGISTRATIONS_PER_ADDRESS": "100000000", **env}
-    lk = run.Server("latchkey", [LATCHKEY, "serve"], lk_env)
+    lk = LoggedServer("latchkey", [LATCHKEY, "serve"], lk_env, log=log_file(f"latchkey-{name}"))
     run.wait_up(lk.base + "/healthz")
     return lk
 
@@ -319,7 +343,10 @@ def flood(base, t, server):
     wait_idle(server)
     m = re.search(r"FLOOD ok=(\d+) p50=([-\d.]+) p99=([-\d.]+) rejected=(\d+) other=(\d+) pending=(\d+)", out)
     if not m:
-        sys.exit(f"flood: no summary from wrk:\n{out}")
+        # wrk stops at once when it cannot connect (the server is gone).
+        print(f"flood on {base}: no summary from wrk (reported as 0 sign-ins):\n{out}", file=sys.stderr)
+        return {"ok": 0, "p50": float("nan"), "p99": float("nan"), "rejected": 0, "other": 0, "pending": 0,
+                "socket_errors": 1}
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"ok": int(m.group(1)), "p50": float(m.group(2)), "p99": float(m.group(3)),
             "rejected": int(m.group(4)), "other": int(m.group(5)), "pending": int(m.group(6)),
