@@ -7,8 +7,9 @@
 -- the percentiles over the 2xx answers only (wrk's own histogram mixes in
 -- the 503s a full queue answers at once), plus the sign-ins still unanswered
 -- when wrk stops, each counted at its age then (a lower bound of its
--- latency): a server slower than the run would otherwise show only its
--- fastest answers.
+-- latency: a server slower than the run would otherwise show only its
+-- fastest answers), if older than the slowest 503 of the run (a younger one
+-- may be a refusal on its way, not a queued sign-in).
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -41,6 +42,7 @@ function init(args)
   n = id * 7919
   ok = {}
   rejected = 0
+  rejected_max = 0
   other = 0
   started = nil
 end
@@ -62,13 +64,16 @@ function response(status, headers, body)
     table.insert(ok, ms)
   elseif status == 503 then
     rejected = rejected + 1
+    if ms > rejected_max then
+      rejected_max = ms
+    end
   else
     other = other + 1
   end
 end
 
 function done(summary, latency, requests)
-  local all, rej, oth, pending = {}, 0, 0, 0
+  local all, rej, oth, pending, rej_max = {}, 0, 0, 0, 0
   local now = now_ms()
   for _, t in ipairs(threads) do
     for _, ms in ipairs(t:get("ok")) do
@@ -76,8 +81,11 @@ function done(summary, latency, requests)
     end
     rej = rej + t:get("rejected")
     oth = oth + t:get("other")
+    rej_max = math.max(rej_max, t:get("rejected_max"))
+  end
+  for _, t in ipairs(threads) do
     local started = t:get("started")
-    if started then
+    if started and now - started > rej_max then
       table.insert(all, now - started)
       pending = pending + 1
     end

@@ -408,7 +408,7 @@ def report(results, cores, hash_alone):
                   f"| {ba['errors']} | {r['ratio']:.1f}× | {floor} |")
     print()
     print(f"sign-in flood ({FLOOD_CONNECTIONS} connections × {SIGNIN_DURATION} on each, one wrk thread per connection; p50/p99 "
-          f"over the 2xx answers and the sign-ins still unanswered at the end (at their age then), 503s counted apart) and resident memory after it (idle 3 s):")
+          f"over the 2xx answers and the sign-ins still unanswered at the end (at their age then, if older than the run's slowest 503), 503s counted apart) and resident memory after it (idle 3 s):")
     print()
     print("| latchkey config | latchkey sign-ins (+ unanswered) | p50 ms | p99 ms | 503 | other "
           "| better-auth sign-ins (+ unanswered) | p50 ms | p99 ms | other | p99 floor (≤ ¼) | latchkey RSS MiB (peak) | better-auth RSS MiB (peak) "
