@@ -78,8 +78,19 @@ if only := os.environ.get("BENCH_CONFIGS"):
 FLOORS = {"session": 50.0, "memory": 0.25, "flood_p99": 0.25}
 
 
-def post(url, body, headers=None):
-    """POST JSON; (status, parsed body, the response's Set-Cookie values)."""
+def post(url, body, headers=None, tries=10):
+    """POST JSON; (status, parsed body, the response's Set-Cookie values).
+    A 503 (latchkey's hashing queue full, or its database pool timing out
+    on a starved machine) is retried after its Retry-After, up to `tries`."""
+    for _ in range(tries - 1):
+        status, parsed, cookies = post_once(url, body, headers)
+        if status != 503:
+            return status, parsed, cookies
+        time.sleep(1)
+    return post_once(url, body, headers)
+
+
+def post_once(url, body, headers=None):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json", **(headers or {})})
     try:
