@@ -4,7 +4,7 @@
 Both servers run side by side on this machine, each on a fresh SQLite file;
 every row loads each of them once per round, the order reversed every other
 round (`run.rounds`), and a ratio is the median of the per-round ratios
-(`run.paired`). better-auth runs once for the whole benchmark; latchkey is
+(as `run.paired`, a zero rate giving ∞). better-auth runs once for the whole benchmark; latchkey is
 started once per configuration (LATCHKEY_JWT_ALGORITHM HS256, EdDSA, ES256,
 and HS256 with LATCHKEY_REFRESH_COOKIE=true), on a fresh database each time.
 Standard library only; the helpers come from bench/run.py.
