@@ -478,9 +478,9 @@ def main():
         if lk:
             lk.stop()
         peer.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     results["load_after"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report(results, cores, hash_alone)
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
