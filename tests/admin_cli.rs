@@ -257,7 +257,10 @@ async fn sessions_revoke_ends_every_session_of_one_user_only() {
         "",
     );
     assert!(ok, "{err}");
-    assert!(out.contains("2 sessions ended"), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("2 sessions ended"),
+        "stdout: {out}\nstderr: {err}"
+    );
     for access in [&erin_access, &erin_second] {
         let r = s.get_as(access, "/auth/me").await;
         assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;

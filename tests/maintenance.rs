@@ -48,10 +48,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("flushed 2 expired sessions, "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("flushed 2 expired sessions, "), "{stdout}");
     assert!(!stdout.contains(" 0 stale throttle counters"), "{stdout}");
 
     // The live session was not touched and keeps working, refresh included.
@@ -70,6 +67,5 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
         .args(["flush-expired", "--database-url", &url])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("flushed 0 expired sessions, "));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 0 expired sessions, "));
 }

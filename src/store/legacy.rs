@@ -5,7 +5,7 @@
 
 use sqlx::Row as _;
 
-use super::statements::{insert_session};
+use super::statements::insert_session;
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// `legacy_tokens.state` of a token Django blacklisted.

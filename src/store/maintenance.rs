@@ -53,10 +53,39 @@ impl Store {
             now,
             now,
         ];
-        let mut deleted = [0; DEAD_ROWS.len()];
-        for (i, ((table, condition), cutoff)) in DEAD_ROWS.iter().zip(cutoffs).enumerate() {
-            deleted[i] = self.delete_in_batches(table, condition, cutoff).await?;
+        // One connection for every batch. On SQLite, its page cache is made
+        // large while the flush runs: a batch deletes each row's entry from
+        // the session-id index at a random place, and with SQLite's default
+        // 2 MiB cache the pages of a large table's index are read again for
+        // almost every row (the flush of 10^6 sessions took twice as long per
+        // row as that of 10^5; docs/benchmarks.md).
+        let mut conn = self.writer.acquire().await?;
+        if self.backend == super::Backend::Sqlite {
+            sqlx::query("PRAGMA cache_size = -262144")
+                .execute(&mut *conn)
+                .await?;
         }
+        let mut deleted = [0; DEAD_ROWS.len()];
+        let mut flushed = Ok(());
+        for (i, ((table, condition), cutoff)) in DEAD_ROWS.iter().zip(cutoffs).enumerate() {
+            match self
+                .delete_in_batches(&mut conn, table, condition, cutoff)
+                .await
+            {
+                Ok(n) => deleted[i] = n,
+                Err(e) => {
+                    flushed = Err(e);
+                    break;
+                }
+            }
+        }
+        if self.backend == super::Backend::Sqlite {
+            // Back to SQLite's default for whatever uses the connection next.
+            sqlx::query("PRAGMA cache_size = -2000")
+                .execute(&mut *conn)
+                .await?;
+        }
+        flushed?;
         let [sessions, throttle, known, legacy, links, challenges] = deleted;
         Ok(Flushed {
             sessions,
@@ -76,6 +105,7 @@ impl Store {
     /// row updated meanwhile has a new `ctid` and is left for the next run.
     async fn delete_in_batches(
         &self,
+        conn: &mut sqlx::AnyConnection,
         table: &str,
         condition: &str,
         cutoff: i64,
@@ -93,7 +123,7 @@ impl Store {
             let deleted = sqlx::query(&statement)
                 .bind(cutoff)
                 .bind(BATCH)
-                .execute(&self.writer)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             total += deleted;
