@@ -15,6 +15,9 @@ pub struct Flushed {
     pub throttle_counters: u64,
     /// Ids of SimpleJWT tokens (blacklisted or redeemed) past their expiry.
     pub legacy_tokens: u64,
+    /// Passkey ceremonies past their expiry (answers to them are refused
+    /// by their `expires_at` already).
+    pub passkey_challenges: u64,
 }
 
 /// Rows deleted per statement.
@@ -66,11 +69,19 @@ impl Store {
                 now,
             )
             .await?;
+        let passkey_challenges = self
+            .delete_in_batches(
+                "DELETE FROM passkey_challenges WHERE id IN \
+                 (SELECT id FROM passkey_challenges WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            )
+            .await?;
         Ok(Flushed {
             sessions,
             refresh_tokens,
             throttle_counters: throttle_counters + known_clients,
             legacy_tokens,
+            passkey_challenges,
         })
     }
 
