@@ -1,6 +1,6 @@
 // `npm run e2e` starts here: make a clean checkout runnable, then run the test.
 //
-//   node e2e/bootstrap.mjs [--target=latchkey|django] [--suite=sdk|mfa] [--mode=cookie]
+//   node e2e/bootstrap.mjs [--target=latchkey|django] [--suite=sdk|mfa|passkeys] [--mode=cookie]
 //
 // Installs the npm dependencies when node_modules is missing or older than
 // package-lock.json, builds latchkey-client (clients/js, which the SDK page
@@ -46,7 +46,9 @@ const suite = process.argv.includes("--suite=sdk")
   ? "./sdk.mjs"
   : process.argv.includes("--suite=mfa")
     ? "./mfa.mjs"
-    : process.argv.includes("--mode=cookie")
-      ? "./cookie.mjs"
-      : "./run.mjs";
+    : process.argv.includes("--suite=passkeys")
+      ? "./passkeys.mjs"
+      : process.argv.includes("--mode=cookie")
+        ? "./cookie.mjs"
+        : "./run.mjs";
 await import(suite);

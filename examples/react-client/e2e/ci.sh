@@ -2,8 +2,9 @@
 # CI's way into the browser tests (called by .ci/run): installs Debian's
 # Chromium when missing, builds latchkey in release mode once, then runs
 # latchkey-client's checks (clients/js/ci.sh), the seed-style page's e2e
-# (`npm run e2e`), the SDK page's multi-tab e2e (`npm run e2e:sdk`) and the
-# two-factor e2e (`npm run e2e:mfa`), all
+# (`npm run e2e`), the SDK page's multi-tab e2e (`npm run e2e:sdk`), the
+# two-factor e2e (`npm run e2e:mfa`) and the passkeys e2e (`npm run
+# e2e:passkeys`, a DevTools virtual authenticator), all
 # on that one binary. The npm scripts install their packages themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +20,4 @@ npm run e2e
 npm run e2e:cookie
 npm run e2e:sdk
 npm run e2e:mfa
+npm run e2e:passkeys

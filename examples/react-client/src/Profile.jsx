@@ -1,4 +1,5 @@
 import Mfa from "./Mfa.jsx";
+import Passkeys from "./Passkeys.jsx";
 
 /** The signed-in view: the user as /auth/me returned it. */
 export default function Profile({ user, notice, onReload, onLogout, session, onSession, onSessionEnded }) {
@@ -14,6 +15,7 @@ export default function Profile({ user, notice, onReload, onLogout, session, onS
       {notice && <p role="alert">{notice}</p>}
       <button onClick={onReload}>Reload profile</button> <button onClick={onLogout}>Log out</button>
       {session && <Mfa session={session} onSession={onSession} onSessionEnded={onSessionEnded} />}
+      {session && <Passkeys session={session} onSession={onSession} onSessionEnded={onSessionEnded} />}
     </section>
   );
 }
