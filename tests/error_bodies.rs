@@ -428,7 +428,8 @@ async fn passkey_errors() {
     let (access, _) = s.register("ada").await;
     insta::assert_json_snapshot!(
         "passkey_register_missing_fields",
-        s.post("/auth/passkeys/register", json!({}), Some(&access)).await
+        s.post("/auth/passkeys/register", json!({}), Some(&access))
+            .await
     );
     let options = s
         .post("/auth/passkeys/register/options", json!({}), Some(&access))
@@ -465,7 +466,9 @@ async fn passkey_errors() {
         .await
     );
     // A credential the server never registered.
-    let login = s.post("/auth/passkeys/login/options", json!({}), None).await;
+    let login = s
+        .post("/auth/passkeys/login/options", json!({}), None)
+        .await;
     authenticator.user_verification = true;
     let assertion = authenticator.get(&login["body"]["publicKey"]);
     insta::assert_json_snapshot!(
@@ -480,6 +483,7 @@ async fn passkey_errors() {
     let off = Fast::start_with(|c| c.webauthn_rp_id = "example.com".into()).await;
     insta::assert_json_snapshot!(
         "passkeys_off",
-        off.post("/auth/passkeys/login/options", json!({}), None).await
+        off.post("/auth/passkeys/login/options", json!({}), None)
+            .await
     );
 }

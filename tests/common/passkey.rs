@@ -104,16 +104,17 @@ impl Authenticator {
     /// [`create`](Self::create), with credential id `id` (as a broken or
     /// malicious authenticator might reuse one).
     pub fn create_with_id(&mut self, public_key: &Value, id: &[u8]) -> Value {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.rng).unwrap();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.rng).unwrap();
         let key =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &self.rng)
                 .unwrap();
         let point = key.public_key().as_ref().to_vec();
         assert_eq!(point.len(), 65, "an uncompressed P-256 point");
         let cose = Cbor::Map(BTreeMap::from([
-            (Cbor::Integer(1), Cbor::Integer(2)),   // kty: EC2
-            (Cbor::Integer(3), Cbor::Integer(-7)),  // alg: ES256
-            (Cbor::Integer(-1), Cbor::Integer(1)),  // crv: P-256
+            (Cbor::Integer(1), Cbor::Integer(2)),  // kty: EC2
+            (Cbor::Integer(3), Cbor::Integer(-7)), // alg: ES256
+            (Cbor::Integer(-1), Cbor::Integer(1)), // crv: P-256
             (Cbor::Integer(-2), Cbor::Bytes(point[1..33].to_vec())),
             (Cbor::Integer(-3), Cbor::Bytes(point[33..].to_vec())),
         ]));
@@ -132,7 +133,7 @@ impl Authenticator {
         let client_data = self.client_data("webauthn.create", &public_key["challenge"]);
         self.credentials.push(Credential {
             id: id.to_vec(),
-            user_handle: unb64url(&public_key["user"]["id"]),
+            user_handle: unb64(&public_key["user"]["id"]),
             counter: 0,
             key,
         });

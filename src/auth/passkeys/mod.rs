@@ -19,7 +19,9 @@ use webauthn_rs::prelude::{
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Uuid, WebauthnError,
 };
-use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement, UserVerificationPolicy};
+use webauthn_rs_proto::{
+    AuthenticatorSelectionCriteria, ResidentKeyRequirement, UserVerificationPolicy,
+};
 
 pub use relying_party::{RelyingParty, RelyingPartyError, CHALLENGE_LIFETIME_SECONDS};
 
@@ -27,8 +29,7 @@ use super::password::StoredHash;
 use super::{throttle, view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal};
 use crate::metrics::LoginOutcome;
 use crate::store::{
-    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeySummary, StoreError,
-    UniqueField,
+    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeySummary,
 };
 
 /// A challenge id that is unknown, expired, used, or of another purpose or user.
@@ -163,7 +164,10 @@ fn internal(what: &str) -> impl Fn(serde_json::Error) -> AuthError + '_ {
 fn stored_counter(passkey: &Passkey) -> i64 {
     serde_json::to_value(passkey)
         .ok()
-        .and_then(|v| v.pointer("/cred/counter").and_then(serde_json::Value::as_i64))
+        .and_then(|v| {
+            v.pointer("/cred/counter")
+                .and_then(serde_json::Value::as_i64)
+        })
         .unwrap_or(0)
 }
 
@@ -242,7 +246,12 @@ impl Auth {
         let user_id = caller.user.id;
         let now = self.clock.now();
         let state = self
-            .take_ceremony(&form.challenge_id, ChallengePurpose::Register, Some(user_id), now)
+            .take_ceremony(
+                &form.challenge_id,
+                ChallengePurpose::Register,
+                Some(user_id),
+                now,
+            )
             .await?;
         let state: PasskeyRegistration =
             serde_json::from_str(&state).map_err(internal("registration state"))?;
@@ -255,8 +264,9 @@ impl Auth {
             })?;
         let id = super::ids::RandomId::generate()?;
         let credential = serde_json::to_string(&passkey).map_err(internal("passkey"))?;
-        let added = self
-            .store
+        // A credential id registered before (to anyone) is a `credential`
+        // field error (`UniqueField::PasskeyCredential`).
+        self.store
             .add_passkey(&NewPasskey {
                 id: id.as_str(),
                 user_id,
@@ -266,17 +276,7 @@ impl Auth {
                 sign_count: stored_counter(&passkey),
                 created_at: now,
             })
-            .await;
-        match added {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(UniqueField::PasskeyCredential)) => {
-                return Err(AuthError::Invalid(FieldErrors::one(
-                    "credential",
-                    ALREADY_REGISTERED,
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+            .await?;
         tracing::info!(target: "latchkey::security", event = "passkey_registered", user_id, passkey = id.as_str());
         Ok(PasskeyView {
             id: id.as_str().to_owned(),
@@ -301,7 +301,11 @@ impl Auth {
             .await?
             .ok_or(AuthError::NotFound)?;
         let has_password = !matches!(StoredHash::parse(&user.password_hash), StoredHash::Unusable);
-        match self.store.delete_passkey(user.id, id, !has_password).await? {
+        match self
+            .store
+            .delete_passkey(user.id, id, !has_password)
+            .await?
+        {
             PasskeyDeletion::Deleted => {
                 tracing::info!(target: "latchkey::security", event = "passkey_deleted", user_id = user.id, passkey = id);
                 Ok(())

@@ -71,7 +71,8 @@ impl RelyingParty {
         let Some((first, others)) = urls.split_first() else {
             return Err(RelyingPartyError::Refused("no allowed origin".into()));
         };
-        let refused = |e: webauthn_rs::prelude::WebauthnError| RelyingPartyError::Refused(e.to_string());
+        let refused =
+            |e: webauthn_rs::prelude::WebauthnError| RelyingPartyError::Refused(e.to_string());
         let mut builder = WebauthnBuilder::new(rp_id, first)
             .map_err(refused)?
             .rp_name(rp_name)
@@ -119,8 +120,8 @@ pub fn derived_origins(rp_id: &str, candidates: &[String], https: bool) -> Vec<S
 /// `origin` as a URL, if it is `scheme://host[:port]` (an app URL's path is
 /// dropped: a page's origin has none).
 fn origin_url(origin: &str) -> Result<Url, RelyingPartyError> {
-    let url = Url::parse(origin.trim())
-        .map_err(|_| RelyingPartyError::NotAnOrigin(origin.to_owned()))?;
+    let url =
+        Url::parse(origin.trim()).map_err(|_| RelyingPartyError::NotAnOrigin(origin.to_owned()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(RelyingPartyError::NotAnOrigin(origin.to_owned()));
     }
@@ -166,7 +167,11 @@ mod tests {
 
     #[test]
     fn behind_https_only_https_origins_are_derived() {
-        let candidates = strings(&["http://app.example.com", "https://app.example.com", "https://example.com:8443"]);
+        let candidates = strings(&[
+            "http://app.example.com",
+            "https://app.example.com",
+            "https://example.com:8443",
+        ]);
         assert_eq!(
             derived_origins("example.com", &candidates, true),
             strings(&["https://app.example.com", "https://example.com:8443"])
@@ -176,11 +181,21 @@ mod tests {
     #[test]
     fn configured_origins_off_the_rp_id_or_not_https_are_refused() {
         assert!(matches!(
-            RelyingParty::new("example.com", "x", &strings(&["https://example.org"]), false),
+            RelyingParty::new(
+                "example.com",
+                "x",
+                &strings(&["https://example.org"]),
+                false
+            ),
             Err(RelyingPartyError::OutsideRpId { .. })
         ));
         assert!(matches!(
-            RelyingParty::new("example.com", "x", &strings(&["http://app.example.com"]), true),
+            RelyingParty::new(
+                "example.com",
+                "x",
+                &strings(&["http://app.example.com"]),
+                true
+            ),
             Err(RelyingPartyError::NotHttps(_))
         ));
         assert!(matches!(
@@ -195,6 +210,9 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(rp.origins(), ["https://app.example.com", "https://example.com"]);
+        assert_eq!(
+            rp.origins(),
+            ["https://app.example.com", "https://example.com"]
+        );
     }
 }

@@ -126,7 +126,10 @@ mod tests {
             let body: PasskeyLoginRequest =
                 serde_json::from_value(json!({"challenge_id": "a", "credential": credential}))
                     .unwrap();
-            assert_eq!(field_errors(body.parse()).0["credential"], [NOT_A_CREDENTIAL]);
+            assert_eq!(
+                field_errors(body.parse()).0["credential"],
+                [NOT_A_CREDENTIAL]
+            );
         }
     }
 
