@@ -174,6 +174,8 @@ async fn several_passkeys_per_user_are_named_listed_counted_and_deleted() {
     let mut laptop = Authenticator::new();
     let mut phone = Authenticator::new();
     let first = register_passkey(&s, &access, &mut laptop, "  Laptop ").await;
+    // The list is oldest first, by the second of registration.
+    s.clock.advance(1);
     let second = register_passkey(&s, &access, &mut phone, "Phone").await;
     assert_eq!(first["name"], "Laptop");
     assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
