@@ -5,10 +5,11 @@
 //   npm run e2e:passkeys     (LATCHKEY_BIN=... skips the cargo build)
 //
 // Register with a password, add a passkey on the profile page, log out: the
-// login form offers passkeys in the email field's autofill (conditional UI)
-// and with a button; sign in with the passkey, no email typed. Then, in a
-// fresh browser context (no cookies, no storage) holding the same
-// credential, sign in again; delete the passkey; it signs in no more. The
+// email field's autofill (conditional UI, which the virtual authenticator
+// answers at once) signs in with it, no email typed. Then a fresh browser
+// context (no cookies, no storage), its authenticator given the same
+// credential after the page's autofill request found none: the "Sign in
+// with a passkey" button signs in. Delete the passkey; it signs in no more. The
 // page uses only PublicKeyCredential.parseCreationOptionsFromJSON /
 // parseRequestOptionsFromJSON and credential.toJSON(). The app is served on
 // `localhost` (an IP address cannot be a relying party id).
@@ -51,8 +52,14 @@ function recordWebAuthnCalls() {
     return create.call(this, options);
   };
   navigator.credentials.get = function (options) {
-    window.__webauthn.push({ call: "get", mediation: options?.mediation ?? null });
-    return get.call(this, options);
+    const record = { call: "get", mediation: options?.mediation ?? null, outcome: "pending" };
+    window.__webauthn.push(record);
+    const answer = get.call(this, options);
+    answer.then(
+      () => (record.outcome = "resolved"),
+      (e) => (record.outcome = e.name),
+    );
+    return answer;
   };
 }
 
@@ -139,22 +146,14 @@ async function main() {
     check(mfa.passkeys === 1, "GET /auth/mfa counts it");
   });
 
-  await step("log out: passkeys offered in autofill and by a button", page, async () => {
+  await step("log out: the email field's autofill signs in with the passkey", page, async () => {
+    // The virtual authenticator answers a conditional request at once, as a
+    // user picking the passkey from the email field's autofill would.
     await page.getByRole("button", { name: "Log out" }).click();
-    await page.getByText("You are logged out.").waitFor();
-    const email = form("Log in").getByLabel("Email");
-    check((await email.getAttribute("autocomplete")) === "username webauthn", 'the email field has autocomplete="username webauthn"');
-    await form("Log in").getByRole("button", { name: "Sign in with a passkey" }).waitFor();
-    await page.waitForFunction(() => window.__webauthn.some((c) => c.call === "get" && c.mediation === "conditional"));
-    check(true, 'a conditional request (mediation: "conditional") is pending for the autofill');
-  });
-
-  await step("sign in with the passkey, no email typed", page, async () => {
-    await form("Log in").getByRole("button", { name: "Sign in with a passkey" }).click();
     await signedIn().waitFor();
-    check((await form("Log in").count()) === 0, "signed in with the passkey alone");
     const calls = await webauthnCalls();
-    check(calls.some((c) => c.call === "get" && c.mediation === null), "the button used the browser's dialog");
+    check(calls.some((c) => c.call === "get" && c.mediation === "conditional"), 'signed in by the conditional request (mediation: "conditional")');
+    check(!calls.some((c) => c.call === "get" && c.mediation === null), "no dialog, no email typed");
   });
 
   // The credential, private key included, as the virtual authenticator holds it.
@@ -163,13 +162,35 @@ async function main() {
 
   const fresh = await pageWithAuthenticator(appOrigin, apiUrl);
   page = fresh.page;
-  await step("a fresh browser context signs in with the same passkey", page, async () => {
-    await fresh.cdp.send("WebAuthn.addCredential", { authenticatorId: fresh.authenticatorId, credential: credentials[0] });
+  await step("a fresh browser context: passkeys offered in autofill and by a button", page, async () => {
+    // The authenticator is empty while the page loads, so the autofill's
+    // conditional request finds nothing; then it gets the first context's credential.
     await page.goto(appOrigin);
     await page.getByText("You are logged out.").waitFor();
-    check((await page.evaluate(() => localStorage.length)) === 0 && (await fresh.context.cookies()).every((c) => c.name === "csrftoken"), "no session of the first context is here");
+    check((await page.evaluate(() => localStorage.length)) === 0, "no session of the first context is here");
+    const email = form("Log in").getByLabel("Email");
+    check((await email.getAttribute("autocomplete")) === "username webauthn", 'the email field has autocomplete="username webauthn"');
+    await form("Log in").getByRole("button", { name: "Sign in with a passkey" }).waitFor();
+    await page.waitForFunction(() => window.__webauthn.some((c) => c.call === "get" && c.mediation === "conditional"));
+    await fresh.cdp.send("WebAuthn.addCredential", { authenticatorId: fresh.authenticatorId, credential: credentials[0] });
+    const calls = await webauthnCalls();
+    // The virtual authenticator answers a conditional request at once: with
+    // no credential, NotAllowedError (a real browser's autofill would wait).
+    check(
+      calls.length === 1 && calls[0].mediation === "conditional" && calls[0].outcome !== "resolved",
+      `the page asked for the autofill's passkeys (conditional), which found none (${calls[0]?.outcome})`,
+    );
+  });
+
+  await step("sign in with the passkey button, no email typed", page, async () => {
     await form("Log in").getByRole("button", { name: "Sign in with a passkey" }).click();
     await signedIn().waitFor();
+    const calls = await webauthnCalls();
+    check(
+      calls.some((c) => c.mediation === null && c.outcome === "resolved") &&
+        calls.every((c) => c.mediation !== "conditional" || c.outcome !== "resolved"),
+      "the button's request (the browser's dialog) signed in",
+    );
     const names = await page.locator('[data-field="passkey-name"]').allTextContents();
     check(names.length === 1 && names[0] === "Laptop", "signed in as the same user, who has the one passkey");
     const used = await page.locator('[data-field="passkey"]').textContent();
@@ -184,11 +205,15 @@ async function main() {
   });
 
   await step("a deleted passkey signs in no more", page, async () => {
+    // The authenticator still holds the credential: the autofill's request
+    // is answered at once, and the API refuses it; so does the button.
     await page.getByRole("button", { name: "Log out" }).click();
-    await page.getByText("You are logged out.").waitFor();
+    const refused = form("Log in").getByRole("alert").getByText("No active account found with the given credentials");
+    await refused.waitFor();
+    check(!(await signedIn().isVisible()), "the autofill's assertion is refused with the API's message");
     await form("Log in").getByRole("button", { name: "Sign in with a passkey" }).click();
-    await form("Log in").getByRole("alert").getByText("No active account found with the given credentials").waitFor();
-    check(!(await signedIn().isVisible()), "refused with the API's message");
+    await refused.waitFor();
+    check(!(await signedIn().isVisible()), "so is the button's");
   });
 
   const external = [...first.external, ...fresh.external];
