@@ -27,7 +27,7 @@ pub(in crate::http) struct PasskeyOptionsBody {
     /// For `PublicKeyCredential.parseCreationOptionsFromJSON` (registration)
     /// or `parseRequestOptionsFromJSON` (login): base64url binary fields.
     #[serde(rename = "publicKey")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     public_key: Value,
 }
 
@@ -77,7 +77,7 @@ impl From<PasskeyView> for PasskeyBody {
         (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
         (status = 404, description = "Passkeys are off (no origin on the rp id)", body = ErrorBody),
     ))]
-pub async fn registration_options(
+pub async fn passkey_registration_options(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
@@ -99,7 +99,7 @@ pub async fn registration_options(
         (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
         (status = 404, description = "Passkeys are off", body = ErrorBody),
     ))]
-pub async fn register(
+pub async fn register_passkey(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Form(form): Form<PasskeyRegisterRequest>,
@@ -114,7 +114,7 @@ pub async fn register(
         (status = 200, description = "The passkeys", body = Vec<PasskeyBody>),
         (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
     ))]
-pub async fn list(
+pub async fn passkeys(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
@@ -134,7 +134,7 @@ pub async fn list(
         (status = 401, description = "Missing, invalid or revoked access token", body = ErrorBody),
         (status = 404, description = "No passkey of the caller with that id", body = ErrorBody),
     ))]
-pub async fn delete(
+pub async fn delete_passkey(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
@@ -153,7 +153,7 @@ pub async fn delete(
         (status = 200, description = "The options", body = PasskeyOptionsBody),
         (status = 404, description = "Passkeys are off", body = ErrorBody),
     ))]
-pub async fn login_options(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn passkey_login_options(State(state): State<AppState>) -> Result<Response, ApiError> {
     let CeremonyOptions {
         challenge_id,
         options,
@@ -175,7 +175,7 @@ pub async fn login_options(State(state): State<AppState>) -> Result<Response, Ap
         (status = 429, description = "Too many failed logins from the address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
     ))]
-pub async fn login(
+pub async fn login_passkey(
     State(state): State<AppState>,
     Client(client): Client,
     Form(form): Form<PasskeyLoginRequest>,

@@ -27,7 +27,7 @@ pub struct PasskeyRegisterRequest {
     challenge_id: Text,
     /// `credential.toJSON()` of the credential `navigator.credentials.create` made.
     #[serde(default)]
-    #[schema(value_type = Object, required = true)]
+    #[schema(value_type = Value, required = true)]
     credential: Value,
     /// What the user calls this passkey (1–64 characters).
     #[serde(default)]
@@ -69,7 +69,7 @@ pub struct PasskeyLoginRequest {
     challenge_id: Text,
     /// `credential.toJSON()` of the assertion `navigator.credentials.get` made.
     #[serde(default)]
-    #[schema(value_type = Object, required = true)]
+    #[schema(value_type = Value, required = true)]
     credential: Value,
 }
 
