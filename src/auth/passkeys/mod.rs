@@ -213,18 +213,16 @@ impl Auth {
             .map_err(|e| AuthError::Internal(format!("registration options: {e}")))?;
         // webauthn-rs asks for a resident key only as a preference; a
         // passkey that logs in with no email typed must be discoverable.
-        let selection = options
-            .public_key
-            .authenticator_selection
-            .get_or_insert_with(|| AuthenticatorSelectionCriteria {
-                authenticator_attachment: None,
-                resident_key: None,
-                require_resident_key: false,
-                user_verification: UserVerificationPolicy::Required,
-            });
-        selection.resident_key = Some(ResidentKeyRequirement::Required);
-        selection.require_resident_key = true;
-        selection.user_verification = UserVerificationPolicy::Required;
+        let public_key = &mut options.public_key;
+        public_key.authenticator_selection = Some(AuthenticatorSelectionCriteria {
+            authenticator_attachment: public_key
+                .authenticator_selection
+                .take()
+                .and_then(|s| s.authenticator_attachment),
+            resident_key: Some(ResidentKeyRequirement::Required),
+            require_resident_key: true,
+            user_verification: UserVerificationPolicy::Required,
+        });
         let state = serde_json::to_string(&state).map_err(internal("registration state"))?;
         let challenge_id = self
             .remember_ceremony(ChallengePurpose::Register, Some(user_id), &state)
