@@ -36,7 +36,9 @@ export default function AuthForm({ kind, onSuccess }) {
     signInWithPasskey({ conditional: true, signal: controller.signal, options })
       .then(onSuccess)
       .catch((error) => {
-        if (controller.signal.aborted || isDismissal(error)) return;
+        // In the background only the API's answers are worth showing; the
+        // browser's refusals (none picked, a page off the rp id) are not.
+        if (controller.signal.aborted || !(error instanceof api.ApiError)) return;
         showError(error);
       });
   }
@@ -80,6 +82,7 @@ export default function AuthForm({ kind, onSuccess }) {
       onSuccess(await signInWithPasskey());
     } catch (error) {
       if (isDismissal(error)) setFormError("No passkey was used.");
+      else if (error instanceof DOMException) setFormError(`The browser refused the passkey: ${error.message}`);
       else showError(error);
       setBusy(false);
     }
