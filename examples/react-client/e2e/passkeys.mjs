@@ -133,6 +133,7 @@ async function main() {
     await f.getByLabel("Name for the new passkey").fill("Laptop");
     await f.getByRole("button", { name: "Add a passkey" }).click();
     await page.getByRole("status").getByText('Passkey "Laptop" added.').waitFor();
+    await page.locator('[data-field="passkey-name"]').first().waitFor();
     const names = await page.locator('[data-field="passkey-name"]').allTextContents();
     check(names.length === 1 && names[0] === "Laptop", "the profile lists the passkey by its name");
     const { credentials } = await first.cdp.send("WebAuthn.getCredentials", { authenticatorId: first.authenticatorId });
@@ -191,6 +192,7 @@ async function main() {
         calls.every((c) => c.mediation !== "conditional" || c.outcome !== "resolved"),
       "the button's request (the browser's dialog) signed in",
     );
+    await page.locator('[data-field="passkey-name"]').first().waitFor();
     const names = await page.locator('[data-field="passkey-name"]').allTextContents();
     check(names.length === 1 && names[0] === "Laptop", "signed in as the same user, who has the one passkey");
     const used = await page.locator('[data-field="passkey"]').textContent();
