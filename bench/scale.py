@@ -342,11 +342,20 @@ def hot_statements(now):
             f"WHERE s.id = '{sid}'",
         "register (uniqueness)":
             "SELECT 1 FROM users WHERE email_key = 'x@example.com' OR name_key = 'x'",
-        "flush-expired (sessions)":
-            f"DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= {now} LIMIT 1000)",
-        "flush-expired (known clients)":
-            "DELETE FROM known_clients WHERE (user_id, client_key) IN (SELECT user_id, client_key "
-            f"FROM known_clients WHERE last_success_at <= {now - 30 * DAY} LIMIT 1000)",
+        # src/store/maintenance.rs: a batch found by the condition's index,
+        # deleted by physical row id.
+        "flush-expired (sessions)": {
+            "sqlite": "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions "
+                      f"WHERE expires_at <= {now} LIMIT 1000)",
+            "postgres": "DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT ctid FROM sessions "
+                        f"WHERE expires_at <= {now} LIMIT 1000))",
+        },
+        "flush-expired (known clients)": {
+            "sqlite": "DELETE FROM known_clients WHERE rowid IN (SELECT rowid FROM known_clients "
+                      f"WHERE last_success_at <= {now - 30 * DAY} LIMIT 1000)",
+            "postgres": "DELETE FROM known_clients WHERE ctid = ANY(ARRAY(SELECT ctid FROM known_clients "
+                        f"WHERE last_success_at <= {now - 30 * DAY} LIMIT 1000))",
+        },
     }
 
 
@@ -378,7 +387,10 @@ def one(backend_cls, n, workdir):
             flush = flush_during_load(backend, access, refresh)
         finally:
             server.stop()
-        plans = {name: backend.plan(sql) for name, sql in hot_statements(now).items()} if n == max(SIZES) else {}
+        plans = {}
+        if n == max(SIZES):
+            for name, sql in hot_statements(now).items():
+                plans[name] = backend.plan(sql[backend.name] if isinstance(sql, dict) else sql)
         result = {
             "backend": backend.name, "users": n, "fill_seconds": fill_seconds,
             "bytes": size, "bytes_per_user": (size - empty_bytes) / n, "medians_ms": medians,

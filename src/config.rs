@@ -148,6 +148,29 @@ pub struct Config {
     #[arg(long, hide_env_values = true, env = "LATCHKEY_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// The WebAuthn relying party id passkeys are bound to: the site's
+    /// domain (`example.com`, or a parent of the front-end's host). A
+    /// passkey registered under one rp id never works under another.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_WEBAUTHN_RP_ID",
+        default_value = "localhost"
+    )]
+    pub webauthn_rp_id: String,
+
+    /// Comma-separated page origins whose passkey ceremonies are accepted,
+    /// each on the rp id (`https://` ones only with `LATCHKEY_HTTPS`).
+    /// Unset: the allowed origins and the app URL's origin that are on the
+    /// rp id (and `https://` with `LATCHKEY_HTTPS`); none of them: passkeys off.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_WEBAUTHN_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub webauthn_origins: Vec<String>,
+
     /// Send the refresh token only in an `HttpOnly` cookie
     /// (`latchkey_refresh`, `Path=/auth/`), never in a JSON body; refresh
     /// and logout read it from there.

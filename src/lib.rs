@@ -54,6 +54,9 @@ pub enum StartError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The passkey settings (rp id, origins) cannot work.
+    #[error("passkeys (LATCHKEY_WEBAUTHN_RP_ID, LATCHKEY_WEBAUTHN_ORIGINS): {0}")]
+    Passkeys(#[from] auth::passkeys::RelyingPartyError),
     /// The stored token signing key pairs are unusable.
     #[error("signing keys: {0}")]
     SigningKeys(#[from] auth::signing::KeySetError),
@@ -284,6 +287,9 @@ impl App {
             .with_legacy_django(config.legacy_django_key.as_ref())
             .with_mail(mail_settings(config)?)
             .with_clock(clock.clone());
+        if let Some(relying_party) = relying_party(config)? {
+            auth = auth.with_passkeys(relying_party);
+        }
         if config.jwt_algorithm.is_asymmetric() {
             let keys = auth::signing::SigningKeys::stored(
                 store.clone(),
@@ -477,4 +483,36 @@ pub fn key_retention(config: &Config) -> auth::signing::Retention {
 /// revoked session.
 pub fn key_reload_interval(config: &Config) -> Duration {
     Duration::from_millis(config.session_cache_millis)
+}
+
+/// The passkeys' relying party: the configured origins, or those derived
+/// from the CORS origins and the app URL; `None` (passkeys off, said in
+/// the log) when none is derived.
+fn relying_party(config: &Config) -> Result<Option<auth::passkeys::RelyingParty>, StartError> {
+    use auth::passkeys::{relying_party::derived_origins, RelyingParty};
+    let rp_id = config.webauthn_rp_id.trim();
+    let configured: Vec<String> = config
+        .webauthn_origins
+        .iter()
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let origins = if configured.is_empty() {
+        let mut candidates = config.allowed_origins.clone();
+        candidates.push(config.app_url.clone());
+        derived_origins(rp_id, &candidates, config.https)
+    } else {
+        configured
+    };
+    if origins.is_empty() {
+        tracing::warn!(
+            rp_id,
+            "passkeys are off: no allowed origin or app URL is on LATCHKEY_WEBAUTHN_RP_ID; \
+             set LATCHKEY_WEBAUTHN_RP_ID to the site's domain, or LATCHKEY_WEBAUTHN_ORIGINS"
+        );
+        return Ok(None);
+    }
+    let relying_party = RelyingParty::new(rp_id, &config.app_name, &origins, config.https)?;
+    tracing::info!(rp_id, origins = ?relying_party.origins(), "passkeys on");
+    Ok(Some(relying_party))
 }

@@ -420,3 +420,70 @@ async fn second_factor_errors() {
         .await
     );
 }
+
+#[tokio::test]
+async fn passkey_errors() {
+    use common::passkey::Authenticator;
+    let s = Fast::start().await;
+    let (access, _) = s.register("ada").await;
+    insta::assert_json_snapshot!(
+        "passkey_register_missing_fields",
+        s.post("/auth/passkeys/register", json!({}), Some(&access))
+            .await
+    );
+    let options = s
+        .post("/auth/passkeys/register/options", json!({}), Some(&access))
+        .await;
+    assert_eq!(options["status"], 200, "{options}");
+    let mut authenticator = Authenticator::new();
+    authenticator.user_verification = false;
+    let credential = authenticator.create(&options["body"]["publicKey"]);
+    insta::assert_json_snapshot!(
+        "passkey_register_refused",
+        s.post(
+            "/auth/passkeys/register",
+            json!({"challenge_id": options["body"]["challenge_id"], "credential": credential, "name": "Key"}),
+            Some(&access)
+        )
+        .await
+    );
+    insta::assert_json_snapshot!(
+        "passkey_register_invalid_challenge",
+        s.post(
+            "/auth/passkeys/register",
+            json!({"challenge_id": options["body"]["challenge_id"], "credential": credential, "name": "Key"}),
+            Some(&access)
+        )
+        .await
+    );
+    insta::assert_json_snapshot!(
+        "passkey_login_not_a_credential",
+        s.post(
+            "/auth/passkeys/login",
+            json!({"challenge_id": "0".repeat(64), "credential": "x"}),
+            None
+        )
+        .await
+    );
+    // A credential the server never registered.
+    let login = s
+        .post("/auth/passkeys/login/options", json!({}), None)
+        .await;
+    authenticator.user_verification = true;
+    let assertion = authenticator.get(&login["body"]["publicKey"]);
+    insta::assert_json_snapshot!(
+        "passkey_login_refused",
+        s.post(
+            "/auth/passkeys/login",
+            json!({"challenge_id": login["body"]["challenge_id"], "credential": assertion}),
+            None
+        )
+        .await
+    );
+    let off = Fast::start_with(|c| c.webauthn_rp_id = "example.com".into()).await;
+    insta::assert_json_snapshot!(
+        "passkeys_off",
+        off.post("/auth/passkeys/login/options", json!({}), None)
+            .await
+    );
+}

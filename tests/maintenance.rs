@@ -69,3 +69,45 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 0 expired sessions, "));
 }
+
+#[tokio::test]
+async fn flush_expired_removes_expired_passkey_challenges_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    // A live challenge first (a server on the command's clock), then two
+    // issued by a server six minutes behind: expired by the command's clock.
+    let now = TestServer::start_on(dir, url.clone(), |_| {}).await;
+    let behind = TestServer::start_on_clock(
+        tempfile::tempdir().unwrap(),
+        url.clone(),
+        latchkey::auth::Clock::skewed(-360),
+        |_| {},
+    )
+    .await;
+    for server in [&now, &behind, &behind] {
+        let r = server.post("/auth/passkeys/login/options", json!({})).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let flush = || {
+        let out = common::latchkey_command()
+            .args(["flush-expired", "--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = flush();
+    assert!(
+        stdout.contains(", 2 expired passkey challenges"),
+        "{stdout}"
+    );
+    let stdout = flush();
+    assert!(
+        stdout.contains(", 0 expired passkey challenges"),
+        "{stdout}"
+    );
+}

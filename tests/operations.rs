@@ -110,6 +110,12 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
         ("DELETE", "/auth/mfa/totp"),
         ("POST", "/auth/mfa/totp/confirm"),
         ("POST", "/auth/mfa/recovery-codes"),
+        ("POST", "/auth/passkeys/register/options"),
+        ("POST", "/auth/passkeys/register"),
+        ("GET", "/auth/passkeys"),
+        ("DELETE", "/auth/passkeys/{id}"),
+        ("POST", "/auth/passkeys/login/options"),
+        ("POST", "/auth/passkeys/login"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -162,7 +168,7 @@ async fn every_documented_unsafe_auth_operation_refuses_a_request_without_a_csrf
             checked += 1;
         }
     }
-    assert_eq!(checked, 2 * 21, "every unsafe /auth/ operation was tried");
+    assert_eq!(checked, 2 * 26, "every unsafe /auth/ operation was tried");
     // Nothing was done: the session is live.
     assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
 }

@@ -136,6 +136,9 @@ pub(super) fn duplicate(field: UniqueField) -> FieldErrors {
     match field {
         UniqueField::Email => FieldErrors::one("email", "user with this email already exists."),
         UniqueField::Name => FieldErrors::one("name", "user with this name already exists."),
+        UniqueField::PasskeyCredential => {
+            FieldErrors::one("credential", super::passkeys::ALREADY_REGISTERED)
+        }
     }
 }
 

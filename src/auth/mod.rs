@@ -16,6 +16,7 @@ pub mod legacy;
 mod login;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod password;
 mod profile;
 mod recovery;
@@ -165,6 +166,8 @@ pub struct Auth {
     devices: device::DeviceSigner,
     /// Keys of the second factor (sealed TOTP secrets, recovery-code hashes).
     mfa: mfa::MfaKeys,
+    /// The WebAuthn relying party (`None`: passkeys are off).
+    passkeys: Option<std::sync::Arc<passkeys::RelyingParty>>,
     /// Stand-in hashes for unknown accounts, following the stored kinds.
     decoys: std::sync::Arc<decoy::Decoys>,
     /// When the hash census was last taken (0: never).
@@ -227,6 +230,7 @@ impl Auth {
             legacy: None,
             devices: device::DeviceSigner::new(key_for_devices).with_leeway(leeway),
             mfa,
+            passkeys: None,
             decoys: std::sync::Arc::new(decoy::Decoys::new(key_for_decoys)),
             census_taken_at: std::sync::Arc::default(),
             clock: Clock::system(),
@@ -237,6 +241,12 @@ impl Auth {
     /// The same service sending mail as `settings` say.
     pub fn with_mail(mut self, settings: mail::MailSettings) -> Self {
         self.mail = std::sync::Arc::new(settings);
+        self
+    }
+
+    /// The same service accepting passkeys of `relying_party`.
+    pub fn with_passkeys(mut self, relying_party: passkeys::RelyingParty) -> Self {
+        self.passkeys = Some(std::sync::Arc::new(relying_party));
         self
     }
 

@@ -3,6 +3,7 @@
 pub(super) mod account;
 pub(super) mod keys;
 pub(super) mod mfa;
+pub(super) mod passkeys;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -43,6 +43,7 @@ Unsafe requests under `/auth/` need the token from `GET /auth/csrf` in `X-CSRF-T
         (name = "tokens", description = "Refresh-token rotation and verification"),
         (name = "account", description = "Password change and session management"),
         (name = "mfa", description = "Second factor: TOTP enrolment, recovery codes, the second step of a login"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): registration, the list, deletion, login with no email typed"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

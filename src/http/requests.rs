@@ -6,8 +6,10 @@
 //! ([`super::error::drf`]).
 
 mod mfa;
+mod passkeys;
 
 pub use mfa::{MfaCodeRequest, MfaLoginRequest, MfaPasswordRequest};
+pub use passkeys::{PasskeyLoginRequest, PasskeyRegisterRequest};
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

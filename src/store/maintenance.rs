@@ -16,6 +16,9 @@ pub struct Flushed {
     /// Mailed link tokens (reset, verification, email change) and sign-in
     /// challenges (the second factor's) past their expiry.
     pub challenges: u64,
+    /// Passkey ceremonies past their expiry (answers to them are refused
+    /// by their `expires_at` already).
+    pub passkey_challenges: u64,
 }
 
 /// Rows deleted per statement.
@@ -23,19 +26,21 @@ const BATCH: i64 = 1_000;
 
 /// What a flush deletes: a table, and the condition on `$1` (a cutoff time)
 /// that makes a row of it dead. Each condition is on an indexed column.
-const DEAD_ROWS: [(&str, &str); 6] = [
+const DEAD_ROWS: [(&str, &str); 7] = [
     ("sessions", "expires_at <= $1"),
     ("login_throttle", "window_start <= $1"),
     ("known_clients", "last_success_at <= $1"),
     ("legacy_tokens", "expires_at <= $1"),
     ("email_tokens", "expires_at <= $1"),
     ("mfa_challenges", "expires_at <= $1"),
+    ("passkey_challenges", "expires_at <= $1"),
 ];
 
 impl Store {
     /// Delete expired sessions (a session holds its refresh tokens), stale
     /// throttle counters (older than `throttle_window` seconds) and known
-    /// clients, and expired SimpleJWT ids, link tokens and challenges.
+    /// clients, and expired SimpleJWT ids, link tokens and challenges (the
+    /// second factor's and the passkeys').
     /// Expired tokens are refused by their `exp` claim (or their stored
     /// expiry) before anything else, so deleting their rows changes no
     /// answer.
@@ -49,6 +54,7 @@ impl Store {
             now - throttle_window,
             // Known login clients are remembered as long as device cookies live.
             now - super::KNOWN_CLIENT_MAX_AGE_SECONDS,
+            now,
             now,
             now,
             now,
@@ -86,12 +92,13 @@ impl Store {
                 .await?;
         }
         flushed?;
-        let [sessions, throttle, known, legacy, links, challenges] = deleted;
+        let [sessions, throttle, known, legacy, links, challenges, passkeys] = deleted;
         Ok(Flushed {
             sessions,
             throttle_counters: throttle + known,
             legacy_tokens: legacy,
             challenges: links + challenges,
+            passkey_challenges: passkeys,
         })
     }
 

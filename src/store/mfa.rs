@@ -23,6 +23,8 @@ pub struct MfaState {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: i64,
+    /// Registered passkeys.
+    pub passkeys: i64,
 }
 
 /// A login waiting for its second factor.
@@ -108,7 +110,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT \
                (SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL), \
-               (SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1)",
+               (SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1), \
+               (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
         )
         .bind(user_id)
         .fetch_one(&self.pool)
@@ -116,6 +119,7 @@ impl Store {
         Ok(MfaState {
             totp: row.try_get::<i64, _>(0)? > 0,
             recovery_codes_left: row.try_get(1)?,
+            passkeys: row.try_get(2)?,
         })
     }
 

@@ -23,6 +23,7 @@ mod mail;
 mod maintenance;
 mod mfa;
 mod open;
+mod passkeys;
 mod session_cache;
 mod sessions;
 mod settings;
@@ -44,6 +45,10 @@ pub use mail::{ClaimedMessage, EmailTokenRecord, NewEmailToken, NewMessage, Outb
 pub use maintenance::Flushed;
 pub use mfa::{ChallengeRecord, Finish, MfaState, NewChallenge, Proof, TotpRecord};
 pub use open::{redacted, OpenError, OpenMode};
+pub use passkeys::{
+    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeyRecord,
+    PasskeySummary,
+};
 pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
 pub use signing_keys::{NewSigningKey, SigningKeyRecord};
 pub use statements::{NewRefreshToken, NewSession, SessionUser};
@@ -93,6 +98,9 @@ pub enum UniqueField {
     Email,
     /// `users.name_key`.
     Name,
+    /// `passkeys.credential_id`: the authenticator's credential is
+    /// registered already.
+    PasskeyCredential,
 }
 
 /// What can go wrong in storage, as the layers above need to tell it apart.

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod mail;
+pub mod passkey;
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,6 @@
 // `npm run e2e` starts here: make a clean checkout runnable, then run the test.
 //
-//   node e2e/bootstrap.mjs [--target=latchkey|django] [--suite=sdk|mfa|account] [--mode=cookie]
+//   node e2e/bootstrap.mjs [--target=latchkey|django] [--suite=sdk|mfa|account|passkeys] [--mode=cookie]
 //
 // Installs the npm dependencies when node_modules is missing or older than
 // package-lock.json, builds latchkey-client (clients/js, which the SDK page
@@ -48,7 +48,9 @@ const suite = process.argv.includes("--suite=sdk")
     ? "./mfa.mjs"
     : process.argv.includes("--suite=account")
       ? "./account.mjs"
-      : process.argv.includes("--mode=cookie")
-      ? "./cookie.mjs"
-      : "./run.mjs";
+      : process.argv.includes("--suite=passkeys")
+        ? "./passkeys.mjs"
+        : process.argv.includes("--mode=cookie")
+          ? "./cookie.mjs"
+          : "./run.mjs";
 await import(suite);

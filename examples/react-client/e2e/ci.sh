@@ -4,8 +4,9 @@
 # latchkey-client's checks (clients/js/ci.sh), the seed-style page's e2e
 # (`npm run e2e`), the SDK page's multi-tab e2e (`npm run e2e:sdk`, and in the
 # SDK's cookie mode `npm run e2e:sdk:cookie`), the two-factor e2e
-# (`npm run e2e:mfa`) and the account pages' e2e through a real SMTP server
-# (`npm run e2e:account`, aiosmtpd from tests/smtp), all
+# (`npm run e2e:mfa`), the account pages' e2e through a real SMTP server
+# (`npm run e2e:account`, aiosmtpd from tests/smtp) and the passkeys e2e
+# (`npm run e2e:passkeys`, a DevTools virtual authenticator), all
 # on that one binary. The npm scripts install their packages themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +24,4 @@ npm run e2e:sdk
 npm run e2e:sdk:cookie
 npm run e2e:mfa
 npm run e2e:account
+npm run e2e:passkeys

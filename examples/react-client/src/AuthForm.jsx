@@ -1,5 +1,6 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import * as api from "./api.js";
+import { conditionalMediationAvailable, isDismissal, passkeysSupported, signInWithPasskey } from "./passkeys.js";
 
 const FORMS = {
   register: { title: "Register", submit: "Register", fields: ["name", "email", "password"], send: api.register },
@@ -23,6 +24,69 @@ export default function AuthForm({ kind, onSuccess }) {
   // After a login's `401 mfa_required`: the token, and the code being typed.
   const [mfaToken, setMfaToken] = useState(null);
   const [code, setCode] = useState("");
+  // The login form's pending conditional passkey request (autofill), if any.
+  const conditional = useRef(null);
+  // Whether the API has passkeys (the login options answered).
+  const [passkeys, setPasskeys] = useState(false);
+
+  /** Starts the conditional request: the browser offers passkeys in the email field's autofill. */
+  function offerPasskeysInAutofill(options) {
+    const controller = new AbortController();
+    conditional.current = controller;
+    signInWithPasskey({ conditional: true, signal: controller.signal, options })
+      .then(onSuccess)
+      .catch((error) => {
+        // In the background only the API's answers are worth showing; the
+        // browser's refusals (none picked, a page off the rp id) are not.
+        if (controller.signal.aborted || !(error instanceof api.ApiError)) return;
+        showError(error);
+      });
+  }
+
+  useEffect(() => {
+    if (kind !== "login" || !passkeysSupported) return undefined;
+    let stopped = false;
+    // The options route answers 404 where there are no passkeys (or no such route).
+    api
+      .passkeyLoginOptions()
+      .then(async (options) => {
+        if (stopped) return;
+        setPasskeys(true);
+        if ((await conditionalMediationAvailable()) && !stopped) offerPasskeysInAutofill(options);
+      })
+      .catch(() => {});
+    return () => {
+      stopped = true;
+      conditional.current?.abort();
+    };
+    // Once per login form.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [kind]);
+
+  function showError(error) {
+    if (error instanceof api.ApiError) {
+      setFieldErrors(error.fieldErrors);
+      setFormError(error.message);
+    } else {
+      setFormError(`Cannot reach the API at ${api.API_URL}.`);
+    }
+  }
+
+  /** "Sign in with a passkey": the browser's dialog (the autofill request is set aside). */
+  async function passkeyButton() {
+    conditional.current?.abort();
+    setBusy(true);
+    setFieldErrors({});
+    setFormError(null);
+    try {
+      onSuccess(await signInWithPasskey());
+    } catch (error) {
+      if (isDismissal(error)) setFormError("No passkey was used.");
+      else if (error instanceof DOMException) setFormError(`The browser refused the passkey: ${error.message}`);
+      else showError(error);
+      setBusy(false);
+    }
+  }
 
   async function submit(event) {
     event.preventDefault();
@@ -98,7 +162,15 @@ export default function AuthForm({ kind, onSuccess }) {
               id={id}
               name={field}
               type={field === "password" ? "password" : field === "email" ? "email" : "text"}
-              autoComplete={field === "password" ? (kind === "register" ? "new-password" : "current-password") : field}
+              autoComplete={
+                field === "password"
+                  ? kind === "register"
+                    ? "new-password"
+                    : "current-password"
+                  : kind === "login" && field === "email"
+                    ? "username webauthn"
+                    : field
+              }
               value={values[field]}
               aria-invalid={errors ? true : undefined}
               aria-describedby={errors ? `${id}-errors` : undefined}
@@ -118,6 +190,14 @@ export default function AuthForm({ kind, onSuccess }) {
       <button type="submit" disabled={busy}>
         {form.submit}
       </button>
+      {passkeys && (
+        <>
+          {" "}
+          <button type="button" onClick={passkeyButton} disabled={busy}>
+            Sign in with a passkey
+          </button>
+        </>
+      )}
     </form>
   );
 }

@@ -1,5 +1,6 @@
 import EmailSettings from "./EmailSettings.jsx";
 import Mfa from "./Mfa.jsx";
+import Passkeys from "./Passkeys.jsx";
 
 /** The signed-in view: the user as /auth/me returned it. */
 export default function Profile({ user, notice, onReload, onLogout, session, onSession, onSessionEnded }) {
@@ -18,6 +19,7 @@ export default function Profile({ user, notice, onReload, onLogout, session, onS
         <EmailSettings user={user} session={session} onSession={onSession} onSessionEnded={onSessionEnded} />
       )}
       {session && <Mfa session={session} onSession={onSession} onSessionEnded={onSessionEnded} />}
+      {session && <Passkeys session={session} onSession={onSession} onSessionEnded={onSessionEnded} />}
     </section>
   );
 }

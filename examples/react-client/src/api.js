@@ -175,3 +175,41 @@ export function changeEmail(accessToken, { email, password }) {
 export function confirmEmailChange(token) {
   return request("/auth/email/change/confirm", { method: "POST", body: { token } });
 }
+
+// ---- Passkeys (latchkey only; the Django reference has none) -------------
+// The options come in the browser's own JSON encoding, and `credential` goes
+// back as `credential.toJSON()` gives it: see passkeys.js.
+
+/** POST /auth/passkeys/register/options → `{challenge_id, publicKey}`. */
+export function passkeyRegistrationOptions(accessToken) {
+  return request("/auth/passkeys/register/options", { method: "POST", accessToken, body: {} });
+}
+
+/** POST /auth/passkeys/register → `{id, name, created_at, last_used_at}`. */
+export function registerPasskey(accessToken, { challengeId, credential, name }) {
+  return request("/auth/passkeys/register", {
+    method: "POST",
+    accessToken,
+    body: { challenge_id: challengeId, credential, name },
+  });
+}
+
+/** GET /auth/passkeys → `[{id, name, created_at, last_used_at}]`. */
+export function fetchPasskeys(accessToken) {
+  return request("/auth/passkeys", { accessToken });
+}
+
+/** DELETE /auth/passkeys/{id} → 204. */
+export function deletePasskey(accessToken, id) {
+  return request(`/auth/passkeys/${encodeURIComponent(id)}`, { method: "DELETE", accessToken });
+}
+
+/** POST /auth/passkeys/login/options → `{challenge_id, publicKey}` (no email asked). */
+export function passkeyLoginOptions() {
+  return request("/auth/passkeys/login/options", { method: "POST", body: {} });
+}
+
+/** POST /auth/passkeys/login → user + tokens, like login. */
+export function loginPasskey({ challengeId, credential }) {
+  return request("/auth/passkeys/login", { method: "POST", body: { challenge_id: challengeId, credential } });
+}

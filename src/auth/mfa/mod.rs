@@ -94,7 +94,7 @@ pub struct MfaStatus {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: i64,
-    /// Registered passkeys (none exist yet: always 0).
+    /// Registered passkeys (they log in without a second step).
     pub passkeys: i64,
 }
 
@@ -405,7 +405,7 @@ impl Auth {
         Ok(MfaStatus {
             totp: state.totp,
             recovery_codes_left: state.recovery_codes_left,
-            passkeys: 0,
+            passkeys: state.passkeys,
         })
     }
 

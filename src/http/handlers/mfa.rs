@@ -46,7 +46,7 @@ pub(in crate::http) struct MfaStatusBody {
     totp: bool,
     /// Unused recovery codes.
     recovery_codes_left: i64,
-    /// Registered passkeys (always 0: passkeys do not exist yet).
+    /// Registered passkeys.
     passkeys: i64,
 }
 
