@@ -32,7 +32,8 @@ import {
 import { tokenTimes } from "./jwt.js";
 import { localLocks, withLock, type Locks } from "./lock.js";
 import { clockOffsetMs, delayUntilDue, isDue } from "./schedule.js";
-import { passkeysApi, type PasskeyLoginOptions, type PasskeyRoute, type Passkeys, type WebAuthn } from "./passkeys.js";
+import { passkeysApi, type PasskeyLoginOptions, type Passkeys, type WebAuthn } from "./passkeys.js";
+import { routePath } from "./route.js";
 import {
   COOKIE_STORAGE_KEY,
   localStorageStore,
@@ -44,6 +45,7 @@ import {
 } from "./storage.js";
 import type {
   Route,
+  RoutePath,
   EmailChangeRequest,
   EmailTokenRequest,
   LoginRequest,
@@ -150,8 +152,8 @@ export interface SessionState {
   reason: SignOutReason | null;
 }
 
-/** A route of the served document (so a route the server dropped fails to compile), or a passkey route. */
-type Path = Route | `/auth/sessions/${string}` | PasskeyRoute;
+/** A route of the served document (so a route the server dropped fails to compile); see `RoutePath`. */
+type Path = RoutePath;
 
 /** What the tabs tell each other; the cookie mode's carry the session itself (`seq` orders them). */
 type Message =
@@ -899,7 +901,7 @@ export class LatchkeyClient {
   /** `DELETE /auth/sessions/{id}`: ends one of the user's sessions (this one: a logout). */
   async endSession(id: string): Promise<void> {
     const current = (await this.sessions()).find((s) => s.id === id)?.current === true;
-    await this.call(`/auth/sessions/${encodeURIComponent(id)}`, { method: "DELETE", auth: true });
+    await this.call(routePath("/auth/sessions/{id}", { id }), { method: "DELETE", auth: true });
     if (current) this.end("logout");
   }
 

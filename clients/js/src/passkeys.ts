@@ -1,12 +1,9 @@
 // Passkeys (WebAuthn), per CONTRACT.md "Passkeys": register one while
 // signed in, list and remove them, and sign in with one.
 //
-// HAND-WRITTEN TYPES, UNTIL THE OPENAPI DOCUMENT CARRIES THEM. The server
-// this was written against does not serve the passkey routes yet, so
-// openapi.ts has no types for them; the ones below follow the contract's
-// text. When latchkey's document carries the routes, replace every type in
-// the "until the OpenAPI document carries them" block with its generated
-// counterpart (as types.ts does for the other routes) and delete the block.
+// The request and response bodies are openapi.ts's (named in types.ts), and
+// every request names a route of the served document (`RoutePath`), so a
+// passkey route or field the server drops fails to compile.
 //
 // The options travel in the WebAuthn JSON encoding: the browser's
 // `PublicKeyCredential.parseCreationOptionsFromJSON` /
@@ -15,51 +12,42 @@
 // as `credential.toJSON()`.
 
 import { LatchkeyError } from "./errors.js";
+import { routePath } from "./route.js";
 import type { User } from "./storage.js";
+import type { Passkey, PasskeyLoginRequest, PasskeyOptionsBody, PasskeyRegisterRequest, RoutePath } from "./types.js";
 
-// --- until the OpenAPI document carries them ------------------------------
+// --- refinements of the document's "any JSON" fields -----------------------
+//
+// The document gives `PasskeyOptionsBody.publicKey` and the requests'
+// `credential` no schema (they are WebAuthn's JSON encoding, which the
+// server takes from webauthn-rs). The types below narrow just those fields
+// to WebAuthn Level 3's JSON types; everything else stays the generated type.
 
-/** The passkey routes (not in `Route`, the served document's, yet). */
-export type PasskeyRoute =
-  | "/auth/passkeys/register/options"
-  | "/auth/passkeys/register"
-  | "/auth/passkeys"
-  | `/auth/passkeys/${string}`
-  | "/auth/passkeys/login/options"
-  | "/auth/passkeys/login";
+/** `PublicKeyCredentialCreationOptionsJSON` (WebAuthn Level 3; TypeScript's DOM lib): `publicKey` of the registration options. */
+export type PasskeyCreationOptionsJSON = PublicKeyCredentialCreationOptionsJSON;
+/** `PublicKeyCredentialRequestOptionsJSON` (WebAuthn Level 3; TypeScript's DOM lib): `publicKey` of the login options. */
+export type PasskeyRequestOptionsJSON = PublicKeyCredentialRequestOptionsJSON;
+/** A ceremony's options (`PasskeyOptionsBody`) with `publicKey` narrowed to `Options`. */
+export type PasskeyOptions<Options> = Omit<PasskeyOptionsBody, "publicKey"> & { publicKey: Options };
 
-/** `POST /auth/passkeys/register/options` and `/auth/passkeys/login/options` → 200. */
-export interface PasskeyOptionsBody<Options> {
-  challenge_id: string;
-  /** The WebAuthn JSON encoding of the options. */
-  publicKey: Options;
-}
-/** `PublicKeyCredentialCreationOptionsJSON` (WebAuthn Level 3), as latchkey sends it. */
-export type PasskeyCreationOptionsJSON = Record<string, unknown> & { challenge: string };
-/** `PublicKeyCredentialRequestOptionsJSON` (WebAuthn Level 3), as latchkey sends it. */
-export type PasskeyRequestOptionsJSON = Record<string, unknown> & { challenge: string };
-/** `credential.toJSON()`: a `RegistrationResponseJSON` or an `AuthenticationResponseJSON`. */
-export type PasskeyCredentialJSON = Record<string, unknown> & { id: string; type: string };
-/** `POST /auth/passkeys/register`'s body. */
-export interface PasskeyRegisterRequest {
-  challenge_id: string;
-  credential: PasskeyCredentialJSON;
-  name: string;
-}
-/** `POST /auth/passkeys/login`'s body. */
-export interface PasskeyLoginRequest {
-  challenge_id: string;
-  credential: PasskeyCredentialJSON;
-}
-/** `POST /auth/passkeys/register` → 201, and each item of `GET /auth/passkeys`. */
-export interface Passkey {
+/**
+ * `credential.toJSON()` (WebAuthn Level 3 `RegistrationResponseJSON` /
+ * `AuthenticationResponseJSON`; TypeScript's DOM lib types it `any`): the
+ * `credential` of `PasskeyRegisterRequest` and `PasskeyLoginRequest`.
+ */
+export interface PasskeyCredentialJSON {
+  /** The credential id, base64url. */
   id: string;
-  name: string;
-  /** RFC 3339 UTC. */
-  created_at: string;
+  /** The same id, base64url. */
+  rawId: string;
+  type: "public-key";
+  /** `clientDataJSON` and, base64url: `attestationObject` (registration) or `authenticatorData`, `signature`, `userHandle` (login). */
+  response: { clientDataJSON: string } & Record<string, unknown>;
+  authenticatorAttachment?: string | null;
+  clientExtensionResults?: Record<string, unknown>;
 }
 
-// --- end of the hand-written block -----------------------------------------
+// --- end of the refinements -------------------------------------------------
 
 /** The browser pieces used (so tests, and non-browser hosts, can pass their own). */
 export interface WebAuthn {
@@ -89,7 +77,7 @@ export interface Passkeys {
 /** What passkeys.ts needs of the client. */
 export interface PasskeyHost {
   call(
-    path: PasskeyRoute,
+    path: RoutePath,
     options: { method?: string; body?: unknown; auth?: boolean },
   ): Promise<{ body: unknown; receivedAt: number }>;
   signedIn(body: unknown, receivedAt: number): User;
@@ -103,21 +91,30 @@ function bad(path: string): LatchkeyError {
   return new LatchkeyError(0, "bad_response", `Unexpected answer from ${path}.`);
 }
 
-function optionsOf<O>(body: unknown, path: string): PasskeyOptionsBody<O & { challenge: string }> {
+/** The options, checked as far as the client reads them; the browser's parser checks the rest of `publicKey`. */
+function optionsOf<O extends { challenge: string }>(body: unknown, path: RoutePath): PasskeyOptions<O> {
   if (
     isObject(body) &&
     typeof body.challenge_id === "string" &&
     isObject(body.publicKey) &&
     typeof body.publicKey.challenge === "string"
   ) {
-    return body as unknown as PasskeyOptionsBody<O & { challenge: string }>;
+    return { challenge_id: body.challenge_id, publicKey: body.publicKey as unknown as O };
   }
   throw bad(path);
 }
 
-function passkeyOf(value: unknown, path: string): Passkey {
-  if (isObject(value) && typeof value.id === "string" && typeof value.name === "string" && typeof value.created_at === "string") {
-    return { id: value.id, name: value.name, created_at: value.created_at };
+function passkeyOf(value: unknown, path: RoutePath): Passkey {
+  if (
+    isObject(value) &&
+    typeof value.id === "string" &&
+    typeof value.name === "string" &&
+    typeof value.created_at === "string" &&
+    (value.last_used_at === undefined || value.last_used_at === null || typeof value.last_used_at === "string")
+  ) {
+    const passkey: Passkey = { id: value.id, name: value.name, created_at: value.created_at };
+    if (value.last_used_at !== undefined) passkey.last_used_at = value.last_used_at;
+    return passkey;
   }
   throw bad(path);
 }
@@ -125,10 +122,17 @@ function passkeyOf(value: unknown, path: string): Passkey {
 /** `credential.toJSON()`, or the client's `passkey_cancelled` when the user closed the prompt (or nothing came back). */
 function credentialJson(credential: Credential | null): PasskeyCredentialJSON {
   const json = (credential as (Credential & { toJSON?: () => unknown }) | null)?.toJSON?.();
-  if (!isObject(json) || typeof json.id !== "string" || typeof json.type !== "string") {
+  if (
+    !isObject(json) ||
+    typeof json.id !== "string" ||
+    typeof json.rawId !== "string" ||
+    json.type !== "public-key" ||
+    !isObject(json.response) ||
+    typeof json.response.clientDataJSON !== "string"
+  ) {
     throw new LatchkeyError(0, "passkey_cancelled", "No passkey was chosen.");
   }
-  return json as PasskeyCredentialJSON;
+  return json as unknown as PasskeyCredentialJSON;
 }
 
 /** The browser's refusal (NotAllowedError: cancelled or timed out; others) as a typed error. */
@@ -172,7 +176,7 @@ export function passkeysApi(host: PasskeyHost, webauthn?: WebAuthn): Passkeys {
       } catch (error) {
         throw browserError(error);
       }
-      const body: PasskeyRegisterRequest = { challenge_id: options.challenge_id, credential: credentialJson(credential), name };
+      const body: PasskeyRegisterRequest & { credential: PasskeyCredentialJSON } = { challenge_id: options.challenge_id, credential: credentialJson(credential), name };
       const answer = await host.call("/auth/passkeys/register", { method: "POST", body, auth: true });
       return passkeyOf(answer.body, "/auth/passkeys/register");
     },
@@ -182,7 +186,7 @@ export function passkeysApi(host: PasskeyHost, webauthn?: WebAuthn): Passkeys {
       return body.map((p) => passkeyOf(p, "/auth/passkeys"));
     },
     async remove(id) {
-      await host.call(`/auth/passkeys/${encodeURIComponent(id)}`, { method: "DELETE", auth: true });
+      await host.call(routePath("/auth/passkeys/{id}", { id }), { method: "DELETE", auth: true });
     },
     async login({ mediation, signal } = {}) {
       const web = browser();
@@ -200,7 +204,7 @@ export function passkeysApi(host: PasskeyHost, webauthn?: WebAuthn): Passkeys {
       } catch (error) {
         throw browserError(error);
       }
-      const body: PasskeyLoginRequest = { challenge_id: options.challenge_id, credential: credentialJson(credential) };
+      const body: PasskeyLoginRequest & { credential: PasskeyCredentialJSON } = { challenge_id: options.challenge_id, credential: credentialJson(credential) };
       const { body: answer, receivedAt } = await host.call("/auth/passkeys/login", { method: "POST", body });
       return host.signedIn(answer, receivedAt);
     },

@@ -8,8 +8,27 @@ import type { components, paths } from "./openapi.js";
 type Schemas = components["schemas"];
 type JsonOf<T> = T extends { content: { "application/json": infer B } } ? B : never;
 
-/** A route of the served document, e.g. `"/auth/login"`. */
+/** A route of the served document, e.g. `"/auth/login"` or `"/auth/passkeys/{id}"`. */
 export type Route = keyof paths;
+
+/** The names of a route's `{...}` parameters: `"id"` for `"/auth/passkeys/{id}"`. */
+export type RouteParams<R extends string> = R extends `${string}{${infer N}}${infer Rest}` ? N | RouteParams<Rest> : never;
+
+/** A route with `{...}` parameters, e.g. `"/auth/sessions/{id}"`. */
+export type ParamRoute = { [R in Route]: RouteParams<R> extends never ? never : R }[Route];
+
+declare const filled: unique symbol;
+/** A `ParamRoute` with its parameters filled in, as `routePath` makes it (only it can). */
+export type FilledRoute<R extends ParamRoute = ParamRoute> = string & { readonly [filled]: R };
+
+/**
+ * What a request may be sent to: a route of the served document without
+ * parameters, as written (`"/auth/passkeys/login"`), or one with parameters
+ * filled in by `routePath`. Both name a key of `paths`, so a route the
+ * server drops fails to compile (a template such as
+ * `` `/auth/passkeys/${string}` `` would let its siblings through).
+ */
+export type RoutePath = Exclude<Route, ParamRoute> | FilledRoute;
 
 /** The JSON body of `method path`'s answer with `status`. */
 export type ResponseBody<
@@ -46,6 +65,10 @@ export type PasswordResetRequest = RequestBody<"/auth/password/reset", "post">;
 export type ResetConfirmRequest = RequestBody<"/auth/password/reset/confirm", "post">;
 export type EmailTokenRequest = RequestBody<"/auth/email/verify", "post">;
 export type EmailChangeRequest = RequestBody<"/auth/email/change", "post">;
+export type PasskeyOptionsBody = ResponseBody<"/auth/passkeys/login/options", "post", 200>;
+export type PasskeyRegisterRequest = RequestBody<"/auth/passkeys/register", "post">;
+export type PasskeyLoginRequest = RequestBody<"/auth/passkeys/login", "post">;
+export type Passkey = ResponseBody<"/auth/passkeys/register", "post", 201>;
 export type DetailBody = Schemas["DetailBody"];
 export type ErrorBody = Schemas["Error"];
 export type FieldErrorsBody = Schemas["FieldErrors"];

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createClient, type LatchkeyClient } from "../src/client.js";
 import { isMfaRequired, LatchkeyError, MfaRequiredError } from "../src/errors.js";
 import { localLocks } from "../src/lock.js";
-import type { WebAuthn } from "../src/passkeys.js";
+import type { PasskeyCreationOptionsJSON, PasskeyCredentialJSON, WebAuthn } from "../src/passkeys.js";
 import { Bus, FakeLatchkey, jwt, SharedStorage } from "./fakes.js";
 
 const BASE = "http://api.test";
@@ -235,12 +235,26 @@ function fakeWebAuthn(json: unknown, fail?: Error) {
 }
 
 describe("passkeys (fake navigator.credentials)", () => {
-  const credentialJson = { id: "cred-1", rawId: "cred-1", type: "public-key", response: { clientDataJSON: "e30" } };
+  const credentialJson: PasskeyCredentialJSON = { id: "cred-1", rawId: "cred-1", type: "public-key", response: { clientDataJSON: "e30" } };
+  // What latchkey sends (see test-server/passkeys.test.ts for the real one's login options).
+  const creationOptions: PasskeyCreationOptionsJSON = {
+    challenge: "Y2g",
+    rp: { id: "localhost", name: "latchkey" },
+    user: { id: "dXNlcg", name: "ada@example.com", displayName: "ada" },
+    pubKeyCredParams: [{ type: "public-key", alg: -7 }],
+    authenticatorSelection: { residentKey: "required", userVerification: "required" },
+  };
   const passkeyServer = () =>
     serverWith({
-      "POST /auth/passkeys/register/options": () => ({ status: 200, body: { challenge_id: "ch-r", publicKey: { challenge: "Y2g", rp: { id: "localhost" } } } }),
-      "POST /auth/passkeys/register": (b) => ({ status: 201, body: { id: "pk-1", name: b.name, created_at: "2026-12-01T12:00:00Z" } }),
-      "GET /auth/passkeys": () => ({ status: 200, body: [{ id: "pk-1", name: "laptop", created_at: "2026-12-01T12:00:00Z" }] }),
+      "POST /auth/passkeys/register/options": () => ({ status: 200, body: { challenge_id: "ch-r", publicKey: creationOptions } }),
+      "POST /auth/passkeys/register": (b) => ({ status: 201, body: { id: "pk-1", name: b.name, created_at: "2026-12-01T12:00:00Z", last_used_at: null } }),
+      "GET /auth/passkeys": () => ({
+        status: 200,
+        body: [
+          { id: "pk-1", name: "laptop", created_at: "2026-12-01T12:00:00Z", last_used_at: "2026-12-01T13:00:00Z" },
+          { id: "pk-2", name: "phone", created_at: "2026-12-01T12:30:00Z" },
+        ],
+      }),
       "DELETE /auth/passkeys/pk-1": () => ({ status: 204 }),
       "POST /auth/passkeys/login/options": () => ({ status: 200, body: { challenge_id: "ch-l", publicKey: { challenge: "bG9n" } } }),
       "POST /auth/passkeys/login": (b) =>
@@ -252,14 +266,17 @@ describe("passkeys (fake navigator.credentials)", () => {
     const { webauthn, seen } = fakeWebAuthn(credentialJson);
     const [tab] = tabs(1, server.fetch, webauthn);
     await tab!.login({ email: "ada@example.com", password: "right" });
-    expect(await tab!.passkeys.register("laptop")).toEqual({ id: "pk-1", name: "laptop", created_at: "2026-12-01T12:00:00Z" });
-    expect(seen.created).toEqual({ publicKey: { parsed: "creation", challenge: "Y2g", rp: { id: "localhost" } } });
+    expect(await tab!.passkeys.register("laptop")).toEqual({ id: "pk-1", name: "laptop", created_at: "2026-12-01T12:00:00Z", last_used_at: null });
+    expect(seen.created).toEqual({ publicKey: { parsed: "creation", ...creationOptions } });
     expect(server.sent.find((s) => s.route === "POST /auth/passkeys/register")?.body).toEqual({
       challenge_id: "ch-r",
       credential: credentialJson,
       name: "laptop",
     });
-    expect(await tab!.passkeys.list()).toEqual([{ id: "pk-1", name: "laptop", created_at: "2026-12-01T12:00:00Z" }]);
+    expect(await tab!.passkeys.list()).toEqual([
+      { id: "pk-1", name: "laptop", created_at: "2026-12-01T12:00:00Z", last_used_at: "2026-12-01T13:00:00Z" },
+      { id: "pk-2", name: "phone", created_at: "2026-12-01T12:30:00Z" },
+    ]);
     await tab!.passkeys.remove("pk-1");
     expect(server.sent.filter((s) => s.route.includes("/auth/passkeys") && !s.route.includes("login")).every((s) => s.authorization?.startsWith("Bearer "))).toBe(true);
   });
