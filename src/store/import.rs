@@ -319,17 +319,8 @@ impl Store {
     /// Start an import. Nothing is visible to other connections until
     /// [`ImportTransaction::commit`].
     pub async fn begin_import(&self) -> Result<ImportTransaction, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        if self.backend == Backend::Sqlite {
-            // Take SQLite's write lock at once (any write statement does, even
-            // one that changes nothing): a transaction that reads first could
-            // not upgrade its snapshot once a serving instance wrote meanwhile.
-            sqlx::query(
-                "UPDATE django_imported_users SET imported_at = imported_at WHERE user_id < 0",
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
+        // The write lock is taken at once: an import reads before it writes.
+        let tx = self.begin_write().await?;
         Ok(ImportTransaction {
             tx,
             backend: self.backend,

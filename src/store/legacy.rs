@@ -101,7 +101,7 @@ impl Store {
         session: &NewSession<'_>,
         first: &NewRefreshToken<'_>,
     ) -> Result<LegacyRedemption, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let recorded =
             insert_legacy_token(jti, REDEEMED, Some(session.id), session.now, expires_at)
                 .execute(&mut *tx)

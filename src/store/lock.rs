@@ -67,3 +67,45 @@ impl ServeLock {
         Ok(Some(Self { _file: file }))
     }
 }
+
+/// An exclusive `flock` on `<database file>.migrate.lock` while migrations
+/// run on a SQLite file (sqlx's migrator takes no lock there), so stores
+/// opening one fresh file at once — two processes, or two in one process —
+/// take turns instead of both applying a migration.
+#[derive(Debug)]
+pub(super) struct MigrationLock {
+    _file: std::fs::File,
+}
+
+impl MigrationLock {
+    /// Wait for the migration lock of SQLite `url`; `Ok(None)` for an
+    /// in-memory database.
+    pub(super) async fn acquire(url: &str) -> Result<Option<Self>, super::StoreError> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| super::StoreError::Other(e.to_string()))?;
+        let mut path = PathBuf::from(options.get_filename()).into_os_string();
+        path.push(".migrate.lock");
+        let path = PathBuf::from(path);
+        let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)?;
+            // SAFETY: flock on a descriptor we own, kept open by `file`.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(file)
+        })
+        .await
+        .map_err(|e| super::StoreError::Other(e.to_string()))?
+        .map_err(|e| super::StoreError::Other(format!("migration lock: {e}")))?;
+        Ok(Some(Self { _file: locked }))
+    }
+}

@@ -184,7 +184,7 @@ impl Store {
         tokens: &[NewEmailToken<'_>],
         messages: &[NewMessage<'_>],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         for token in tokens {
             insert_token(token, token.user_id).execute(&mut *tx).await?;
         }
@@ -202,7 +202,7 @@ impl Store {
     /// nothing: what a password reset for an unknown address costs, so it
     /// takes as long as one for a real account.
     pub async fn queue_nothing(&self, token_hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM email_tokens WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&mut *tx)
@@ -224,7 +224,7 @@ impl Store {
         token: &NewEmailToken<'_>,
         message: &NewMessage<'_>,
     ) -> Result<UserRecord, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let created = user_from_row(&insert_user(user).fetch_one(&mut *tx).await?)?;
         if let Some((session, first)) = session {
             let session = NewSession {
@@ -281,7 +281,7 @@ impl Store {
         now: i64,
         notice: &NewMessage<'_>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(user_id) = consume_token(&mut tx, hash, "password_reset", now).await? else {
             return Ok(None);
         };
@@ -309,7 +309,7 @@ impl Store {
     /// the address is still its user's; false for an unknown, used or
     /// expired token (or an address changed since).
     pub async fn verify_email(&self, hash: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE email_tokens SET used_at = $2 \
              WHERE token_hash = $1 AND purpose = 'verify_email' AND used_at IS NULL AND expires_at > $2 \
@@ -350,7 +350,7 @@ impl Store {
         (email, email_key): (&str, &str),
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         if consume_token(&mut tx, hash, "change_email", now).await? != Some(user_id) {
             return Ok(false);
         }
@@ -399,7 +399,7 @@ impl Store {
         name: &str,
         name_key: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query("UPDATE users SET name = $1, name_key = $2 WHERE id = $3")
             .bind(name)
             .bind(name_key)
@@ -418,7 +418,7 @@ impl Store {
     /// in one transaction, freeing the email and name. The number of live
     /// sessions ended, or `None` for an unknown id.
     pub async fn delete_user(&self, id: i64, now: i64) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
         )
@@ -491,7 +491,7 @@ impl Store {
             Backend::Postgres => CLAIM_POSTGRES,
             Backend::Sqlite => CLAIM_SQLITE,
         };
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(statement)
             .bind(now)
             .bind(lease_until)

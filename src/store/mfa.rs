@@ -159,7 +159,7 @@ impl Store {
         keep: &str,
         notice: &super::NewMessage<'_>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let confirmed = sqlx::query(
             "UPDATE mfa_totp SET confirmed_at = $1, last_step = $2 \
              WHERE user_id = $3 AND confirmed_at IS NULL",
@@ -198,7 +198,7 @@ impl Store {
         keep: Option<&str>,
         notice: Option<&super::NewMessage<'_>>,
     ) -> Result<(bool, u64), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let removed = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -236,7 +236,7 @@ impl Store {
         user_id: i64,
         code_hashes: &[String],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let enabled =
             sqlx::query("SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL")
                 .bind(user_id)
@@ -259,7 +259,7 @@ impl Store {
         challenge: &NewChallenge<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
             .bind(now)
             .execute(&mut *tx)
@@ -315,7 +315,7 @@ impl Store {
         token_hash: &str,
         max_failures: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&mut *tx)
@@ -338,7 +338,7 @@ impl Store {
         now: i64,
         max_failures: i64,
     ) -> Result<Finish, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let accepted = match proof {
             Proof::TotpStep(step) => sqlx::query(
                 "UPDATE mfa_totp SET last_step = $1 \

@@ -266,16 +266,41 @@ impl Store {
     }
 
     /// Apply the embedded migrations that have not run yet. On PostgreSQL the
-    /// migrator holds an advisory lock, so instances starting together take turns.
+    /// migrator holds an advisory lock, so instances starting together take
+    /// turns; on SQLite (where sqlx takes no lock) an exclusive `flock` on
+    /// `<database file>.migrate.lock` does the same, so two processes opening
+    /// a fresh file at once do not both apply one migration.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        let _turn = match self.backend {
+            Backend::Sqlite => {
+                let url = self.writer.connect_options().database_url.to_string();
+                lock::MigrationLock::acquire(&url).await?
+            }
+            Backend::Postgres => None,
+        };
         migrator.run(&self.writer).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
             other => StoreError::Other(other.to_string()),
         })
+    }
+
+    /// A transaction on the writer. On SQLite it begins `IMMEDIATE`, taking
+    /// the write lock at once (waiting out `busy_timeout` for another
+    /// process's writer): a deferred transaction that reads first fails at
+    /// once with `SQLITE_BUSY`, no wait, when it then writes after another
+    /// process (an admin command, a second instance sharing the file)
+    /// committed in between.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
     }
 
     /// Succeeds when the database answers a read and commits a write (one

@@ -130,7 +130,7 @@ impl Store {
         challenge: &NewPasskeyChallenge<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM passkey_challenges WHERE expires_at <= $1")
             .bind(now)
             .execute(&mut *tx)
@@ -298,7 +298,7 @@ impl Store {
         id: &str,
         keep_last: bool,
     ) -> Result<PasskeyDeletion, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Lock the user's passkeys (their handle row) first, so two
         // deletions cannot each see the other's passkey and both go ahead.
         sqlx::query("UPDATE passkey_users SET user_handle = user_handle WHERE user_id = $1")

@@ -66,7 +66,7 @@ impl Store {
         first: &NewRefreshToken<'_>,
         client_key: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_session(s, first).execute(&mut *tx).await?;
         super::throttle::remember_client(s.user_id, client_key, s.now)
             .execute(&mut *tx)
@@ -282,7 +282,7 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let revoked = revoke_all_of(&mut tx, user_id, now, reason, None).await?;
         tx.commit().await?;
         self.forget_cached_sessions(revoked);

@@ -128,7 +128,7 @@ impl Store {
         new_next: &NewSigningKey<'_>,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let next: Option<String> =
             sqlx::query("SELECT kid FROM signing_keys WHERE algorithm = $1 AND state = 'next'")
                 .bind(new_next.algorithm)
@@ -171,7 +171,7 @@ impl Store {
         new_next: &NewSigningKey<'_>,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let state: Option<String> =
             sqlx::query("SELECT state FROM signing_keys WHERE kid = $1 AND algorithm = $2")
                 .bind(kid)
@@ -215,7 +215,7 @@ impl Store {
         &self,
         key: &NewSigningKey<'_>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let known = sqlx::query("SELECT 1 FROM signing_keys WHERE kid = $1")
             .bind(key.kid)
             .fetch_optional(&mut *tx)

@@ -110,7 +110,7 @@ impl Store {
         // autocommit `INSERT ... RETURNING` only when the statement is
         // stepped to its end, and a failure there (a full disk) would be lost
         // behind the row already returned.
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = insert_user(user).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(user_from_row(&row)?)
@@ -127,7 +127,7 @@ impl Store {
         session: &NewSession<'_>,
         first: &NewRefreshToken<'_>,
     ) -> Result<UserRecord, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let created = user_from_row(&insert_user(user).fetch_one(&mut *tx).await?)?;
         let session = NewSession {
             user_id: created.id,
@@ -239,7 +239,7 @@ impl Store {
         active: bool,
         now: i64,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
             .bind(i64::from(active))
             .bind(id)
@@ -266,7 +266,7 @@ impl Store {
         now: i64,
         keep: Option<&str>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
