@@ -41,7 +41,12 @@ async fn server() -> TestServer {
     TestServer::start_with(|c| c.session_cache_millis = 0).await
 }
 
-#[tokio::test]
+// The tests here wait for child `latchkey` commands synchronously: on a
+// multi-threaded runtime the in-process servers keep serving meanwhile (on
+// a current-thread one, a server's write transaction caught open would hold
+// SQLite's write lock until the command gave up with `database is locked`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
     let s = server().await;
     let (ok, out, err) = latchkey(
@@ -65,7 +70,7 @@ async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_create_applies_the_apis_rules() {
     let s = server().await;
     s.register("taken", "taken@example.com").await;
@@ -106,7 +111,7 @@ async fn user_create_applies_the_apis_rules() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_is_never_accepted_as_an_argument() {
     let s = server().await;
     // A valid password on standard input too: were `--password` accepted,
@@ -133,7 +138,7 @@ async fn the_password_is_never_accepted_as_an_argument() {
     assert!(!listed.contains("a@example.com"), "{listed}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_list_shows_every_user_with_state_and_sessions() {
     let s = server().await;
     s.register("alice", "alice@example.com").await;
@@ -152,7 +157,7 @@ async fn user_list_shows_every_user_with_state_and_sessions() {
     assert!(out.contains("2 users"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
     let s = server().await;
     let user = s.register("carol", "carol@example.com").await;
@@ -207,7 +212,7 @@ async fn a_deactivated_user_cannot_log_in_or_refresh_and_their_sessions_end() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_password_replaces_the_password_and_ends_every_session() {
     let s = server().await;
     let user = s.register("dave", "dave@example.com").await;
@@ -236,7 +241,7 @@ async fn set_password_replaces_the_password_and_ends_every_session() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_revoke_ends_every_session_of_one_user_only() {
     let s = server().await;
     let erin = s.register("erin", "erin@example.com").await;
@@ -276,7 +281,7 @@ async fn sessions_revoke_ends_every_session_of_one_user_only() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_by_the_cli_reaches_a_caching_server_within_a_second() {
     let s = TestServer::start().await; // default 500 ms session cache
     let user = s.register("gina", "gina@example.com").await;
@@ -295,7 +300,7 @@ async fn a_revocation_by_the_cli_reaches_a_caching_server_within_a_second() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digits_that_are_one_users_id_and_another_users_name_are_refused() {
     let s = server().await;
     let first = s.register("ada", "ada@example.com").await;
@@ -324,7 +329,7 @@ async fn digits_that_are_one_users_id_and_another_users_name_are_refused() {
     assert!(out.contains("numbers@example.com"), "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_user_is_an_error_not_a_silent_success() {
     let s = server().await;
     for args in [
@@ -359,7 +364,7 @@ async fn locked_out() -> TestServer {
     s
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_unlock_ends_a_lockout_at_once() {
     let s = locked_out().await;
     let (ok, out, err) = latchkey(&s.database_url, &["user", "unlock", "locked"], "");
@@ -375,7 +380,7 @@ async fn user_unlock_ends_a_lockout_at_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_set_password_ends_a_lockout_too() {
     let s = locked_out().await;
     let (ok, out, err) = latchkey(
@@ -390,7 +395,7 @@ async fn user_set_password_ends_a_lockout_too() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_name_the_database_they_opened_on_stderr() {
     let s = server().await;
     let (ok, out, err) = latchkey(&s.database_url, &["user", "list"], "");
@@ -405,7 +410,7 @@ async fn admin_commands_name_the_database_they_opened_on_stderr() {
     assert!(out.contains("1 user\n"), "singular for one: {out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_neither_migrate_nor_log_the_migrators_notices() {
     // On PostgreSQL, applying migrations logs `relation "_sqlx_migrations"
     // already exists`; admin commands only check the schema, so say nothing.

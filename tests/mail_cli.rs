@@ -32,7 +32,12 @@ fn latchkey(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, St
     )
 }
 
-#[tokio::test]
+// The tests here wait for child `latchkey` commands synchronously: on a
+// multi-threaded runtime the in-process servers keep serving meanwhile (on
+// a current-thread one, a server's write transaction caught open would hold
+// SQLite's write lock until the command gave up with `database is locked`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_create_verified_marks_the_address_verified() {
     let s = TestServer::start().await;
     let (ok, out, err) = latchkey(
@@ -74,7 +79,7 @@ async fn user_create_verified_marks_the_address_verified() {
     assert_eq!(me["email_verified"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_list_shows_waiting_messages_without_bodies_and_retry_and_drop_act_on_one() {
     // An SMTP server that is down: messages wait in the outbox.
     let Some(mut smtp) = SmtpServer::start().await else {

@@ -7,7 +7,12 @@ use common::{tokens, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
-#[tokio::test]
+// The tests here wait for child `latchkey` commands synchronously: on a
+// multi-threaded runtime the in-process servers keep serving meanwhile (on
+// a current-thread one, a server's write transaction caught open would hold
+// SQLite's write lock until the command gave up with `database is locked`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(&dir).await;
@@ -70,7 +75,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 0 expired sessions, "));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_expired_removes_expired_passkey_challenges_only() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(&dir).await;

@@ -116,7 +116,12 @@ async fn mfa_state(s: &TestServer, access: &str) -> Value {
     json_of(s.get_as(access, "/auth/mfa").await, StatusCode::OK).await
 }
 
-#[tokio::test]
+// The tests here wait for child `latchkey` commands synchronously: on a
+// multi-threaded runtime the in-process servers keep serving meanwhile (on
+// a current-thread one, a server's write transaction caught open would hold
+// SQLite's write lock until the command gave up with `database is locked`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolment_is_pending_until_confirmed_with_a_code() {
     let s = server().await;
     let user = s.new_user().await;
@@ -192,7 +197,7 @@ async fn enrolment_is_pending_until_confirmed_with_a_code() {
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_login_of_an_enrolled_user_never_returns_tokens() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -220,7 +225,7 @@ async fn a_password_login_of_an_enrolled_user_never_returns_tokens() {
     assert!(body.get("mfa_token").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_totp_code_finishes_the_login_and_is_refused_when_replayed() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -253,7 +258,7 @@ async fn a_totp_code_finishes_the_login_and_is_refused_when_replayed() {
     assert_invalid_code(second_step(&s, &token, &code).await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_one_step_either_side_are_accepted_and_two_steps_away_refused() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -273,7 +278,7 @@ async fn codes_one_step_either_side_are_accepted_and_two_steps_away_refused() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_code_finishes_a_login_once() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -294,7 +299,7 @@ async fn a_recovery_code_finishes_a_login_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_code_works_once_even_when_presented_twice_at_once() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -320,7 +325,7 @@ async fn a_recovery_code_works_once_even_when_presented_twice_at_once() {
     assert_eq!((ok, refused), (1, 1), "{answers:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mfa_token_dies_after_five_wrong_codes() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -343,7 +348,7 @@ async fn the_mfa_token_dies_after_five_wrong_codes() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mfa_token_expires_after_five_minutes() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -364,7 +369,7 @@ async fn the_mfa_token_expires_after_five_minutes() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mfa_token_is_single_use_and_no_other_kind_of_token() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -391,7 +396,7 @@ async fn the_mfa_token_is_single_use_and_no_other_kind_of_token() {
     assert_error(again, StatusCode::UNAUTHORIZED, "token_not_valid").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_codes_count_against_the_accounts_login_throttle() {
     let s = server_with(|c| c.login_failures_per_account = 3).await;
     let u = enrolled(&s).await;
@@ -420,7 +425,7 @@ async fn wrong_codes_count_against_the_accounts_login_throttle() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirming_and_disabling_end_the_users_other_sessions() {
     let s = server().await;
     let user = s.new_user().await;
@@ -485,7 +490,7 @@ async fn confirming_and_disabling_end_the_users_other_sessions() {
     assert_eq!(s.login(&email, PASSWORD).await.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regenerating_recovery_codes_needs_the_password_and_kills_the_old_ones() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -523,7 +528,7 @@ async fn regenerating_recovery_codes_needs_the_password_and_kills_the_old_ones()
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_without_a_second_factor_gets_no_recovery_codes() {
     let s = server().await;
     let user = s.new_user().await;
@@ -542,7 +547,7 @@ async fn a_user_without_a_second_factor_gets_no_recovery_codes() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_stored_sealed_and_recovery_codes_only_as_hashes() {
     use sqlx::Row as _;
     let s = server().await;
@@ -585,7 +590,7 @@ async fn secrets_are_stored_sealed_and_recovery_codes_only_as_hashes() {
     pool.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_two_steps_may_land_on_different_instances() {
     let a = server().await;
     let u = enrolled(&a).await;
@@ -600,7 +605,7 @@ async fn the_two_steps_may_land_on_different_instances() {
     assert_invalid_code(second_step(&a, &token, &code).await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_enrolments_challenges_failures_and_recovery_codes() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -631,7 +636,7 @@ async fn metrics_count_enrolments_challenges_failures_and_recovery_codes() {
     assert!(!text.contains(&u.recovery[0]) && !text.contains(&u.secret));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_mfa_reset_removes_the_second_factor_and_is_logged_as_a_security_event() {
     let s = TestServer::start_with(|c| c.session_cache_millis = 0).await;
     mid_step(&s);
@@ -673,7 +678,7 @@ async fn user_mfa_reset_removes_the_second_factor_and_is_logged_as_a_security_ev
     assert!(!out.status.success());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_between_the_two_steps_voids_the_mfa_token() {
     let s = server().await;
     let u = enrolled(&s).await;
@@ -690,7 +695,7 @@ async fn a_password_change_between_the_two_steps_voids_the_mfa_token() {
     assert_error(r, StatusCode::UNAUTHORIZED, "token_not_valid").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_cookie_mode_the_second_step_sets_the_refresh_cookie_and_leaves_it_out_of_the_body() {
     let s = server_with(|c| c.refresh_cookie = true).await;
     let user = s.register("cookiemfa", "cookiemfa@example.com").await;
@@ -729,7 +734,7 @@ async fn in_cookie_mode_the_second_step_sets_the_refresh_cookie_and_leaves_it_ou
     assert!(body["tokens"].get("refresh").is_none(), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolling_and_disabling_mail_a_notice_that_holds_no_secret() {
     let s = server().await;
     let e = enrolled(&s).await;
@@ -768,7 +773,7 @@ async fn enrolling_and_disabling_mail_a_notice_that_holds_no_secret() {
     assert_eq!(common::mail::eml_to(&s.mail_dir, &e.email).len(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_reset_does_not_bypass_the_second_factor() {
     let s = server().await;
     let e = enrolled(&s).await;

@@ -33,7 +33,12 @@ fn concrete(path: &str) -> String {
         .replace("{file}", "index.css")
 }
 
-#[tokio::test]
+// The tests here wait for child `latchkey` commands synchronously: on a
+// multi-threaded runtime the in-process servers keep serving meanwhile (on
+// a current-thread one, a server's write transaction caught open would hold
+// SQLite's write lock until the command gave up with `database is locked`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
     let s = TestServer::start().await;
     let doc = openapi(&s).await;
@@ -129,7 +134,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_the_router_serves() {
     assert_eq!(documented, expected);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_unsafe_auth_operation_refuses_a_request_without_a_csrf_token() {
     let s = TestServer::start().await;
     let doc = openapi(&s).await;
@@ -173,7 +178,7 @@ async fn every_documented_unsafe_auth_operation_refuses_a_request_without_a_csrf
     assert_eq!(s.get_as(&access, "/auth/me").await.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reference_in_the_document_resolves_and_every_operation_documents_its_errors() {
     let s = TestServer::start().await;
     let doc = openapi(&s).await;
@@ -205,7 +210,7 @@ async fn every_reference_in_the_document_resolves_and_every_operation_documents_
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latchkey_openapi_prints_the_served_document() {
     let s = TestServer::start().await;
     let served = openapi(&s).await;
@@ -215,7 +220,7 @@ async fn latchkey_openapi_prints_the_served_document() {
     assert_eq!(printed, served);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_login_example_logs_in_by_email() {
     let s = TestServer::start().await;
     let doc = openapi(&s).await;
@@ -225,7 +230,7 @@ async fn the_documented_login_example_logs_in_by_email() {
     assert!(example.get("name").is_none(), "{example}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docs_page_is_html_that_loads_only_same_origin_assets() {
     let s = TestServer::start().await;
     for path in ["/docs", "/docs/"] {
@@ -290,7 +295,7 @@ async fn metrics(s: &TestServer) -> String {
     r.text().await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_logins_registrations_refreshes_reuse_and_revocations() {
     let s = TestServer::start_with(|c| c.refresh_reuse_grace_seconds = 0).await;
     let before = metrics(&s).await;
@@ -352,7 +357,7 @@ async fn metrics_count_requests_logins_registrations_refreshes_reuse_and_revocat
     assert!(after.contains("latchkey_db_pool_connections "));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_logins_and_unmatched_paths_are_counted_without_raw_paths() {
     let s = TestServer::start_with(|c| c.login_failures_per_account = 1).await;
     let user = s.new_user().await;
@@ -386,7 +391,7 @@ async fn throttled_logins_and_unmatched_paths_are_counted_without_raw_paths() {
     assert!(!page.contains(email), "no user data in metrics");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_live_on_their_own_address_only() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -426,7 +431,7 @@ async fn metrics_can_live_on_their_own_address_only() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "only metrics there");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_a_request_id_echoing_a_well_formed_one() {
     let s = TestServer::start().await;
     let r = s.client.get(s.url("/healthz")).send().await.unwrap();
@@ -460,7 +465,7 @@ async fn every_response_carries_a_request_id_echoing_a_well_formed_one() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_http_methods_do_not_grow_the_metrics() {
     let s = TestServer::start().await;
     let before = metrics(&s).await.len();

@@ -128,7 +128,12 @@ async fn me(s: &TestServer, access: &str) -> StatusCode {
     s.get_as(access, "/auth/me").await.status()
 }
 
-#[tokio::test]
+// The tests here wait for child `latchkey` commands synchronously: on a
+// multi-threaded runtime the in-process servers keep serving meanwhile (on
+// a current-thread one, a server's write transaction caught open would hold
+// SQLite's write lock until the command gave up with `database is locked`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hs256_stays_the_default_with_an_empty_jwks_and_no_kid() {
     let s = TestServer::start().await;
     assert_eq!(jwks(&s).await, json!({"keys": []}));
@@ -137,7 +142,7 @@ async fn hs256_stays_the_default_with_an_empty_jwks_and_no_kid() {
     assert_eq!(me(&s, &access).await, StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_asymmetric_algorithm_signs_tokens_that_verify_offline_with_the_published_key() {
     for algorithm in ASYMMETRIC {
         let s = server(algorithm, |_| {}).await;
@@ -174,7 +179,7 @@ async fn every_asymmetric_algorithm_signs_tokens_that_verify_offline_with_the_pu
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_not_signed_by_a_published_key_under_the_configured_algorithm_are_refused() {
     let s = server("EdDSA", |_| {}).await;
     let (access, _) = tokens(&s.new_user().await);
@@ -244,7 +249,7 @@ async fn stored_secret(database_url: &str) -> Vec<u8> {
     secret
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_signs_with_the_published_next_key_and_keeps_the_previous_until_its_tokens_expire()
 {
     let s = server("ES256", |c| {
@@ -297,7 +302,7 @@ async fn rotation_signs_with_the_published_next_key_and_keeps_the_previous_until
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_reaches_another_instance_within_its_reload_interval() {
     let a = server("EdDSA", |c| c.session_cache_millis = 200).await;
     let b = second_instance(&a, |c| {
@@ -322,7 +327,7 @@ async fn a_rotation_reaches_another_instance_within_its_reload_interval() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_is_refused_on_every_instance_within_the_session_cache_delay() {
     let a = server("EdDSA", |c| c.session_cache_millis = 200).await;
     let b = second_instance(&a, |c| {
@@ -363,7 +368,7 @@ async fn a_revoked_key_is_refused_on_every_instance_within_the_session_cache_del
     assert_eq!(kids(&jwks(&a).await).len(), 2, "a new next key was made");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_waits_for_verifiers_to_have_cached_the_next_key_unless_forced() {
     let s = server("EdDSA", |_| {}).await;
     let (ok, out) = latchkey(&s.database_url, "EdDSA", &["keys", "rotate"]);
@@ -385,7 +390,7 @@ async fn rotate_waits_for_verifiers_to_have_cached_the_next_key_unless_forced() 
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_imported_pem_key_is_published_as_next_and_signs_after_the_rotation() {
     let s = server("EdDSA", |_| {}).await;
     let der =
@@ -424,7 +429,7 @@ async fn an_imported_pem_key_is_published_as_next_and_signs_after_the_rotation()
     assert!(verifies_offline(&access, &jwks(&s).await));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuer_and_audience_are_added_when_set_and_checked_on_every_token() {
     let s = TestServer::start_with(|c| {
         c.jwt_issuer = Some("https://auth.example.com".into());
@@ -468,7 +473,7 @@ async fn issuer_and_audience_are_added_when_set_and_checked_on_every_token() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_keep_one_current_and_one_next_key() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(&dir).await;
