@@ -14,6 +14,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { appRoot, freePort, startApp, startLatchkey, stopAll } from "./servers.mjs";
+import { check, stepper } from "./steps.mjs";
 import { linkIn, startSmtp } from "./smtp.mjs";
 
 const outDir = join(appRoot, "e2e", "screenshots", "account");
@@ -24,23 +25,8 @@ const user = { name: `ada-${run}`, email: `ada-${run}@example.com` };
 const newEmail = `ada-${run}@new.example.com`;
 let browser;
 let smtp;
-let stepNumber = 0;
 
-function check(condition, what) {
-  assert.ok(condition, what);
-  console.log(`    ✓ ${what}`);
-}
-
-async function step(title, page, body) {
-  const number = String(++stepNumber).padStart(2, "0");
-  console.log(`  ${number} ${title}`);
-  try {
-    await body();
-  } finally {
-    const slug = `${number}-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-$/, "")}`;
-    await page.screenshot({ path: join(outDir, `${slug}.png`), fullPage: true }).catch(() => {});
-  }
-}
+const step = stepper(outDir);
 
 async function main() {
   rmSync(outDir, { recursive: true, force: true });

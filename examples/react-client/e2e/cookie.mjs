@@ -8,11 +8,11 @@
 // `document.cookie`, not in `localStorage` — while the session survives a
 // page reload and refreshes when the access token expires, and that logout
 // clears the cookie. Screenshots: e2e/screenshots/cookie/.
-import assert from "node:assert/strict";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { appRoot, freePort, startApp, startLatchkey, stopAll } from "./servers.mjs";
+import { check, stepper } from "./steps.mjs";
 
 const outDir = join(appRoot, "e2e", "screenshots", "cookie");
 const ACCESS_SECONDS = 3;
@@ -21,23 +21,8 @@ const run = Date.now().toString(36);
 const user = { name: `ada-${run}`, email: `ada-${run}@example.com` };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let browser;
-let stepNumber = 0;
 
-function check(condition, what) {
-  assert.ok(condition, what);
-  console.log(`    ✓ ${what}`);
-}
-
-async function step(title, page, body) {
-  const number = String(++stepNumber).padStart(2, "0");
-  console.log(`  ${number} ${title}`);
-  try {
-    await body();
-  } finally {
-    const slug = `${number}-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-$/, "")}`;
-    await page.screenshot({ path: join(outDir, `${slug}.png`), fullPage: true }).catch(() => {});
-  }
-}
+const step = stepper(outDir);
 
 async function main() {
   rmSync(outDir, { recursive: true, force: true });

@@ -8,35 +8,20 @@
 // with a code this test computes (RFC 6238, node:crypto), log out, log in:
 // the password alone asks for a code; a wrong code is refused, a right one
 // signs in. Then once more with a recovery code. Screenshots: e2e/screenshots/mfa/.
-import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { appRoot, freePort, startApp, startLatchkey, stopAll } from "./servers.mjs";
+import { check, stepper } from "./steps.mjs";
 
 const outDir = join(appRoot, "e2e", "screenshots", "mfa");
 const PASSWORD = "correct-Horse-battery-9-staple";
 const run = Date.now().toString(36);
 const user = { name: `grace-${run}`, email: `grace-${run}@example.com` };
 let browser;
-let stepNumber = 0;
 
-function check(condition, what) {
-  assert.ok(condition, what);
-  console.log(`    ✓ ${what}`);
-}
-
-async function step(title, page, body) {
-  const number = String(++stepNumber).padStart(2, "0");
-  console.log(`  ${number} ${title}`);
-  try {
-    await body();
-  } finally {
-    const slug = `${number}-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-$/, "")}`;
-    await page.screenshot({ path: join(outDir, `${slug}.png`), fullPage: true }).catch(() => {});
-  }
-}
+const step = stepper(outDir);
 
 /** RFC 4648 base32 decoded. */
 function base32(text) {

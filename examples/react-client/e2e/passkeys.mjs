@@ -14,34 +14,19 @@
 // parseRequestOptionsFromJSON and credential.toJSON(). The app is served on
 // `localhost` (an IP address cannot be a relying party id).
 // Screenshots: e2e/screenshots/passkeys/.
-import assert from "node:assert/strict";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { appRoot, freePort, startApp, startLatchkey, stopAll } from "./servers.mjs";
+import { check, stepper } from "./steps.mjs";
 
 const outDir = join(appRoot, "e2e", "screenshots", "passkeys");
 const PASSWORD = "correct-Horse-battery-9-staple";
 const run = Date.now().toString(36);
 const user = { name: `ada-${run}`, email: `ada-${run}@example.com` };
 let browser;
-let stepNumber = 0;
 
-function check(condition, what) {
-  assert.ok(condition, what);
-  console.log(`    ✓ ${what}`);
-}
-
-async function step(title, page, body) {
-  const number = String(++stepNumber).padStart(2, "0");
-  console.log(`  ${number} ${title}`);
-  try {
-    await body();
-  } finally {
-    const slug = `${number}-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-$/, "")}`;
-    await page.screenshot({ path: join(outDir, `${slug}.png`), fullPage: true }).catch(() => {});
-  }
-}
+const step = stepper(outDir);
 
 /** Every navigator.credentials call of the page, recorded before the app runs. */
 function recordWebAuthnCalls() {
