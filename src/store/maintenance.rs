@@ -24,18 +24,6 @@ pub struct Flushed {
 /// Rows deleted per statement.
 const BATCH: i64 = 1_000;
 
-/// What a flush deletes: a table, and the condition on `$1` (a cutoff time)
-/// that makes a row of it dead. Each condition is on an indexed column.
-const DEAD_ROWS: [(&str, &str); 7] = [
-    ("sessions", "expires_at <= $1"),
-    ("login_throttle", "window_start <= $1"),
-    ("known_clients", "last_success_at <= $1"),
-    ("legacy_tokens", "expires_at <= $1"),
-    ("email_tokens", "expires_at <= $1"),
-    ("mfa_challenges", "expires_at <= $1"),
-    ("passkey_challenges", "expires_at <= $1"),
-];
-
 impl Store {
     /// Delete expired sessions (a session holds its refresh tokens), stale
     /// throttle counters (older than `throttle_window` seconds) and known
@@ -49,15 +37,25 @@ impl Store {
         now: i64,
         throttle_window: i64,
     ) -> Result<Flushed, StoreError> {
-        let cutoffs = [
-            now,
-            now - throttle_window,
+        // What a flush deletes: a table, the condition on `$1` that makes a
+        // row of it dead (each on an indexed column), and `$1`.
+        let dead_rows = [
+            ("sessions", "expires_at <= $1", now),
+            (
+                "login_throttle",
+                "window_start <= $1",
+                now - throttle_window,
+            ),
             // Known login clients are remembered as long as device cookies live.
-            now - super::KNOWN_CLIENT_MAX_AGE_SECONDS,
-            now,
-            now,
-            now,
-            now,
+            (
+                "known_clients",
+                "last_success_at <= $1",
+                now - super::KNOWN_CLIENT_MAX_AGE_SECONDS,
+            ),
+            ("legacy_tokens", "expires_at <= $1", now),
+            ("email_tokens", "expires_at <= $1", now),
+            ("mfa_challenges", "expires_at <= $1", now),
+            ("passkey_challenges", "expires_at <= $1", now),
         ];
         // One connection for every batch. On SQLite, its page cache is made
         // large while the flush runs: a batch deletes each row's entry from
@@ -71,20 +69,16 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         }
-        let mut deleted = [0; DEAD_ROWS.len()];
-        let mut flushed = Ok(());
-        for (i, ((table, condition), cutoff)) in DEAD_ROWS.iter().zip(cutoffs).enumerate() {
-            match self
-                .delete_in_batches(&mut conn, table, condition, cutoff)
-                .await
-            {
-                Ok(n) => deleted[i] = n,
-                Err(e) => {
-                    flushed = Err(e);
-                    break;
-                }
+        let mut deleted = dead_rows.map(|_| 0);
+        let flushed = async {
+            for (n, (table, condition, cutoff)) in deleted.iter_mut().zip(dead_rows) {
+                *n = self
+                    .delete_in_batches(&mut conn, table, condition, cutoff)
+                    .await?;
             }
+            Ok::<_, StoreError>(())
         }
+        .await;
         if self.backend == super::Backend::Sqlite {
             // Back to SQLite's default for whatever uses the connection next.
             sqlx::query("PRAGMA cache_size = -2000")
