@@ -259,7 +259,7 @@ impl Auth {
             .refresh_token_state(claims.sid.as_str(), claims.jti.as_str(), now)
             .await?
         {
-            Some(s) if s.session_id == claims.sid.as_str() && s.user_id == claims.user_id => {
+            Some(s) if s.user_id == claims.user_id => {
                 if s.session_live {
                     Ok(s)
                 } else {
@@ -286,9 +286,8 @@ impl Auth {
             .store
             .refresh_token_state(claims.sid.as_str(), claims.jti.as_str(), now)
             .await?;
-        let state = match state {
-            Some(s) if s.session_id == claims.sid.as_str() => s,
-            _ => return Err(AuthError::Token(TokenRejection::Invalid)),
+        let Some(state) = state else {
+            return Err(AuthError::Token(TokenRejection::Invalid));
         };
         if state.user_id != caller.user.id || claims.user_id != caller.user.id {
             tracing::warn!(target: "latchkey::security", event = "logout_foreign_token", user_id = caller.user.id);
@@ -298,10 +297,10 @@ impl Auth {
             return Err(AuthError::Token(TokenRejection::Revoked));
         }
         self.store
-            .revoke_session(&state.session_id, now, "logout")
+            .revoke_session(claims.sid.as_str(), now, "logout")
             .await?;
         let mut ended = 1;
-        if caller.session_id.as_str() != state.session_id {
+        if caller.session_id != claims.sid {
             self.store
                 .revoke_session(caller.session_id.as_str(), now, "logout")
                 .await?;

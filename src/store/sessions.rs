@@ -13,8 +13,6 @@ use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 /// What the store knows about a presented refresh token.
 #[derive(Debug, Clone)]
 pub struct RefreshTokenState {
-    /// Its session.
-    pub session_id: String,
     /// The session's user.
     pub user_id: i64,
     /// `None` for the session's live token. For the token rotated last, when
@@ -129,7 +127,6 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(RefreshTokenState {
-            session_id: sid.to_owned(),
             user_id: row.try_get(0)?,
             rotated_at: row.try_get(1)?,
             session_live: row.try_get::<i64, _>(2)? != 0,
