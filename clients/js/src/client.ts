@@ -8,6 +8,11 @@
 //      (see lock.ts). Inside it the tab re-reads the stored session: when the
 //      refresh token is no longer the one it meant to spend, another tab has
 //      already refreshed, and it takes that pair instead of refreshing again.
+//      The stored pair may lag the lock: Chromium hands a localStorage write
+//      to the other tabs asynchronously, unordered with the lock's hand-over.
+//      So a tab that rotated a pair holds a second lock naming the spent one
+//      (see `markRotated`) before it lets go; a tab that enters and still
+//      reads the spent pair, but sees that sign, waits for the new pair.
 //   3. A request answered 401 is sent once more, after a refresh (or with the
 //      pair another tab got meanwhile). Never twice.
 //   4. A refused refresh token ends the session in every tab; so does a
@@ -29,8 +34,8 @@ import {
   networkError,
   signedOutError,
 } from "./errors.js";
-import { tokenTimes } from "./jwt.js";
-import { localLocks, withLock, type Locks } from "./lock.js";
+import { fingerprint, tokenTimes } from "./jwt.js";
+import { hold, isHeld, localLocks, withLock, type Locks } from "./lock.js";
 import { clockOffsetMs, delayUntilDue, isDue } from "./schedule.js";
 import { passkeysApi, type PasskeyLoginOptions, type Passkeys, type WebAuthn } from "./passkeys.js";
 import { routePath } from "./route.js";
@@ -161,6 +166,9 @@ type Message =
   | { type: "signed_out"; reason: SignOutReason }
   | { type: "ask" };
 
+/** How long a tab that rotated a pair says so (longer than any tab waits for the refresh lock). */
+const ROTATED_MARK_MS = 30000;
+
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -206,8 +214,10 @@ export class LatchkeyClient {
   private readonly sequence: SequenceStore | null;
   /** The cookie mode: the number of the session this tab holds. */
   private seq = 0;
-  /** The cookie mode: resolves when another tab answered with a session newer than `seq`. */
+  /** Woken when another tab's session arrives (a message, or a storage change). */
   private waiters = new Set<() => void>();
+  /** Lets go of the signs this tab holds that it rotated a pair (see `markRotated`). */
+  private readonly marks = new Set<() => void>();
   private booting: Promise<void> | null = null;
 
   /** `passkeys.register(name)`, `list()`, `remove(id)` (see passkeys.ts). */
@@ -347,6 +357,7 @@ export class LatchkeyClient {
     this.listeners.clear();
     for (const wake of this.waiters) wake();
     this.waiters.clear();
+    for (const release of [...this.marks]) release();
   }
 
   /** Re-reads the store; tells listeners and reschedules when something changed. */
@@ -369,7 +380,10 @@ export class LatchkeyClient {
       this.state = { status, user, reason: nextReason };
       for (const listener of [...this.listeners]) listener(this.state);
     }
-    if (tokensChanged) this.retryDelayMs = 0;
+    if (tokensChanged) {
+      this.retryDelayMs = 0;
+      for (const wake of [...this.waiters]) wake();
+    }
     if (tokensChanged || reschedule) this.schedule();
   }
 
@@ -414,7 +428,7 @@ export class LatchkeyClient {
   }
 
   /** The cookie mode: waits up to `ms` for a session numbered above `seq` from another tab. */
-  private awaitNewer(seq: number, ms: number, ask: boolean): Promise<boolean> {
+  private awaitNewer(seq: number, ms: number): Promise<boolean> {
     if (this.seq > seq) return Promise.resolve(true);
     return new Promise((resolve) => {
       let timer: unknown = null;
@@ -429,7 +443,7 @@ export class LatchkeyClient {
         this.waiters.delete(wake);
         resolve(this.seq > seq);
       }, ms);
-      if (ask) this.broadcast({ type: "ask" });
+      this.broadcast({ type: "ask" });
     });
   }
 
@@ -442,7 +456,7 @@ export class LatchkeyClient {
     try {
       await this.locked(async (isStolen) => {
         if (this.store.read()) return;
-        if (await this.awaitNewer(this.seq, this.askTimeoutMs, true)) return;
+        if (await this.awaitNewer(this.seq, this.askTimeoutMs)) return;
         const response = await this.send("/auth/token/refresh", { method: "POST", body: {}, timeoutMs: this.refreshTimeoutMs });
         const receivedAt = this.now();
         const body = await readJson(response);
@@ -551,14 +565,13 @@ export class LatchkeyClient {
       this.sync(null);
       return current.tokens;
     }
-    if (this.cookieMode) {
-      // Another tab refreshed and its message is on its way (the number is
-      // synchronous, the message not): wait for it rather than rotate again.
-      const newest = this.sequence?.read() ?? 0;
-      if (newest > this.seq && (await this.awaitNewer(this.seq, Math.max(this.askTimeoutMs, 1000), true))) {
-        const taken = this.store.read();
-        if (taken) return taken.tokens;
-      }
+    // Another tab rotated `spent` and its pair is on its way (the lock and the
+    // sign are ordered, the storage event and the message not): wait for it
+    // rather than rotate again. The cookie mode's number says the same.
+    const announced = this.cookieMode && (this.sequence?.read() ?? 0) > this.seq;
+    if (announced || (await isHeld(this.locks, this.rotatedMark(spent)))) {
+      const taken = await this.awaitOther(spent, Math.max(this.askTimeoutMs, 1000));
+      if (taken) return taken.tokens;
     }
     const response = await this.send("/auth/token/refresh", {
       method: "POST",
@@ -581,6 +594,7 @@ export class LatchkeyClient {
         return winner.tokens;
       }
       this.adopt({ user: current.user, tokens: pair }, receivedAt);
+      await this.markRotated(current.tokens);
       return pair;
     }
     const error = errorFromResponse(response.status, body, response.headers.get("Retry-After"));
@@ -593,6 +607,48 @@ export class LatchkeyClient {
       this.end("session_ended");
     }
     throw error;
+  }
+
+  private rotatedMark(spent: Tokens): string {
+    return `latchkey.rotated:${this.store.key}:${fingerprint(spent.access)}`;
+  }
+
+  /** Before letting go of the refresh lock: a sign, for `ROTATED_MARK_MS`, that `spent` was rotated. */
+  private markRotated(spent: Tokens): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const until = new Promise<void>((resolve) => {
+      const timer = this.setTimer(() => release(), ROTATED_MARK_MS);
+      const release = () => {
+        this.clearTimer(timer);
+        this.marks.delete(release);
+        resolve();
+      };
+      this.marks.add(release);
+    });
+    return hold(this.locks, this.rotatedMark(spent), until);
+  }
+
+  /** Waits up to `ms` for a session other than `spent` from another tab (asking, in the cookie mode). */
+  private awaitOther(spent: Tokens, ms: number): Promise<Session | null> {
+    const other = () => {
+      const held = this.store.read();
+      return held !== null && !sameTokens(held.tokens, spent) ? held : null;
+    };
+    const now = other();
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const done = () => {
+        this.waiters.delete(wake);
+        this.clearTimer(timer);
+        resolve(other());
+      };
+      const wake = () => {
+        if (other() || this.closed) done();
+      };
+      const timer = this.setTimer(done, ms);
+      this.waiters.add(wake);
+      if (this.cookieMode) this.broadcast({ type: "ask" });
+    });
   }
 
   // --- requests ----------------------------------------------------------

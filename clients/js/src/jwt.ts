@@ -42,3 +42,19 @@ export function tokenTimes(token: unknown): TokenTimes | null {
   if (exp < iat) return null;
   return { iat, exp };
 }
+
+/**
+ * A short name for a token that says nothing of it (two 32-bit FNV-1a
+ * hashes): tabs compare tokens by it where other scripts of the origin can
+ * read it, such as a lock's name.
+ */
+export function fingerprint(token: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ token.length;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x0100019d);
+  }
+  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0");
+}

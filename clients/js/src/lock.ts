@@ -100,13 +100,51 @@ export async function withLock<T>(
   }
 }
 
+/**
+ * Holds the lock `name` until `until` settles, as a sign the other tabs can
+ * read with `isHeld`; resolves once held (or already held by another tab).
+ * The lock manager orders it: a sign taken before a tab lets go of the
+ * refresh lock is seen by the tab granted that lock next.
+ */
+export function hold(locks: Locks, name: string, until: Promise<void>): Promise<void> {
+  return new Promise((held) => {
+    locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        held();
+        return lock === null ? undefined : until;
+      })
+      .catch(() => held());
+  });
+}
+
+/** Whether some tab holds the lock `name` (false when the lock manager cannot say). */
+export async function isHeld(locks: Locks, name: string): Promise<boolean> {
+  try {
+    const snapshot = await locks.query();
+    return snapshot.held?.some((l) => l.name === name) ?? false;
+  } catch {
+    return false;
+  }
+}
+
 /** The same guarantee inside one tab, where there is no Web Locks API (or no need of it). */
 export function localLocks(): Locks {
   const tails = new Map<string, Promise<unknown>>();
+  const held = new Map<string, number>();
   return {
-    request<T>(name: string, _options: LockOptions, callback: (lock: Lock | null) => Promise<T> | T): Promise<T> {
+    request<T>(name: string, options: LockOptions, callback: (lock: Lock | null) => Promise<T> | T): Promise<T> {
+      if (options.ifAvailable && tails.has(name)) return Promise.resolve().then(() => callback(null));
       const previous = tails.get(name) ?? Promise.resolve();
-      const result = previous.then(() => callback(null));
+      const result = previous.then(async () => {
+        held.set(name, (held.get(name) ?? 0) + 1);
+        try {
+          return await callback({ name, mode: "exclusive" } as Lock);
+        } finally {
+          const left = (held.get(name) ?? 1) - 1;
+          if (left > 0) held.set(name, left);
+          else held.delete(name);
+        }
+      });
       const tail = result.then(
         () => undefined,
         () => undefined,
@@ -117,6 +155,9 @@ export function localLocks(): Locks {
       });
       return result;
     },
-    query: async () => ({ held: [], pending: [] }),
+    query: async () => ({
+      held: [...held.keys()].map((name) => ({ name, mode: "exclusive" as const, clientId: "this-tab" })),
+      pending: [],
+    }),
   };
 }

@@ -9,8 +9,12 @@ const BASE = "http://api.test";
 let clients: LatchkeyClient[] = [];
 
 /** `n` tabs of one app: one storage, one lock manager, one broadcast bus, one server. */
-function tabs(n: number, server: FakeLatchkey, options: { refreshMarginSeconds?: number } = {}) {
-  const storage = new SharedStorage();
+function tabs(
+  n: number,
+  server: FakeLatchkey,
+  { storageLagMs, ...options }: { refreshMarginSeconds?: number; storageLagMs?: number } = {},
+) {
+  const storage = new SharedStorage({ lagMs: storageLagMs });
   const locks = localLocks();
   const bus = new Bus();
   const made = Array.from({ length: n }, () =>
@@ -146,6 +150,36 @@ describe("many tabs, one refresh", () => {
     await b!.refresh();
     expect(server.refreshes).toBe(2);
     expect(server.reuses).toBe(0);
+  });
+
+  it("a tab granted the lock before the new pair reached its storage takes that pair instead of rotating again", async () => {
+    // Chromium hands a localStorage write to the other tabs asynchronously,
+    // unordered with the lock: b enters the lock while it still reads the spent pair.
+    const server = new FakeLatchkey({ accessSeconds: 60 });
+    const { tabs: [a, b] } = tabs(2, server, { storageLagMs: 40 });
+    await a!.login({ email: "ada@example.com", password: "right" });
+    await vi.advanceTimersByTimeAsync(100);
+    const both = Promise.all([a!.refresh(), b!.refresh()]);
+    await vi.advanceTimersByTimeAsync(1000);
+    await both;
+    expect(server.refreshes).toBe(1);
+    expect(server.reuses).toBe(0);
+    expect(b!.getState().status).toBe("signed_in");
+    const stored = [a, b].map((t) => t!.getState().status);
+    expect(stored).toEqual(["signed_in", "signed_in"]);
+    const response = await b!.fetch(`${BASE}/api/things`);
+    expect(response.status).toBe(200);
+  });
+
+  it("timers of three tabs with lagging storage still cost one refresh per lifetime", async () => {
+    const server = new FakeLatchkey({ accessSeconds: 8 });
+    tabs(3, server, { storageLagMs: 40 });
+    const [a] = clients;
+    await a!.login({ email: "ada@example.com", password: "right" });
+    await vi.advanceTimersByTimeAsync(6000 * 3 + 500);
+    expect(server.refreshes).toBe(3);
+    expect(server.reuses).toBe(0);
+    expect(clients.map((t) => t.getState().status)).toEqual(["signed_in", "signed_in", "signed_in"]);
   });
 
   it("a logout in one tab signs out the others", async () => {

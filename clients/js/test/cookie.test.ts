@@ -18,6 +18,7 @@ class Browser {
   constructor(
     readonly server: FakeLatchkey,
     busDelayMs = 0,
+    private readonly sequenceLagMs = 0,
   ) {
     this.bus = new Bus(busDelayMs);
   }
@@ -27,7 +28,7 @@ class Browser {
       storage: "cookie",
       locks: this.locks,
       channel: this.bus.channel(),
-      sequence: this.sequence,
+      sequence: this.sequenceLagMs ? this.sequence.lagging(this.sequenceLagMs) : this.sequence,
       fetch: this.server.fetch,
     });
     clients.push(client);
@@ -52,8 +53,8 @@ const refreshCalls = (server: FakeLatchkey) => server.calls.filter((c) => c.path
 const access = (tab: LatchkeyClient) => (tab as unknown as { store: { read(): { tokens: { access: string; refresh: string } } | null } }).store.read()?.tokens;
 
 /** A browser with one tab signed in, and `more` tabs opened after it (they take its session). */
-async function signedIn(server: FakeLatchkey, more: number, busDelayMs = 0) {
-  const browser = new Browser(server, busDelayMs);
+async function signedIn(server: FakeLatchkey, more: number, busDelayMs = 0, sequenceLagMs = 0) {
+  const browser = new Browser(server, busDelayMs, sequenceLagMs);
   const first = browser.tab();
   await vi.advanceTimersByTimeAsync(300); // the fresh tab finds no cookie
   expect(first.getState().status).toBe("signed_out");
@@ -149,6 +150,19 @@ describe("cookie mode", () => {
     await vi.advanceTimersByTimeAsync(200);
     expect((await Promise.all(responses)).map((r) => r.status)).toEqual([200, 200]);
     expect(server.refreshes - before).toBe(1);
+    expect(access(tabs[1]!)?.access).toBe(access(tabs[0]!)?.access);
+  });
+
+  it("a tab that gets the lock before both the message and the shared number waits, told by the sign the refreshing tab holds", async () => {
+    const server = new FakeLatchkey({ cookie: true, accessSeconds: 8 });
+    const { tabs } = await signedIn(server, 1, 40, 60);
+    const before = server.refreshes;
+    vi.setSystemTime(Date.now() + 6500);
+    const responses = tabs.map((tab) => tab.fetch(`${BASE}/api/things`));
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await Promise.all(responses)).map((r) => r.status)).toEqual([200, 200]);
+    expect(server.refreshes - before).toBe(1);
+    expect(server.reuses).toBe(0);
     expect(access(tabs[1]!)?.access).toBe(access(tabs[0]!)?.access);
   });
 

@@ -119,22 +119,44 @@ export class FakeLatchkey {
   }
 }
 
-/** One origin's localStorage, seen by several tabs: a write in one fires `watch` in the others. */
+/**
+ * One origin's localStorage, seen by several tabs: a write in one fires
+ * `watch` in the others. With `lagMs`, the other tabs read the write only
+ * that late, as in Chromium, which hands it to them asynchronously.
+ */
 export class SharedStorage {
   private value: string | null = null;
+  private readonly views = new Map<number, string | null>();
   private readonly watchers = new Map<number, () => void>();
   private nextTab = 0;
 
+  constructor(private readonly options: { lagMs?: number } = {}) {}
+
   tab(key = "latchkey.session"): SessionStore {
     const id = this.nextTab++;
+    this.views.set(id, this.value);
     return {
       scope: "shared",
       key,
-      read: () => parseSession(this.value),
+      read: () => parseSession(this.views.get(id) ?? null),
       write: (session: Session | null) => {
-        this.value = session === null ? null : JSON.stringify(session);
+        const value = session === null ? null : JSON.stringify(session);
+        this.value = value;
+        this.views.set(id, value);
         // As the storage event: other tabs only, later.
-        for (const [other, watcher] of this.watchers) if (other !== id) queueMicrotask(watcher);
+        for (const other of this.views.keys()) {
+          if (other === id) continue;
+          const deliver = () => {
+            this.views.set(other, value);
+            this.watchers.get(other)?.();
+          };
+          if (this.options.lagMs) setTimeout(deliver, this.options.lagMs);
+          else {
+            this.views.set(other, value);
+            const watcher = this.watchers.get(other);
+            if (watcher) queueMicrotask(watcher);
+          }
+        }
       },
       watch: (listener) => {
         this.watchers.set(id, listener);
@@ -196,4 +218,17 @@ export class SharedSequence {
   write = (value: number) => {
     this.value = value;
   };
+  private readonly views = new Set<{ value: number }>();
+  /** One tab's copy, reaching the other tabs `lagMs` late (as localStorage in Chromium). */
+  lagging(lagMs: number) {
+    const view = { value: this.value };
+    this.views.add(view);
+    return {
+      read: () => view.value,
+      write: (value: number) => {
+        this.value = view.value = value;
+        for (const other of this.views) if (other !== view) setTimeout(() => (other.value = Math.max(other.value, value)), lagMs);
+      },
+    };
+  }
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { withLock, type Locks } from "../src/lock.js";
+import { hold, isHeld, localLocks, withLock, type Locks } from "../src/lock.js";
 
 /**
  * A Web Locks manager for several "tabs" (clients): exclusive locks, FIFO
@@ -34,44 +34,40 @@ class FakeLockManager {
   }
 
   one<T>(client: string, options: LockOptions, callback: (lock: Lock | null) => Promise<T> | T): Promise<T> {
-    {
-      {
-      return new Promise<T>((resolve, reject) => {
-          const run = () => {
-            const entry = { client, reject };
-            this.holder = entry;
-            Promise.resolve(callback({ name: "l", mode: "exclusive" } as Lock)).then(
-              (value) => {
-                if (this.holder === entry) this.release();
-                resolve(value);
-              },
-              (error) => {
-                if (this.holder === entry) this.release();
-                reject(error);
-              },
-            );
-          };
-          if (options.steal) {
-            this.holder?.reject(new DOMException("stolen", "AbortError"));
-            return run();
-          }
-          if (!this.holder) return run();
-          if (options.ifAvailable) {
-            Promise.resolve(callback(null)).then(resolve, reject);
-            return;
-          }
-          const waiter = { client, grant: run };
-          this.queue.push(waiter);
-          options.signal?.addEventListener("abort", () => {
-            const i = this.queue.indexOf(waiter);
-            if (i >= 0) {
-              this.queue.splice(i, 1);
-              reject(options.signal!.reason);
-            }
-          });
-        });
+    return new Promise<T>((resolve, reject) => {
+      const run = () => {
+        const entry = { client, reject };
+        this.holder = entry;
+        Promise.resolve(callback({ name: "l", mode: "exclusive" } as Lock)).then(
+          (value) => {
+            if (this.holder === entry) this.release();
+            resolve(value);
+          },
+          (error) => {
+            if (this.holder === entry) this.release();
+            reject(error);
+          },
+        );
+      };
+      if (options.steal) {
+        this.holder?.reject(new DOMException("stolen", "AbortError"));
+        return run();
       }
-    }
+      if (!this.holder) return run();
+      if (options.ifAvailable) {
+        Promise.resolve(callback(null)).then(resolve, reject);
+        return;
+      }
+      const waiter = { client, grant: run };
+      this.queue.push(waiter);
+      options.signal?.addEventListener("abort", () => {
+        const i = this.queue.indexOf(waiter);
+        if (i >= 0) {
+          this.queue.splice(i, 1);
+          reject(options.signal!.reason);
+        }
+      });
+    });
   }
 
   private release() {
@@ -184,5 +180,25 @@ describe("the cross-tab lock", () => {
       }),
     ).rejects.toThrow("boom");
     expect(await withLock(manager.tab("b"), "l", 100, async () => "free")).toBe("free");
+  });
+});
+
+describe("signs held as locks", () => {
+  it("a sign one tab holds is seen by another until it is let go, and a second hold of it does not wait", async () => {
+    const locks = localLocks();
+    let release!: () => void;
+    await hold(locks, "sign", new Promise<void>((r) => (release = r)));
+    expect(await isHeld(locks, "sign")).toBe(true);
+    expect(await isHeld(locks, "other")).toBe(false);
+    await hold(locks, "sign", new Promise<void>(() => {}));
+    release();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(await isHeld(locks, "sign")).toBe(false);
+  });
+
+  it("a lock manager that cannot answer reads as no sign", async () => {
+    const broken: Locks = { request: () => Promise.reject(new Error("no")), query: () => Promise.reject(new Error("no")) };
+    await hold(broken, "sign", Promise.resolve());
+    expect(await isHeld(broken, "sign")).toBe(false);
   });
 });
