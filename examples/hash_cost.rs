@@ -1,11 +1,13 @@
 //! Time one Argon2id hash at latchkey's parameters, the unit of the login
 //! target: the machine's limit is cores ÷ this time. `bench/run.sh` runs it.
 //!
-//!     cargo run --release --example hash_cost [-- ROUNDS [THREADS]]
+//!     cargo run --release --example hash_cost [-- ROUNDS [THREADS [M_KIB T]]]
 //!
 //! With THREADS > 1, that many threads hash at once (each with its own
 //! memory) and the time is the median over all their hashes: what one hash
 //! costs when every core is hashing, which is what a login flood sees.
+//! M_KIB and T set other Argon2id parameters than latchkey's (m=19456, t=2;
+//! `bench/argon2_variants.sh` times OWASP's equivalents).
 
 use std::time::Instant;
 
@@ -16,9 +18,17 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(21);
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let memory_kib: u32 = args
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(MIN_MEMORY_KIB);
+    let iterations: u32 = args
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(MIN_ITERATIONS);
     let mut times: Vec<f64> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| s.spawn(move || time_hashes(rounds)))
+            .map(|_| s.spawn(move || time_hashes(rounds, memory_kib, iterations)))
             .collect();
         workers
             .into_iter()
@@ -33,8 +43,8 @@ fn main() {
     );
 }
 
-fn time_hashes(rounds: usize) -> Vec<f64> {
-    let params = Params::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, Some(32)).unwrap_or_default();
+fn time_hashes(rounds: usize, memory_kib: u32, iterations: u32) -> Vec<f64> {
+    let params = Params::new(memory_kib, iterations, 1, Some(32)).unwrap_or_default();
     // Memory allocated once, as latchkey's hashing workers do: the time is
     // the hash itself, the best any server can do per core.
     let mut blocks = vec![Block::default(); params.block_count()];

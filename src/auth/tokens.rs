@@ -216,7 +216,10 @@ impl TokenCodec {
                         .filter(|k| k.len() <= MAX_KID_LEN)
                         .ok_or(TokenError::UnknownKey)?;
                     let key = keys.verifier(kid).ok_or(TokenError::UnknownKey)?;
-                    if key.verify(signed, signature) {
+                    if keys.verified_before(token) {
+                        Ok(())
+                    } else if key.verify(signed, signature) {
+                        keys.remember_verified(token);
                         Ok(())
                     } else {
                         Err(TokenError::BadSignature)
@@ -561,6 +564,71 @@ mod tests {
             eddsa.decode(&parts.join("."), TokenType::Access, 1),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_remembered_signature_still_needs_a_usable_kid_and_live_claims() {
+        use crate::auth::signing::{PrivateKey, VerifiedSignatures};
+        let verified = Arc::new(VerifiedSignatures::default());
+        let key_set =
+            |key: &Arc<PrivateKey>, usable: Vec<(String, crate::auth::signing::PublicKey)>| {
+                let kid = key.public().thumbprint();
+                let set = KeySet::asymmetric((&kid, key.clone()), usable).unwrap();
+                TokenCodec::new(Arc::new(set.remembering(verified.clone())), Arc::default())
+            };
+        let old = Arc::new(
+            PrivateKey::from_pkcs8(
+                Algorithm::EdDsa,
+                &PrivateKey::generate(Algorithm::EdDsa).unwrap(),
+            )
+            .unwrap(),
+        );
+        let new = Arc::new(
+            PrivateKey::from_pkcs8(
+                Algorithm::EdDsa,
+                &PrivateKey::generate(Algorithm::EdDsa).unwrap(),
+            )
+            .unwrap(),
+        );
+        let both = key_set(
+            &old,
+            vec![
+                (old.public().thumbprint(), old.public().clone()),
+                (new.public().thumbprint(), new.public().clone()),
+            ],
+        );
+        let c = claims(TokenType::Access, 2_000);
+        let token = both.encode(&c).unwrap();
+        assert!(!verified.contains(&token));
+        assert_eq!(both.decode(&token, TokenType::Access, 1_000), Ok(c.clone()));
+        assert!(
+            verified.contains(&token),
+            "a verified signature is remembered"
+        );
+        // Remembered, it is still checked for type and expiry every time.
+        assert_eq!(
+            both.decode(&token, TokenType::Refresh, 1_000),
+            Err(TokenError::WrongType)
+        );
+        assert_eq!(
+            both.decode(&token, TokenType::Access, 2_000),
+            Err(TokenError::Expired)
+        );
+        // The key retired (a set without it): the remembered token stops verifying.
+        let only_new = key_set(
+            &new,
+            vec![(new.public().thumbprint(), new.public().clone())],
+        );
+        assert_eq!(
+            only_new.decode(&token, TokenType::Access, 1_000),
+            Err(TokenError::UnknownKey)
+        );
+        // A token whose signature fails is never remembered.
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(both.decode(&forged, TokenType::Access, 1_000).is_err());
+        assert!(!verified.contains(&forged));
     }
 
     #[test]

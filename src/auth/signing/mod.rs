@@ -14,6 +14,7 @@
 mod admin;
 pub mod jwk;
 pub mod keypair;
+mod verified;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +27,7 @@ use sha2::Sha256;
 
 pub use admin::{KeyAdmin, KeyInfo, RotateError, JWKS_MAX_AGE_SECONDS};
 pub use keypair::{KeyError, PrivateKey, PublicKey};
+pub use verified::VerifiedSignatures;
 
 use super::keys::SecretKey;
 use crate::store::{SigningKeyRecord, Store};
@@ -167,6 +169,9 @@ pub struct KeySet {
     verifiers: HashMap<String, PublicKey>,
     /// `{"keys": [...]}`, serialised once per snapshot.
     jwks: Arc<[u8]>,
+    /// Tokens whose signature verified, shared by the snapshots of one
+    /// server (see verified.rs); none with HS256, whose check costs a digest.
+    verified: Option<Arc<VerifiedSignatures>>,
 }
 
 /// The `kid` header is at most this long (a SHA-256 thumbprint is 43).
@@ -182,6 +187,7 @@ impl KeySet {
             signer: Signer::Hmac(keyed),
             verifiers: HashMap::new(),
             jwks: Arc::from(&br#"{"keys":[]}"#[..]),
+            verified: None,
         }
     }
 
@@ -208,7 +214,27 @@ impl KeySet {
                 .filter(|(_, k)| k.algorithm() == algorithm)
                 .collect(),
             jwks: Arc::from(jwks),
+            verified: None,
         })
+    }
+
+    /// The same set, remembering verified signatures in `verified`.
+    pub fn remembering(mut self, verified: Arc<VerifiedSignatures>) -> Self {
+        self.verified = Some(verified);
+        self
+    }
+
+    /// Whether `token`'s signature verified before (under a key of this
+    /// server's; the caller has checked its `kid` is usable now).
+    pub(crate) fn verified_before(&self, token: &str) -> bool {
+        self.verified.as_ref().is_some_and(|v| v.contains(token))
+    }
+
+    /// Remembers that `token`'s signature verified.
+    pub(crate) fn remember_verified(&self, token: &str) {
+        if let Some(v) = &self.verified {
+            v.insert(token);
+        }
     }
 
     /// The configured algorithm: the only one tokens verify under.
@@ -288,6 +314,8 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     /// Parsed private keys by `kid`: a reload parses only new keys.
     parsed: Mutex<HashMap<String, Arc<PrivateKey>>>,
+    /// Verified signatures, kept across reloads.
+    verified: Arc<VerifiedSignatures>,
 }
 
 enum Source {
@@ -308,6 +336,7 @@ impl SigningKeys {
             snapshot: RwLock::new((Arc::new(KeySet::hs256(key)), Instant::now())),
             reloading: tokio::sync::Mutex::new(()),
             parsed: Mutex::new(HashMap::new()),
+            verified: Arc::default(),
         }))
     }
 
@@ -338,6 +367,7 @@ impl SigningKeys {
             snapshot: RwLock::new((Arc::new(KeySet::empty(algorithm)), Instant::now())),
             reloading: tokio::sync::Mutex::new(()),
             parsed: Mutex::new(HashMap::new()),
+            verified: Arc::default(),
         };
         let keys = Self(Arc::new(inner));
         let set = keys.load(now).await?;
@@ -434,7 +464,7 @@ impl SigningKeys {
             .map(|(_, _, kid, key)| (kid, key))
             .collect();
         let (kid, key) = current.ok_or(KeySetError::NoCurrentKey(*algorithm))?;
-        Ok(KeySet::asymmetric((&kid, key), usable)?)
+        Ok(KeySet::asymmetric((&kid, key), usable)?.remembering(self.0.verified.clone()))
     }
 
     fn parse(
@@ -467,6 +497,7 @@ impl KeySet {
             signer: Signer::Unloaded,
             verifiers: HashMap::new(),
             jwks: Arc::from(&br#"{"keys":[]}"#[..]),
+            verified: None,
         }
     }
 }
