@@ -165,6 +165,11 @@ class Sqlite(Backend):
                         "FROM pragma_page_count(), pragma_page_size(), pragma_freelist_count()")
         return rows[0][0] - rows[0][1]
 
+    def bytes_by_object(self):
+        """Bytes in use per table and index (dbstat: pages less their unused bytes)."""
+        return {name: int(used) for name, used in self.sql(
+            "SELECT name, SUM(pgsize - unused) FROM dbstat GROUP BY name ORDER BY 2 DESC")}
+
     def plan(self, statement):
         return "\n".join(r[3] for r in self.sql("EXPLAIN QUERY PLAN " + statement))
 
@@ -223,6 +228,16 @@ class Postgres(Backend):
                         "JOIN pg_namespace ns ON ns.oid = c.relnamespace "
                         "WHERE ns.nspname = 'public' AND c.relkind = 'r'")
         return int(rows[0][0])
+
+    def bytes_by_object(self):
+        """Bytes per table (heap and TOAST) and per index."""
+        return {name: int(size) for name, size in self.sql(
+            "SELECT c.relname, pg_table_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace ns ON ns.oid = c.relnamespace "
+            "WHERE ns.nspname = 'public' AND c.relkind = 'r' "
+            "UNION ALL SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace ns ON ns.oid = c.relnamespace "
+            "WHERE ns.nspname = 'public' AND c.relkind = 'i' ORDER BY 2 DESC")}
 
     def plan(self, statement):
         return self.psql(self.url, "EXPLAIN " + statement).strip()
@@ -380,6 +395,7 @@ def one(backend_cls, n, workdir):
         backend.fill(n, hash_, now)
         fill_seconds = time.perf_counter() - t0
         size = backend.bytes()
+        by_object = backend.bytes_by_object()
         server = start(backend.url)
         try:
             client = Client(PORT)
@@ -394,9 +410,9 @@ def one(backend_cls, n, workdir):
         result = {
             "backend": backend.name, "users": n, "fill_seconds": fill_seconds,
             "bytes": size, "bytes_per_user": (size - empty_bytes) / n, "medians_ms": medians,
-            "flush": flush, "plans": plans,
+            "flush": flush, "plans": plans, "bytes_by_object": by_object,
         }
-        print(json.dumps({k: v for k, v in result.items() if k != "plans"}), flush=True)
+        print(json.dumps({k: v for k, v in result.items() if k not in ("plans", "bytes_by_object")}), flush=True)
         return result
     finally:
         backend.drop()
@@ -467,6 +483,14 @@ def report(results):
             ratios = ", ".join(f"{k} {large['medians_ms'][k] / small['medians_ms'][k]:.2f}×"
                                for k in small["medians_ms"])
             print(f"{backend}: {large['users']:,} users vs {small['users']:,}: {ratios}")
+    for r in results:
+        if r["users"] != max(SIZES):
+            continue
+        print(f"\n{r['backend']} {r['users']:,}: bytes per user by table and index "
+              f"(filled, before the flush; the empty database's few pages included)")
+        for name, used in r["bytes_by_object"].items():
+            if used / r["users"] >= 1:
+                print(f"  {name}: {used / r['users']:.0f}")
     for r in results:
         for name, plan in r["plans"].items():
             print(f"\n{r['backend']} {r['users']:,} — {name}:\n{plan}")

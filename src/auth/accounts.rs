@@ -94,7 +94,7 @@ impl Auth {
             old_password: old,
             new_password: new,
         } = form;
-        if self.hasher.is_saturated() {
+        if !self.hasher.has_room().await {
             return Err(AuthError::Overloaded);
         }
         let user = self

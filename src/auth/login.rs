@@ -54,8 +54,9 @@ impl Auth {
         };
         let password = form.password;
 
-        // A login flood beyond the hash queue is answered before any database work.
-        if self.hasher.is_saturated() {
+        // A login flood beyond the hash queue (and its short admission wait)
+        // is answered before any database work.
+        if !self.hasher.has_room().await {
             return Err(AuthError::Overloaded);
         }
         let user = match kind {

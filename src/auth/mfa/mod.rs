@@ -435,7 +435,7 @@ impl Auth {
         caller: &Principal,
         password: Password,
     ) -> Result<UserRecord, AuthError> {
-        if self.hasher.is_saturated() {
+        if !self.hasher.has_room().await {
             return Err(AuthError::Overloaded);
         }
         let user = self

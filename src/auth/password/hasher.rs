@@ -21,6 +21,16 @@ pub const MIN_ITERATIONS: u32 = 2;
 /// How long the workers stay idle before their spare memory is released.
 const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a job may wait for room in a full queue before it is refused.
+/// A refusal costs the server almost nothing, so a client that retries at
+/// once (a flood) would otherwise be answered tens of thousands of times a
+/// second, and that answering took the CPU from the hashing workers (which
+/// run at a lower priority): under a 64-connection sign-in flood latchkey
+/// hashed a tenth of what the cores sustain (docs/benchmarks.md). Waiting
+/// costs nothing (an async timer), bounds the refusals to one per
+/// connection per wait, and admits the job if a worker frees meanwhile.
+pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The outcome of a login's password check.
 pub struct Verified {
     /// The password matched the stored hash.
@@ -56,7 +66,8 @@ const WAIT_BUCKETS: [f64; 10] = [0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 /// Argon2id hashing and verification on a small pool of dedicated threads
 /// (`workers` of them, never the async runtime's), with at most `queue` jobs
-/// waiting; beyond that, [`HashError::Overloaded`] at once.
+/// waiting; beyond that, a job waits up to [`ADMISSION_WAIT`] for room and
+/// is then refused with [`HashError::Overloaded`].
 ///
 /// Argon2 memory is reused between jobs while the workers are busy (no
 /// 19 MiB allocation per hash; resident memory bounded by `workers` × the
@@ -73,6 +84,8 @@ struct HasherInner {
     busy: Arc<AtomicUsize>,
     jobs: std::sync::mpsc::SyncSender<Job>,
     queued: Arc<AtomicUsize>,
+    /// Told each time a worker finishes a job (there is room again).
+    freed: Arc<tokio::sync::Notify>,
     /// Seconds each job waited for a worker.
     wait: prometheus::Histogram,
     /// A well-formed hash nobody's password matches, verified for unknown
@@ -114,12 +127,18 @@ impl Hasher {
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         let queued = Arc::new(AtomicUsize::new(0));
         let busy = Arc::new(AtomicUsize::new(0));
+        let freed = Arc::new(tokio::sync::Notify::new());
         let workers = workers.max(1);
         for n in 0..workers {
-            let (receiver, queued, busy) = (receiver.clone(), queued.clone(), busy.clone());
+            let (receiver, queued, busy, freed) = (
+                receiver.clone(),
+                queued.clone(),
+                busy.clone(),
+                freed.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("latchkey-hash-{n}"))
-                .spawn(move || worker(&receiver, &queued, &busy))
+                .spawn(move || worker(&receiver, &queued, &busy, &freed))
                 .map_err(|e| HashError::Failed(e.to_string()))?;
         }
         Ok(Self {
@@ -130,6 +149,7 @@ impl Hasher {
                 busy,
                 jobs,
                 queued,
+                freed,
                 wait: prometheus::Histogram::with_opts(
                     prometheus::HistogramOpts::new(
                         "latchkey_password_hash_wait_seconds",
@@ -166,7 +186,28 @@ impl Hasher {
         inner.busy.load(Ordering::Relaxed) >= inner.workers && self.queue_depth() >= inner.queue
     }
 
-    /// Run CPU-bound `job` on a hashing worker.
+    /// Whether the queue has room now, or gets it within [`ADMISSION_WAIT`]:
+    /// lets a caller answer 503 before doing any other work. Advisory only;
+    /// [`Hasher::run`] decides.
+    pub async fn has_room(&self) -> bool {
+        self.room_by(tokio::time::Instant::now() + ADMISSION_WAIT)
+            .await
+    }
+
+    async fn room_by(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let freed = self.inner.freed.notified();
+            if !self.is_saturated() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return !self.is_saturated();
+            }
+        }
+    }
+
+    /// Run CPU-bound `job` on a hashing worker (waiting up to
+    /// [`ADMISSION_WAIT`] for room in a full queue).
     pub async fn run<T, F>(&self, job: F) -> Result<T, HashError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -174,20 +215,28 @@ impl Hasher {
     {
         let (done, result) = tokio::sync::oneshot::channel();
         let (enqueued, wait) = (std::time::Instant::now(), self.inner.wait.clone());
-        let job: Job = Box::new(move || {
+        let mut job: Job = Box::new(move || {
             wait.observe(enqueued.elapsed().as_secs_f64());
             // The caller may have gone away; its result is then dropped.
             let _ = done.send(job());
         });
-        self.inner.queued.fetch_add(1, Ordering::AcqRel);
-        if let Err(e) = self.inner.jobs.try_send(job) {
-            self.inner.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(match e {
-                std::sync::mpsc::TrySendError::Full(_) => HashError::Overloaded,
-                std::sync::mpsc::TrySendError::Disconnected(_) => {
-                    HashError::Failed("hash workers stopped".into())
+        let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+        loop {
+            self.inner.queued.fetch_add(1, Ordering::AcqRel);
+            match self.inner.jobs.try_send(job) {
+                Ok(()) => break,
+                Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                    self.inner.queued.fetch_sub(1, Ordering::AcqRel);
+                    if !self.room_by(deadline).await {
+                        return Err(HashError::Overloaded);
+                    }
+                    job = back;
                 }
-            });
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    self.inner.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(HashError::Failed("hash workers stopped".into()));
+                }
+            }
         }
         result
             .await
@@ -282,6 +331,7 @@ fn worker(
     receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
     queued: &AtomicUsize,
     busy: &AtomicUsize,
+    freed: &tokio::sync::Notify,
 ) {
     lower_own_priority();
     loop {
@@ -306,6 +356,7 @@ fn worker(
         // sees the dropped result channel as a failure.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         busy.fetch_sub(1, Ordering::AcqRel);
+        freed.notify_one();
     }
 }
 
@@ -417,8 +468,8 @@ mod tests {
         assert_eq!(check(Some(&own)).await, 0);
     }
 
-    #[tokio::test]
-    async fn a_full_queue_answers_overloaded_at_once() {
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_answers_overloaded_after_the_admission_wait() {
         let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
         let (gate, held) = occupy_the_only_worker(&hasher).await;
         let waiting = {
@@ -428,15 +479,49 @@ mod tests {
         while hasher.queue_depth() == 0 {
             tokio::task::yield_now().await;
         }
+        // The clock is tokio's paused one: it moves to the deadline at once.
+        let asked = tokio::time::Instant::now();
+        assert!(!hasher.has_room().await);
+        assert_eq!(asked.elapsed(), ADMISSION_WAIT);
+        let asked = tokio::time::Instant::now();
         assert!(matches!(
             hasher.run(|| ()).await,
             Err(HashError::Overloaded)
         ));
+        assert_eq!(asked.elapsed(), ADMISSION_WAIT);
         gate.wait();
         held.await.unwrap().unwrap();
         assert_eq!(waiting.await.unwrap().unwrap(), 7);
         assert_eq!(hasher.queue_depth(), 0);
         assert!(hasher.run(|| ()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_caller_waiting_for_room_is_woken_when_a_worker_frees() {
+        let hasher = Hasher::new(MIN_MEMORY_KIB, MIN_ITERATIONS, 1, 1).unwrap();
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| 7).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(hasher.is_saturated());
+        let asking = {
+            let hasher = hasher.clone();
+            // A deadline far off: the answer comes from the worker's signal, not the timer.
+            tokio::spawn(async move {
+                hasher
+                    .room_by(tokio::time::Instant::now() + std::time::Duration::from_secs(600))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        gate.wait();
+        assert!(asking.await.unwrap(), "room came when the worker finished");
+        held.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), 7);
     }
 
     #[tokio::test]
