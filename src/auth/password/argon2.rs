@@ -212,14 +212,31 @@ static SPARE: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(
 /// Most Argon2 memory a worker keeps between jobs, in 1 KiB blocks (64 MiB).
 const MAX_KEPT_BLOCKS: usize = 64 * 1024;
 
-/// Give the spare Argon2 buffers (those no job is using) back to the OS.
+/// Give the spare Argon2 buffers (those no job is using) back to the OS;
+/// after a burst of hashing (buffers were released), also the free memory
+/// the burst's requests left in the allocator's arenas.
 pub(super) fn release_spare_memory() {
     let released = match SPARE.lock() {
         Ok(mut spare) => std::mem::take(&mut *spare).len(),
         Err(_) => 0,
     };
     if released > 0 {
+        trim_allocator();
         tracing::debug!(buffers = released, "idle: password-hash memory released");
+    }
+}
+
+/// glibc keeps freed memory in each thread's arena for reuse; a login
+/// flood's thousands of requests leave megabytes there. `malloc_trim`
+/// returns the free pages of every arena to the OS (once per burst, on a
+/// hashing worker, off the async runtime).
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it has no
+    // preconditions and its result (whether anything was released) is
+    // advisory.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
