@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Argon2id at latchkey's parameters (m=19456 KiB, t=2, p=1) and at the ones
-# OWASP's Password Storage Cheat Sheet lists as equally strong (m=47104/t=1,
-# m=12288/t=3, m=9216/t=4, m=7168/t=5), timed on this machine: one hash
+# Argon2id at the five costs OWASP's Password Storage Cheat Sheet lists as
+# equally strong (m=19456 KiB/t=2, its first, and m=47104/t=1, m=12288/t=3,
+# m=9216/t=4, m=7168/t=5, latchkey's default), timed on this machine: one hash
 # alone and with every core hashing at once (what a sign-in flood sees),
 # medians of ROUNDS hashes, the sets interleaved over PASSES passes so the
 # machine's drift falls on all of them alike. Prints a Markdown table.

@@ -363,7 +363,7 @@ def report(results, cores, django_rss, lk_rss, me, flood_rps, flood_503, probe_s
     print()
     print(f"runs per row: {RUNS} × {DURATION}, wrk -t{THREADS} -c{CONNECTIONS}; medians; ratios are medians of "
           f"per-round ratios (refresh: one round)")
-    print(f"Argon2id (m=19456, t=2, p=1): {cores / limit * 1000:.1f} ms per hash alone (timed around each login "
+    print(f"Argon2id (m=7168, t=5, p=1): {cores / limit * 1000:.1f} ms per hash alone (timed around each login "
           f"run); {cores} cores → limit {limit:.1f} logins/s")
     all_core = results["login_all_core_limit"]
     print(f"  with all {cores} cores hashing at once: {cores / all_core * 1000:.1f} ms per hash → {all_core:.1f}/s; "

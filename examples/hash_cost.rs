@@ -6,13 +6,13 @@
 //! With THREADS > 1, that many threads hash at once (each with its own
 //! memory) and the time is the median over all their hashes: what one hash
 //! costs when every core is hashing, which is what a login flood sees.
-//! M_KIB and T set other Argon2id parameters than latchkey's (m=19456, t=2;
+//! M_KIB and T set other Argon2id parameters than latchkey's (m=7168, t=5;
 //! `bench/argon2_variants.sh` times OWASP's equivalents).
 
 use std::time::Instant;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use latchkey::auth::password::{MIN_ITERATIONS, MIN_MEMORY_KIB};
+use latchkey::auth::password::{DEFAULT_ITERATIONS, DEFAULT_MEMORY_KIB};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -21,11 +21,11 @@ fn main() {
     let memory_kib: u32 = args
         .next()
         .and_then(|m| m.parse().ok())
-        .unwrap_or(MIN_MEMORY_KIB);
+        .unwrap_or(DEFAULT_MEMORY_KIB);
     let iterations: u32 = args
         .next()
         .and_then(|t| t.parse().ok())
-        .unwrap_or(MIN_ITERATIONS);
+        .unwrap_or(DEFAULT_ITERATIONS);
     let mut times: Vec<f64> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| s.spawn(move || time_hashes(rounds, memory_kib, iterations)))

@@ -361,21 +361,23 @@ pub struct Config {
     )]
     pub hash_queue: usize,
 
-    /// Argon2id memory cost in KiB (never below OWASP's 19456).
+    /// Argon2id memory cost in KiB (with the iterations, never below one of
+    /// OWASP's equal-strength costs: m=47104/t=1, 19456/2, 12288/3, 9216/4,
+    /// 7168/5).
     #[arg(
         long,
         hide_env_values = true,
         env = "LATCHKEY_ARGON2_MEMORY_KIB",
-        default_value_t = 19_456
+        default_value_t = 7_168
     )]
     pub argon2_memory_kib: u32,
 
-    /// Argon2id iterations (never below OWASP's 2).
+    /// Argon2id iterations (raised to what OWASP's floor asks at the memory cost).
     #[arg(
         long,
         hide_env_values = true,
         env = "LATCHKEY_ARGON2_ITERATIONS",
-        default_value_t = 2
+        default_value_t = 5
     )]
     pub argon2_iterations: u32,
 

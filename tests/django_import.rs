@@ -171,7 +171,7 @@ fn token<'a>(made: &'a Value, name: &str) -> &'a str {
     made["tokens"][name].as_str().unwrap()
 }
 
-const ARGON2ID_AT_OWASP_COST: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
+const ARGON2ID_AT_OWASP_COST: &str = "$argon2id$v=19$m=7168,t=5,p=1$";
 
 #[tokio::test]
 async fn django_users_keep_their_ids_passwords_and_tokens() {

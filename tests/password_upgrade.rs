@@ -26,17 +26,17 @@ async fn a_login_rehashes_a_password_when_the_configured_cost_was_raised() {
     let before = TestServer::start_on(tempfile::tempdir().unwrap(), db.clone(), |_| {}).await;
     before.register("Cost Raiser", "raiser@example.com").await;
     let old = stored_hash(&db, "raiser@example.com").await;
-    assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+    assert!(old.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{old}");
     drop(before);
 
     let after = TestServer::start_on(tempfile::tempdir().unwrap(), db.clone(), |c| {
-        c.argon2_iterations = 3;
+        c.argon2_iterations = 6;
     })
     .await;
     let r = after.login("raiser@example.com", PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
     let new = stored_hash(&db, "raiser@example.com").await;
-    assert!(new.starts_with("$argon2id$v=19$m=19456,t=3,p=1$"), "{new}");
+    assert!(new.starts_with("$argon2id$v=19$m=7168,t=6,p=1$"), "{new}");
 
     // At the configured cost now: the next login leaves it alone.
     let r = after.login("raiser@example.com", PASSWORD).await;

@@ -11,7 +11,10 @@ mod policy;
 mod stored;
 
 pub use argon2::{Phc, MAX_ARGON2_WORK_KIB};
-pub use hasher::{HashError, Hasher, Verified, MIN_ITERATIONS, MIN_MEMORY_KIB};
+pub use hasher::{
+    at_least_owasp, HashError, Hasher, Verified, DEFAULT_ITERATIONS, DEFAULT_MEMORY_KIB,
+    OWASP_FLOOR,
+};
 pub use plain::Password;
 pub use policy::{PasswordPolicy, MIN_LENGTH};
 pub use stored::StoredHash;
