@@ -494,10 +494,8 @@ mod tests {
         assert_eq!(check(Some(&own)).await, 0);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_answers_overloaded_after_the_admission_wait() {
-        let hasher = Hasher::new(DEFAULT_MEMORY_KIB, DEFAULT_ITERATIONS, 1, 1).unwrap();
-        let (gate, held) = occupy_the_only_worker(&hasher).await;
+    /// With the only worker occupied, queue a job answering 7; returns once it is queued.
+    async fn fill_the_queue(hasher: &Hasher) -> tokio::task::JoinHandle<Result<i32, HashError>> {
         let waiting = {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.run(|| 7).await })
@@ -505,6 +503,14 @@ mod tests {
         while hasher.queue_depth() == 0 {
             tokio::task::yield_now().await;
         }
+        waiting
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_answers_overloaded_after_the_admission_wait() {
+        let hasher = Hasher::new(DEFAULT_MEMORY_KIB, DEFAULT_ITERATIONS, 1, 1).unwrap();
+        let (gate, held) = occupy_the_only_worker(&hasher).await;
+        let waiting = fill_the_queue(&hasher).await;
         // The clock is tokio's paused one: it moves to the deadline at once.
         let asked = tokio::time::Instant::now();
         assert!(!hasher.has_room().await);
@@ -526,13 +532,7 @@ mod tests {
     async fn a_caller_waiting_for_room_is_woken_when_a_worker_frees() {
         let hasher = Hasher::new(DEFAULT_MEMORY_KIB, DEFAULT_ITERATIONS, 1, 1).unwrap();
         let (gate, held) = occupy_the_only_worker(&hasher).await;
-        let waiting = {
-            let hasher = hasher.clone();
-            tokio::spawn(async move { hasher.run(|| 7).await })
-        };
-        while hasher.queue_depth() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let waiting = fill_the_queue(&hasher).await;
         assert!(hasher.is_saturated());
         let asking = {
             let hasher = hasher.clone();
