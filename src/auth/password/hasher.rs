@@ -543,9 +543,17 @@ mod tests {
                     .await
             })
         };
+        // Polled once: it is waiting (the queue is full) when the worker frees.
         tokio::task::yield_now().await;
+        assert!(!asking.is_finished());
         gate.wait();
-        assert!(asking.await.unwrap(), "room came when the worker finished");
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(10), asking).await;
+        assert!(
+            woken
+                .expect("woken by the worker, long before its deadline")
+                .unwrap(),
+            "room came when the worker finished"
+        );
         held.await.unwrap().unwrap();
         assert_eq!(waiting.await.unwrap().unwrap(), 7);
     }

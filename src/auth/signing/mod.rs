@@ -314,8 +314,6 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     /// Parsed private keys by `kid`: a reload parses only new keys.
     parsed: Mutex<HashMap<String, Arc<PrivateKey>>>,
-    /// Verified signatures, kept across reloads.
-    verified: Arc<VerifiedSignatures>,
 }
 
 enum Source {
@@ -325,6 +323,9 @@ enum Source {
         algorithm: Algorithm,
         retention: Retention,
         reload: Duration,
+        /// Verified signatures, kept across reloads (HS256 has none: its
+        /// check costs no more than the digest would).
+        verified: Arc<VerifiedSignatures>,
     },
 }
 
@@ -336,7 +337,6 @@ impl SigningKeys {
             snapshot: RwLock::new((Arc::new(KeySet::hs256(key)), Instant::now())),
             reloading: tokio::sync::Mutex::new(()),
             parsed: Mutex::new(HashMap::new()),
-            verified: Arc::default(),
         }))
     }
 
@@ -363,11 +363,11 @@ impl SigningKeys {
                 algorithm,
                 retention,
                 reload,
+                verified: Arc::default(),
             },
             snapshot: RwLock::new((Arc::new(KeySet::empty(algorithm)), Instant::now())),
             reloading: tokio::sync::Mutex::new(()),
             parsed: Mutex::new(HashMap::new()),
-            verified: Arc::default(),
         };
         let keys = Self(Arc::new(inner));
         let set = keys.load(now).await?;
@@ -426,6 +426,7 @@ impl SigningKeys {
             store,
             algorithm,
             retention,
+            verified,
             ..
         } = &self.0.source
         else {
@@ -464,7 +465,7 @@ impl SigningKeys {
             .map(|(_, _, kid, key)| (kid, key))
             .collect();
         let (kid, key) = current.ok_or(KeySetError::NoCurrentKey(*algorithm))?;
-        Ok(KeySet::asymmetric((&kid, key), usable)?.remembering(self.0.verified.clone()))
+        Ok(KeySet::asymmetric((&kid, key), usable)?.remembering(verified.clone()))
     }
 
     fn parse(
