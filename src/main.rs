@@ -610,12 +610,13 @@ async fn flush_expired(config: Config) -> Result<(), CliError> {
     store.close().await;
     let flushed = flushed.map_err(StartError::from)?;
     say(format_args!(
-        "flushed {}, {}, {}, {}, {}",
+        "flushed {}, {}, {}, {}, {}, {}",
         count(flushed.sessions, "expired session"),
         count(flushed.throttle_counters, "stale throttle counter"),
         count(flushed.legacy_tokens, "expired legacy token id"),
         count(flushed.challenges, "expired one-time token"),
         count(flushed.passkey_challenges, "expired passkey challenge"),
+        count(flushed.user_agents, "unused user agent"),
     ))
 }
 

@@ -307,7 +307,7 @@ async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
                     COALESCE(SUM(CASE WHEN last_rotated_jti = $1 THEN 1 ELSE 0 END), 0) \
              FROM sessions WHERE current_jti = $1 OR last_rotated_jti = $1",
         )
-        .bind(jti)
+        .bind(common::stored_id(&jti))
     };
     let acknowledged_old = |jti: &String| ledger.rotations.iter().any(|(o, _)| o == jti);
     for (old, new) in &ledger.rotations {
@@ -336,8 +336,9 @@ async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
             refused_kept(&format!("rotation of {old}"));
         }
     }
-    let revoked =
-        |sid: String| sqlx::query("SELECT revoked_at FROM sessions WHERE id = $1").bind(sid);
+    let revoked = |sid: String| {
+        sqlx::query("SELECT revoked_at FROM sessions WHERE id = $1").bind(common::stored_id(&sid))
+    };
     for sid in &ledger.logouts {
         let row = revoked(sid.clone()).fetch_one(&mut db).await.unwrap();
         assert!(

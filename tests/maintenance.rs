@@ -116,3 +116,125 @@ async fn flush_expired_removes_expired_passkey_challenges_only() {
         "{stdout}"
     );
 }
+
+/// Log in to `server` as `email` from a browser whose `User-Agent` is `agent`.
+async fn login_from(server: &TestServer, email: &str, agent: &str) -> serde_json::Value {
+    let r = server
+        .request(reqwest::Method::POST, "/auth/login")
+        .await
+        .header("User-Agent", agent)
+        .json(&json!({"email": email, "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+/// Each stored `User-Agent` and when a login last saw it, in order.
+async fn user_agents(url: &str) -> Vec<(String, i64)> {
+    use sqlx::{Connection as _, Row as _};
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query("SELECT value, last_seen_at FROM user_agents ORDER BY value")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_expired_removes_only_user_agents_no_session_refers_to_and_two_days_stale() {
+    const DAY: i64 = 86_400;
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    let on = |skew: i64, refresh_lifetime: u64| {
+        TestServer::start_on_clock(
+            tempfile::tempdir().unwrap(),
+            url.clone(),
+            latchkey::auth::Clock::skewed(skew),
+            move |c| {
+                c.refresh_token_lifetime_seconds = refresh_lifetime;
+                c.access_token_lifetime_seconds = 6;
+            },
+        )
+    };
+    // Three days ago: one session that has expired, one that lives on.
+    let long_ago = on(-3 * DAY - 10, 6).await;
+    let long_ago_lasting = on(-3 * DAY - 10, 30 * DAY as u64).await;
+    // Ten seconds ago: a session that has expired, its browser seen just now.
+    let just_now = on(-10, 6).await;
+    let now = on(0, 7 * DAY as u64).await;
+    let user = now.new_user().await;
+    let email = user["email"].as_str().unwrap().to_owned();
+    login_from(&long_ago, &email, "Agent/expired-3-days-ago").await;
+    let lasting = login_from(&long_ago_lasting, &email, "Agent/lasting").await;
+    login_from(&just_now, &email, "Agent/expired-just-now").await;
+    let when = |agents: &[(String, i64)], agent: &str| {
+        agents
+            .iter()
+            .find(|(v, _)| v == agent)
+            .map(|(_, seen)| *seen)
+    };
+    let before = user_agents(&url).await;
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let flush = || {
+        let out = common::latchkey_command()
+            .args(["flush-expired", "--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = flush();
+    assert!(stdout.contains("flushed 2 expired sessions, "), "{stdout}");
+    assert!(stdout.ends_with(", 1 unused user agent\n"), "{stdout}");
+    // The one a live session refers to stays, stale as it is; so does the
+    // one no session refers to that a login saw ten seconds ago.
+    let after = user_agents(&url).await;
+    let names: Vec<_> = after.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(names, ["Agent/expired-just-now", "Agent/lasting"]);
+    // (Its access token is valid on the clock that issued it.)
+    let (lasting_access, _) = tokens(&lasting);
+    let list: serde_json::Value = long_ago_lasting
+        .get_as(&lasting_access, "/auth/sessions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let agents: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user_agent"].clone())
+        .collect();
+    assert!(agents.contains(&json!("Agent/lasting")), "{list}");
+
+    // A login refreshes a day-stale User-Agent before it refers to it, and
+    // stores a removed one anew.
+    let stale = when(&after, "Agent/lasting").unwrap();
+    login_from(&now, &email, "Agent/lasting").await;
+    login_from(&now, &email, "Agent/expired-3-days-ago").await;
+    let later = user_agents(&url).await;
+    let refreshed = when(&later, "Agent/lasting").unwrap();
+    assert!(refreshed >= stale + 3 * DAY, "{stale} -> {refreshed}");
+    assert!(
+        when(&later, "Agent/expired-3-days-ago").is_some(),
+        "{later:?}"
+    );
+    // A fresh one is not written again by every login.
+    let seen = when(&later, "Agent/expired-just-now").unwrap();
+    login_from(&now, &email, "Agent/expired-just-now").await;
+    assert_eq!(
+        when(&user_agents(&url).await, "Agent/expired-just-now"),
+        Some(seen)
+    );
+    assert!(flush().ends_with(", 0 unused user agents\n"));
+}

@@ -120,7 +120,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            insert_session(session, first).execute(&mut *tx).await?;
+            insert_session(&mut tx, session, first).await?;
             tx.commit().await?;
             return Ok(LegacyRedemption::Redeemed);
         }

@@ -19,6 +19,8 @@ pub struct Flushed {
     /// Passkey ceremonies past their expiry (answers to them are refused
     /// by their `expires_at` already).
     pub passkey_challenges: u64,
+    /// `User-Agent` strings no session refers to any more.
+    pub user_agents: u64,
 }
 
 /// Rows deleted per statement.
@@ -28,7 +30,8 @@ impl Store {
     /// Delete expired sessions (a session holds its refresh tokens), stale
     /// throttle counters (older than `throttle_window` seconds) and known
     /// clients, and expired SimpleJWT ids, link tokens and challenges (the
-    /// second factor's and the passkeys').
+    /// second factor's and the passkeys'), and then the `User-Agent`
+    /// strings no session refers to any more.
     /// Expired tokens are refused by their `exp` claim (or their stored
     /// expiry) before anything else, so deleting their rows changes no
     /// answer.
@@ -76,7 +79,7 @@ impl Store {
                     .delete_in_batches(&mut conn, table, condition, cutoff)
                     .await?;
             }
-            Ok::<_, StoreError>(())
+            unused_user_agents(&mut conn, now).await
         }
         .await;
         if self.backend == super::Backend::Sqlite {
@@ -85,7 +88,7 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         }
-        flushed?;
+        let user_agents = flushed?;
         let [sessions, throttle, known, legacy, links, challenges, passkeys] = deleted;
         Ok(Flushed {
             sessions,
@@ -93,6 +96,7 @@ impl Store {
             legacy_tokens: legacy,
             challenges: links + challenges,
             passkey_challenges: passkeys,
+            user_agents,
         })
     }
 
@@ -132,5 +136,42 @@ impl Store {
                 return Ok(total);
             }
         }
+    }
+}
+
+/// Delete every `User-Agent` no session refers to that no login has seen
+/// for two days, walking `user_agents` by its key [`BATCH`] at a time
+/// (each batch one range of the primary key, each row's references looked
+/// up in `sessions_user_agent_id`: no scan, however many are kept). Two
+/// days, against the day after which a login refreshes the row before it
+/// refers to it (`statements::insert_session`), so a row a login is about
+/// to refer to is never removed, on one instance's clock or several
+/// skewed by less than a day.
+async fn unused_user_agents(conn: &mut sqlx::AnyConnection, now: i64) -> Result<u64, StoreError> {
+    let stale = now - 2 * super::statements::USER_AGENT_SEEN_REFRESH;
+    let mut after = i64::MIN;
+    let mut total = 0;
+    loop {
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(id) FROM (SELECT id FROM user_agents WHERE id > $1 ORDER BY id LIMIT $2) AS batch",
+        )
+        .bind(after)
+        .bind(BATCH)
+        .fetch_one(&mut *conn)
+        .await?;
+        let Some(last) = last else {
+            return Ok(total);
+        };
+        total += sqlx::query(
+            "DELETE FROM user_agents WHERE id > $1 AND id <= $2 AND last_seen_at <= $3 \
+               AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_agent_id = user_agents.id)",
+        )
+        .bind(after)
+        .bind(last)
+        .bind(stale)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        after = last;
     }
 }

@@ -29,6 +29,7 @@ mod sessions;
 mod settings;
 mod signing_keys;
 mod statements;
+mod stored_ids;
 mod throttle;
 mod users;
 

@@ -8,6 +8,7 @@
 use sqlx::Row as _;
 
 use super::statements::{insert_session, revoke_all_of};
+use super::stored_ids;
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// What the store knows about a presented refresh token.
@@ -65,7 +66,7 @@ impl Store {
         client_key: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        insert_session(s, first).execute(&mut *tx).await?;
+        insert_session(&mut tx, s, first).await?;
         super::throttle::remember_client(s.user_id, client_key, s.now)
             .execute(&mut *tx)
             .await?;
@@ -86,12 +87,15 @@ impl Store {
             return Ok(Some(user));
         }
         let generation = self.sessions.generation();
+        let Some(key) = stored_ids::key(sid) else {
+            return Ok(None);
+        };
         let row = sqlx::query(
             "SELECT u.id, u.email, u.name, s.expires_at, u.email_verified \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1",
         )
-        .bind(sid)
+        .bind(key.to_vec())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -119,18 +123,22 @@ impl Store {
             super::Backend::Postgres => refresh_state_sql!(pg_now!()),
             super::Backend::Sqlite => refresh_state_sql!("$2"),
         };
+        let (Some(sid), Some(jti)) = (stored_ids::key(sid), stored_ids::key(jti)) else {
+            return Ok(None);
+        };
         let row = sqlx::query(sql)
-            .bind(jti)
+            .bind(jti.to_vec())
             .bind(now)
-            .bind(sid)
+            .bind(sid.to_vec())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
+        let last_rotated: Option<Vec<u8>> = row.try_get(3)?;
         Ok(Some(RefreshTokenState {
             user_id: row.try_get(0)?,
             rotated_at: row.try_get(1)?,
             session_live: row.try_get::<i64, _>(2)? != 0,
-            last_rotated_jti: row.try_get(3)?,
+            last_rotated_jti: last_rotated.as_deref().map(stored_ids::text).transpose()?,
             db_now: row.try_get(4)?,
         }))
     }
@@ -146,20 +154,25 @@ impl Store {
         parent_jti: &str,
         now: i64,
     ) -> Result<Option<IssuedRefresh>, StoreError> {
+        let (Some(session_id), Some(parent_jti)) =
+            (stored_ids::key(session_id), stored_ids::key(parent_jti))
+        else {
+            return Ok(None);
+        };
         let row = sqlx::query(
             "SELECT s.current_jti, s.last_used_at, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = $1 AND s.last_rotated_jti = $2 AND s.current_jti IS NOT NULL \
                AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.is_active = 1",
         )
-        .bind(session_id)
-        .bind(parent_jti)
+        .bind(session_id.to_vec())
+        .bind(parent_jti.to_vec())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(IssuedRefresh {
-            jti: row.try_get(0)?,
+            jti: stored_ids::text(&row.try_get::<Vec<u8>, _>(0)?)?,
             issued_at: row.try_get(1)?,
             expires_at: row.try_get(2)?,
         }))
@@ -193,11 +206,14 @@ impl Store {
                    AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
             }
         };
+        let Some(old_jti) = stored_ids::key(old_jti) else {
+            return Ok(false);
+        };
         let rotated = sqlx::query(sql)
             .bind(next.issued_at)
-            .bind(old_jti)
-            .bind(next.session_id)
-            .bind(next.jti)
+            .bind(old_jti.to_vec())
+            .bind(stored_ids::key_to_write(next.session_id)?.to_vec())
+            .bind(stored_ids::key_to_write(next.jti)?.to_vec())
             .bind(next.expires_at)
             .execute(&self.writer)
             .await?
@@ -212,10 +228,13 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let Some(sid) = stored_ids::key(sid) else {
+            return Ok(());
+        };
         let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(reason)
-            .bind(sid)
+            .bind(sid.to_vec())
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -249,18 +268,19 @@ impl Store {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, created_at, last_used_at, expires_at, client_addr, user_agent FROM sessions \
-             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-             ORDER BY last_used_at DESC, created_at DESC, id",
+            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_addr, ua.value \
+             FROM sessions s LEFT JOIN user_agents ua ON ua.id = s.user_agent_id \
+             WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+             ORDER BY s.last_used_at DESC, s.created_at DESC, s.id",
         )
         .bind(user_id)
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| {
+            .map(|row| -> Result<SessionRecord, StoreError> {
                 Ok(SessionRecord {
-                    id: row.try_get(0)?,
+                    id: stored_ids::text(&row.try_get::<Vec<u8>, _>(0)?)?,
                     created_at: row.try_get(1)?,
                     last_used_at: row.try_get(2)?,
                     expires_at: row.try_get(3)?,
@@ -268,8 +288,7 @@ impl Store {
                     user_agent: row.try_get(5)?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .collect()
     }
 
     /// Revoke every live session of `user_id`; the count revoked.
@@ -294,13 +313,16 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<bool, StoreError> {
+        let Some(sid) = stored_ids::key(sid) else {
+            return Ok(false);
+        };
         let revoked = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(reason)
-        .bind(sid)
+        .bind(sid.to_vec())
         .bind(user_id)
         .execute(&self.writer)
         .await?

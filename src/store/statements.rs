@@ -4,7 +4,7 @@
 //! (logout everywhere, password change, deactivation, import). A leaf, so
 //! the table modules need not import each other.
 
-use super::StoreError;
+use super::{stored_ids, StoreError};
 
 /// A session about to start.
 pub struct NewSession<'a> {
@@ -49,27 +49,55 @@ pub struct SessionUser {
     pub email_verified: bool,
 }
 
-/// The `INSERT` of a new session holding `first`, its first refresh token.
-/// A session holds its chain: the live token's id, and the token it was
-/// exchanged for (a SimpleJWT token's id, for a legacy redemption) as the
-/// one rotated last, at the session's start.
-pub(super) fn insert_session<'q>(
-    s: &'q NewSession<'q>,
-    first: &'q NewRefreshToken<'q>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+/// A login refreshes its `User-Agent`'s `last_seen_at` when it is older
+/// than this (seconds): at most one write a day to a popular row.
+pub(super) const USER_AGENT_SEEN_REFRESH: i64 = 24 * 3600;
+
+/// Start a new session holding `first`, its first refresh token, on `conn`
+/// (inside the caller's transaction). A session holds its chain: the live
+/// token's id, and the token it was exchanged for (a SimpleJWT token's id,
+/// for a legacy redemption) as the one rotated last, at the session's
+/// start. Its `User-Agent` is stored once, in `user_agents`, refreshed
+/// there when a day stale, so `flush-expired` (which removes one only when
+/// no session refers to it and it is two days stale) never removes the row
+/// this session is about to refer to, on either backend: a row it would
+/// remove is stale, so this `UPDATE` locks and refreshes it first, or
+/// finds it gone and inserts it anew.
+pub(super) async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    s: &NewSession<'_>,
+    first: &NewRefreshToken<'_>,
+) -> Result<(), StoreError> {
+    if let Some(user_agent) = s.user_agent {
+        sqlx::query(
+            "INSERT INTO user_agents (value, last_seen_at) VALUES ($1, $2) \
+             ON CONFLICT (value) DO UPDATE SET last_seen_at = excluded.last_seen_at \
+             WHERE user_agents.last_seen_at < $3",
+        )
+        .bind(user_agent)
+        .bind(s.now)
+        .bind(s.now - USER_AGENT_SEEN_REFRESH)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let parent = first.parent_jti.map(stored_ids::key_to_write).transpose()?;
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent, \
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id, \
                                current_jti, last_rotated_jti, last_rotated_at) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, CASE WHEN $8 IS NULL THEN NULL ELSE $3 END)",
+         VALUES ($1, $2, $3, $3, $4, $5, (SELECT id FROM user_agents WHERE value = $6), $7, $8, \
+                 CASE WHEN $8 IS NULL THEN NULL ELSE $3 END)",
     )
-    .bind(s.id)
+    .bind(stored_ids::key_to_write(s.id)?.to_vec())
     .bind(s.user_id)
     .bind(s.now)
     .bind(s.expires_at)
     .bind(s.client_addr)
     .bind(s.user_agent)
-    .bind(first.jti)
-    .bind(first.parent_jti)
+    .bind(stored_ids::key_to_write(first.jti)?.to_vec())
+    .bind(parent.map(|p| p.to_vec()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Revoke every live session of `user_id` except `keep`; the count revoked.
@@ -88,7 +116,11 @@ pub(super) async fn revoke_all_of(
     .bind(now)
     .bind(reason)
     .bind(user_id)
-    .bind(keep)
+    .bind(
+        keep.map(stored_ids::key_to_write)
+            .transpose()?
+            .map(|k| k.to_vec()),
+    )
     .execute(&mut **tx)
     .await?
     .rows_affected();

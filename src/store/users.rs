@@ -133,7 +133,7 @@ impl Store {
             user_id: created.id,
             ..*session
         };
-        insert_session(&session, first).execute(&mut *tx).await?;
+        insert_session(&mut tx, &session, first).await?;
         tx.commit().await?;
         Ok(created)
     }

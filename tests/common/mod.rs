@@ -570,3 +570,13 @@ pub fn totp(secret_b32: &str, t: i64) -> String {
     let n = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]) % 1_000_000;
     format!("{n:06}")
 }
+
+/// A session or refresh-token id (32 hex characters) as the `sessions`
+/// table stores it: its 16 bytes.
+pub fn stored_id(id: &str) -> Vec<u8> {
+    assert_eq!(id.len(), 32, "{id:?}");
+    (0..32)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -1,0 +1,107 @@
+//! Session and refresh-token ids as the `sessions` table stores them: their
+//! 16 bytes, not the 32 lowercase hex characters the tokens carry (half the
+//! bytes in the row and in the id's index; docs/benchmarks.md). Converted
+//! here, at the edge of storage, so every other layer keeps the text form.
+
+use super::StoreError;
+
+/// Bytes in an id.
+const LEN: usize = 16;
+
+/// The stored bytes of `id`, or `None` when it is not 32 lowercase hex
+/// characters (such an id names no row: latchkey made every stored one).
+pub(super) fn key(id: &str) -> Option<[u8; LEN]> {
+    let text = id.as_bytes();
+    if text.len() != 2 * LEN {
+        return None;
+    }
+    let mut out = [0u8; LEN];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// The stored bytes of `id`, which is about to be written; an id not made
+/// by `auth::ids` here is a bug, refused before it reaches the database.
+pub(super) fn key_to_write(id: &str) -> Result<[u8; LEN], StoreError> {
+    key(id).ok_or_else(|| StoreError::Other("an id to store is not 32 hex characters".into()))
+}
+
+/// The text form of a stored id.
+pub(super) fn text(stored: &[u8]) -> Result<String, StoreError> {
+    if stored.len() != LEN {
+        return Err(StoreError::Other(format!(
+            "a stored id has {} bytes, not {LEN}",
+            stored.len()
+        )));
+    }
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * LEN);
+    for b in stored {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    Ok(out)
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_id_is_stored_as_its_sixteen_bytes() {
+        let id = "00ff10a0b1c2d3e4f5061728394a5b6c";
+        let stored = key(id).unwrap();
+        assert_eq!(stored[0], 0x00);
+        assert_eq!(stored[1], 0xff);
+        assert_eq!(stored[15], 0x6c);
+        assert_eq!(text(&stored).unwrap(), id);
+    }
+
+    #[test]
+    fn text_that_latchkey_never_makes_names_no_stored_id() {
+        for id in [
+            "",
+            "00ff10a0b1c2d3e4f5061728394a5b6",   // 31
+            "00ff10a0b1c2d3e4f5061728394a5b6c0", // 33
+            "00FF10A0B1C2D3E4F5061728394A5B6C",  // upper case
+            "00ff10a0b1c2d3e4f5061728394a5b6g",
+            "00ff10a0b1c2d3e4f5061728394a5b\u{e9}",
+        ] {
+            assert_eq!(key(id), None, "{id:?}");
+            assert!(key_to_write(id).is_err(), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn a_stored_id_of_the_wrong_length_is_an_error_not_a_panic() {
+        assert!(text(&[0u8; 15]).is_err());
+        assert!(text(&[0u8; 17]).is_err());
+        assert!(text(&[]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn every_sixteen_bytes_come_back_from_their_text(bytes in any::<[u8; 16]>()) {
+            let t = text(&bytes).unwrap();
+            prop_assert_eq!(key(&t), Some(bytes));
+        }
+
+        #[test]
+        fn any_text_either_names_an_id_or_none_without_panicking(s in "\\PC{0,40}") {
+            if let Some(stored) = key(&s) {
+                prop_assert_eq!(text(&stored).unwrap(), s);
+            }
+        }
+    }
+}
