@@ -49,10 +49,15 @@ OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "bench-scale"))
 PORT = 8421
 PASSWORD = "Tr1cky-Lantern-Owl"
 SEQUENTIAL = {"login": 30, "me": 400, "refresh": 400, "register": 30}
-# What every session's row carries: a browser's User-Agent as latchkey
-# stores it (truncated to 256 bytes; this one is 111) and an address.
-USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/131.0.0.0 Safari/537.36")
+# What every session's row carries: a browser's User-Agent (latchkey
+# truncates them to 256 bytes; these are 111-114) and an address. The
+# sessions share AGENTS distinct ones (one browser in as many versions),
+# each stored once (user_agents), so the table is as large as a real one
+# and its statements' plans are those of a real one.
+USER_AGENT_PREFIX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0."
+USER_AGENT_SUFFIX = ".0 Safari/537.36"
+USER_AGENT = USER_AGENT_PREFIX + "0" + USER_AGENT_SUFFIX
+AGENTS = 1000
 DAY = 86400
 
 
@@ -145,13 +150,20 @@ class Sqlite(Backend):
                        ?, 1, {now - 30 * DAY}, i % 2 FROM seq""", (hash_,))
             first = db.execute("SELECT MIN(id) FROM users WHERE name_key LIKE 'user%'").fetchone()[0]
             db.execute(f"""
+                WITH RECURSIVE a(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM a WHERE i < {AGENTS - 1})
+                INSERT INTO user_agents (value, last_seen_at)
+                SELECT ? || i || ?, {now - 2 * DAY} FROM a WHERE true
+                ON CONFLICT (value) DO NOTHING""", (USER_AGENT_PREFIX, USER_AGENT_SUFFIX))
+            agent = db.execute("SELECT MIN(id) FROM user_agents").fetchone()[0]
+            db.execute(f"""
                 WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 2)
-                INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent,
+                INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id,
                                       last_rotated_jti, current_jti, last_rotated_at)
-                SELECT lower(hex(randomblob(16))), u.id, {now - 20 * DAY}, {now - 2 * DAY},
+                SELECT randomblob(16), u.id, {now - 20 * DAY}, {now - 2 * DAY},
                        CASE WHEN k.j = 0 THEN {now - DAY} ELSE {now + 10 * DAY} END,
-                       '203.0.113.7', ?, lower(hex(randomblob(16))), lower(hex(randomblob(16))), {now - 2 * DAY}
-                  FROM users u, k WHERE u.id >= {first}""", (USER_AGENT,))
+                       '203.0.113.7', {agent} + (3 * u.id + k.j) % {AGENTS},
+                       randomblob(16), randomblob(16), {now - 2 * DAY}
+                  FROM users u, k WHERE u.id >= {first}""")
             db.execute(f"""
                 INSERT INTO known_clients (user_id, client_key, last_success_at)
                 SELECT id, 'addr:203.0.113.7', {now - 2 * DAY} FROM users WHERE id >= {first}""")
@@ -204,18 +216,22 @@ class Postgres(Backend):
 
     def fill(self, n, hash_, now):
         literal = "'" + hash_.replace("'", "''") + "'"
-        ua = "'" + USER_AGENT + "'"
+        prefix, suffix = (f"'{USER_AGENT_PREFIX}'", f"'{USER_AGENT_SUFFIX}'")
         self.psql(self.url, f"""
             BEGIN;
             INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined,
                                email_verified)
             SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', 'user' || i, 'user' || i,
                    {literal}, 1, {now - 30 * DAY}, i % 2 FROM generate_series(1, {n}) AS i;
-            INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent,
+            INSERT INTO user_agents (value, last_seen_at)
+            SELECT {prefix} || i || {suffix}, {now - 2 * DAY} FROM generate_series(0, {AGENTS - 1}) AS i
+            ON CONFLICT (value) DO NOTHING;
+            INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id,
                                   last_rotated_jti, current_jti, last_rotated_at)
-            SELECT md5(random()::text || u.id || k), u.id, {now - 20 * DAY}, {now - 2 * DAY},
+            SELECT decode(md5(random()::text || u.id || k), 'hex'), u.id, {now - 20 * DAY}, {now - 2 * DAY},
                    CASE WHEN k = 0 THEN {now - DAY} ELSE {now + 10 * DAY} END,
-                   '203.0.113.7', {ua}, md5(random()::text || u.id), md5(random()::text || u.id || 'c'),
+                   '203.0.113.7', (SELECT MIN(id) FROM user_agents) + (3 * u.id + k) % {AGENTS},
+                   decode(md5(random()::text || u.id), 'hex'), decode(md5(random()::text || u.id || 'c'), 'hex'),
                    {now - 2 * DAY}
               FROM users u, generate_series(0, 2) AS k WHERE u.name_key LIKE 'user%';
             INSERT INTO known_clients (user_id, client_key, last_success_at)
@@ -339,22 +355,41 @@ def flush_during_load(backend, access, refresh):
 
 def hot_statements(now):
     """The statements behind the rows (copied from src/store; the plans
-    show which index each one uses) with literal arguments."""
-    sid, jti = "0" * 32, "1" * 32
+    show which index each one uses) with literal arguments. Ids are stored
+    as 16 bytes: a blob literal per backend."""
+    def blob(hex_):
+        return {"sqlite": f"X'{hex_}'", "postgres": f"'\\x{hex_}'::bytea"}
+
+    sid, jti = blob("0" * 32), blob("1" * 32)
+
+    def per_backend(template):
+        return {b: template(sid[b], jti[b]) for b in ("sqlite", "postgres")}
+
     return {
-        "GET /auth/me (session_user)":
+        "GET /auth/me (session_user)": per_backend(lambda sid, jti:
             "SELECT u.id, u.email, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id "
-            f"WHERE s.id = '{sid}' AND s.revoked_at IS NULL AND s.expires_at > {now} AND u.is_active = 1",
+            f"WHERE s.id = {sid} AND s.revoked_at IS NULL AND s.expires_at > {now} AND u.is_active = 1"),
         "POST /auth/login (user by email)":
             "SELECT id, email, name, password_hash, is_active FROM users WHERE email_key = 'user7@example.com'",
-        "refresh (rotate)":
-            f"UPDATE sessions SET current_jti = '{jti}', last_rotated_jti = '{sid}', last_rotated_at = {now}, "
-            f"last_used_at = {now}, expires_at = {now + DAY} WHERE id = '{sid}' AND current_jti = '{jti}' "
+        "POST /auth/login (User-Agent, stored once)":
+            f"INSERT INTO user_agents (value, last_seen_at) VALUES ('{USER_AGENT}', {now}) "
+            f"ON CONFLICT (value) DO UPDATE SET last_seen_at = excluded.last_seen_at "
+            f"WHERE user_agents.last_seen_at < {now - DAY}",
+        "POST /auth/login (session insert: its User-Agent's id)":
+            f"SELECT id FROM user_agents WHERE value = '{USER_AGENT}'",
+        "refresh (rotate)": per_backend(lambda sid, jti:
+            f"UPDATE sessions SET current_jti = {jti}, last_rotated_jti = {sid}, last_rotated_at = {now}, "
+            f"last_used_at = {now}, expires_at = {now + DAY} WHERE id = {sid} AND current_jti = {jti} "
             f"AND revoked_at IS NULL AND expires_at > {now} "
-            "AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)",
-        "refresh (state, on refusal)":
+            "AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"),
+        "refresh (state, on refusal)": per_backend(lambda sid, jti:
             f"SELECT s.user_id, s.last_rotated_jti FROM sessions s JOIN users u ON u.id = s.user_id "
-            f"WHERE s.id = '{sid}'",
+            f"WHERE s.id = {sid}"),
+        "GET /auth/sessions":
+            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_addr, ua.value "
+            "FROM sessions s LEFT JOIN user_agents ua ON ua.id = s.user_agent_id "
+            f"WHERE s.user_id = 7 AND s.revoked_at IS NULL AND s.expires_at > {now} "
+            "ORDER BY s.last_used_at DESC, s.created_at DESC, s.id",
         "register (uniqueness)":
             "SELECT 1 FROM users WHERE email_key = 'x@example.com' OR name_key = 'x'",
         # src/store/maintenance.rs: a batch found by the condition's index,
@@ -371,6 +406,15 @@ def hot_statements(now):
             "postgres": "DELETE FROM known_clients WHERE ctid = ANY(ARRAY(SELECT ctid FROM known_clients "
                         f"WHERE last_success_at <= {now - 30 * DAY} LIMIT 1000))",
         },
+        # A batch of the User-Agent sweep: one range of the key, each row's
+        # references looked up in sessions_user_agent_id.
+        "flush-expired (User-Agents: the batch's end)":
+            "SELECT MAX(id) FROM (SELECT id FROM user_agents WHERE id > 0 "
+            "ORDER BY id LIMIT 1000) AS batch",
+        "flush-expired (User-Agents: unused ones)":
+            f"DELETE FROM user_agents WHERE id > 0 AND id <= 1000 "
+            f"AND last_seen_at <= {now - 2 * DAY} "
+            "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_agent_id = user_agents.id)",
     }
 
 
