@@ -26,6 +26,15 @@ pub struct Flushed {
 /// Rows deleted per statement.
 const BATCH: i64 = 1_000;
 
+/// Rows deleted per statement on SQLite. Each batch rewrites, in the WAL,
+/// every page of the random-ordered indexes (the session id's, the
+/// `User-Agent` reference's) it deletes an entry from, nearly one page per
+/// row at 1,000 rows; at 5,000 the pages are shared by more of the batch's
+/// rows and the flush of 10^6 sessions writes half the bytes
+/// (docs/benchmarks.md). A batch holds SQLite's one write lock for about
+/// a quarter of a second at that size; readers never wait for it.
+const SQLITE_BATCH: i64 = 5_000;
+
 impl Store {
     /// Delete expired sessions (a session holds its refresh tokens), stale
     /// throttle counters (older than `throttle_window` seconds) and known
@@ -66,9 +75,17 @@ impl Store {
         // 2 MiB cache the pages of a large table's index are read again for
         // almost every row (the flush of 10^6 sessions took twice as long per
         // row as that of 10^5; docs/benchmarks.md).
+        //
+        // And its WAL is checkpointed every 256 MiB instead of every 4 MiB
+        // (SQLite's 1,000 pages): those random index pages are written again
+        // by nearly every batch, and a checkpoint copies each page once
+        // however many batches wrote it, so rarer checkpoints write a
+        // fraction of the bytes (a quarter, flushing 10^6 sessions with no
+        // other writer; a serving instance's own commits still checkpoint
+        // at 4 MiB). The WAL is checkpointed and emptied at the end.
         let mut conn = self.writer.acquire().await?;
         if self.backend == super::Backend::Sqlite {
-            sqlx::query("PRAGMA cache_size = -262144")
+            sqlx::query("PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 65536")
                 .execute(&mut *conn)
                 .await?;
         }
@@ -84,7 +101,14 @@ impl Store {
         .await;
         if self.backend == super::Backend::Sqlite {
             // Back to SQLite's default for whatever uses the connection next.
-            sqlx::query("PRAGMA cache_size = -2000")
+            sqlx::query("PRAGMA cache_size = -2000; PRAGMA wal_autocheckpoint = 1000")
+                .execute(&mut *conn)
+                .await?;
+            // Back to an empty WAL, not one of up to 256 MiB kept on disk.
+            // It waits (up to `busy_timeout`) for the readers of older
+            // snapshots, which are short; if it cannot finish, the WAL stays
+            // as it is, which is harmless.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&mut *conn)
                 .await?;
         }
@@ -101,7 +125,7 @@ impl Store {
     }
 
     /// Delete the rows of `table` matching `condition` in batches of
-    /// [`BATCH`], each its own short statement (so a serving instance never
+    /// [`BATCH`] ([`SQLITE_BATCH`] on SQLite), each its own short statement (so a serving instance never
     /// waits long for the writer). A batch finds its rows by the condition's
     /// index and deletes them by their physical address — SQLite's `rowid`,
     /// PostgreSQL's `ctid` (`= ANY(ARRAY(...))` is a TID scan; `IN` over a
@@ -123,16 +147,20 @@ impl Store {
                 "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} LIMIT $2)"
             ),
         };
+        let batch = match self.backend {
+            super::Backend::Postgres => BATCH,
+            super::Backend::Sqlite => SQLITE_BATCH,
+        };
         let mut total = 0;
         loop {
             let deleted = sqlx::query(&statement)
                 .bind(cutoff)
-                .bind(BATCH)
+                .bind(batch)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
             total += deleted;
-            if deleted < BATCH as u64 {
+            if deleted < batch as u64 {
                 return Ok(total);
             }
         }
