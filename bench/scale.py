@@ -70,7 +70,9 @@ class Client:
         self.cookie = None
 
     def call(self, method, path, body=None, bearer=None):
-        headers = {"Content-Type": "application/json"}
+        # A browser's User-Agent, as an SPA's requests carry: a login or a
+        # registration stores it (once per distinct string).
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if self.csrf:
             headers["X-CSRFToken"] = self.csrf
             headers["Cookie"] = self.cookie

@@ -104,10 +104,16 @@ impl Store {
             sqlx::query("PRAGMA cache_size = -2000; PRAGMA wal_autocheckpoint = 1000")
                 .execute(&mut *conn)
                 .await?;
-            // Back to an empty WAL, not one of up to 256 MiB kept on disk.
-            // It waits (up to `busy_timeout`) for the readers of older
-            // snapshots, which are short; if it cannot finish, the WAL stays
+            // Back to an empty WAL, not one of up to 256 MiB kept on disk:
+            // first a checkpoint that writers never wait for, which copies
+            // (nearly) every page; then the one that empties the file, which
+            // holds writers back while it copies what is left (a few pages)
+            // and waits (up to `busy_timeout`) for the readers of older
+            // snapshots, which are short. If it cannot finish, the WAL stays
             // as it is, which is harmless.
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut *conn)
+                .await?;
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&mut *conn)
                 .await?;
