@@ -93,18 +93,7 @@ async fn flush_expired_removes_expired_passkey_challenges_only() {
         let r = server.post("/auth/passkeys/login/options", json!({})).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let flush = || {
-        let out = common::latchkey_command()
-            .args(["flush-expired", "--database-url", &url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let flush = || flush_expired(&url);
     let stdout = flush();
     assert!(
         stdout.contains(", 2 expired passkey challenges"),
@@ -117,18 +106,18 @@ async fn flush_expired_removes_expired_passkey_challenges_only() {
     );
 }
 
-/// Log in to `server` as `email` from a browser whose `User-Agent` is `agent`.
-async fn login_from(server: &TestServer, email: &str, agent: &str) -> serde_json::Value {
-    let r = server
-        .request(reqwest::Method::POST, "/auth/login")
-        .await
-        .header("User-Agent", agent)
-        .json(&json!({"email": email, "password": common::PASSWORD}))
-        .send()
-        .await
+/// What `latchkey flush-expired` on `url` printed; it must succeed.
+fn flush_expired(url: &str) -> String {
+    let out = common::latchkey_command()
+        .args(["flush-expired", "--database-url", url])
+        .output()
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Each stored `User-Agent` and when a login last saw it, in order.
@@ -169,9 +158,11 @@ async fn flush_expired_removes_only_user_agents_no_session_refers_to_and_two_day
     let now = on(0, 7 * DAY as u64).await;
     let user = now.new_user().await;
     let email = user["email"].as_str().unwrap().to_owned();
-    login_from(&long_ago, &email, "Agent/expired-3-days-ago").await;
-    let lasting = login_from(&long_ago_lasting, &email, "Agent/lasting").await;
-    login_from(&just_now, &email, "Agent/expired-just-now").await;
+    long_ago
+        .login_from(&email, "Agent/expired-3-days-ago")
+        .await;
+    let lasting = long_ago_lasting.login_from(&email, "Agent/lasting").await;
+    just_now.login_from(&email, "Agent/expired-just-now").await;
     let when = |agents: &[(String, i64)], agent: &str| {
         agents
             .iter()
@@ -181,18 +172,7 @@ async fn flush_expired_removes_only_user_agents_no_session_refers_to_and_two_day
     let before = user_agents(&url).await;
     assert_eq!(before.len(), 3, "{before:?}");
 
-    let flush = || {
-        let out = common::latchkey_command()
-            .args(["flush-expired", "--database-url", &url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let flush = || flush_expired(&url);
     let stdout = flush();
     assert!(stdout.contains("flushed 2 expired sessions, "), "{stdout}");
     assert!(stdout.ends_with(", 1 unused user agent\n"), "{stdout}");
@@ -220,8 +200,8 @@ async fn flush_expired_removes_only_user_agents_no_session_refers_to_and_two_day
     // A login refreshes a day-stale User-Agent before it refers to it, and
     // stores a removed one anew.
     let stale = when(&after, "Agent/lasting").unwrap();
-    login_from(&now, &email, "Agent/lasting").await;
-    login_from(&now, &email, "Agent/expired-3-days-ago").await;
+    now.login_from(&email, "Agent/lasting").await;
+    now.login_from(&email, "Agent/expired-3-days-ago").await;
     let later = user_agents(&url).await;
     let refreshed = when(&later, "Agent/lasting").unwrap();
     assert!(refreshed >= stale + 3 * DAY, "{stale} -> {refreshed}");
@@ -231,7 +211,7 @@ async fn flush_expired_removes_only_user_agents_no_session_refers_to_and_two_day
     );
     // A fresh one is not written again by every login.
     let seen = when(&later, "Agent/expired-just-now").unwrap();
-    login_from(&now, &email, "Agent/expired-just-now").await;
+    now.login_from(&email, "Agent/expired-just-now").await;
     assert_eq!(
         when(&user_agents(&url).await, "Agent/expired-just-now"),
         Some(seen)

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{tokens, TestServer, PASSWORD};
-use reqwest::{Method, StatusCode};
+use common::{tokens, TestServer};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Connection as _;
 
@@ -57,19 +57,6 @@ fn before_0009(backend: &str) -> &'static str {
     }
 }
 
-async fn login_from(server: &TestServer, email: &str, agent: &str) -> Value {
-    let r = server
-        .request(Method::POST, "/auth/login")
-        .await
-        .header("User-Agent", agent)
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
-}
-
 /// The pair of a refresh answer.
 fn pair(body: &Value) -> (String, String) {
     let field = |k: &str| body[k].as_str().unwrap().to_owned();
@@ -90,8 +77,12 @@ async fn sessions_and_their_tokens_survive_the_compact_sessions_migration() {
     let user = earlier.new_user().await;
     let email = user["email"].as_str().unwrap().to_owned();
     let (_, registered_refresh) = tokens(&user);
-    let chrome = login_from(&earlier, &email, "Mozilla/5.0 (upgrade test) Chrome").await;
-    let firefox = login_from(&earlier, &email, "Mozilla/5.0 (upgrade test) Firefox").await;
+    let chrome = earlier
+        .login_from(&email, "Mozilla/5.0 (upgrade test) Chrome")
+        .await;
+    let firefox = earlier
+        .login_from(&email, "Mozilla/5.0 (upgrade test) Firefox")
+        .await;
     // One session has rotated: it holds a live and a last-rotated token.
     let r = refresh(&earlier, &tokens(&chrome).1).await;
     assert_eq!(r.status(), StatusCode::OK);

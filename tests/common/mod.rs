@@ -228,6 +228,21 @@ impl TestServer {
         self.post("/auth/login", json!({"email": email, "password": password}))
             .await
     }
+
+    /// Log in as `email` (with [`PASSWORD`]) from a browser whose
+    /// `User-Agent` is `agent`, and return the 200 body.
+    pub async fn login_from(&self, email: &str, agent: &str) -> Value {
+        let r = self
+            .request(Method::POST, "/auth/login")
+            .await
+            .header("User-Agent", agent)
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
 }
 
 impl Drop for TestServer {
