@@ -37,22 +37,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     let throttled = live.login("ghost@example.com", "Wrong-Password-99").await;
     assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED);
 
-    let out = common::latchkey_command()
-        .args([
-            "flush-expired",
-            "--database-url",
-            &url,
-            "--login-throttle-window-seconds",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = flush_expired(&url, &["--login-throttle-window-seconds", "1"]);
     assert!(stdout.contains("flushed 2 expired sessions, "), "{stdout}");
     assert!(!stdout.contains(" 0 stale throttle counters"), "{stdout}");
 
@@ -68,11 +53,7 @@ async fn flush_expired_removes_expired_sessions_and_tokens_and_keeps_live_ones()
     assert_eq!(r.status(), StatusCode::OK);
 
     // A second run has nothing left to do.
-    let out = common::latchkey_command()
-        .args(["flush-expired", "--database-url", &url])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 0 expired sessions, "));
+    assert!(flush_expired(&url, &[]).contains("flushed 0 expired sessions, "));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +74,7 @@ async fn flush_expired_removes_expired_passkey_challenges_only() {
         let r = server.post("/auth/passkeys/login/options", json!({})).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let flush = || flush_expired(&url);
+    let flush = || flush_expired(&url, &[]);
     let stdout = flush();
     assert!(
         stdout.contains(", 2 expired passkey challenges"),
@@ -106,10 +87,12 @@ async fn flush_expired_removes_expired_passkey_challenges_only() {
     );
 }
 
-/// What `latchkey flush-expired` on `url` printed; it must succeed.
-fn flush_expired(url: &str) -> String {
+/// What `latchkey flush-expired` on `url` (with `extra` arguments)
+/// printed; it must succeed.
+fn flush_expired(url: &str, extra: &[&str]) -> String {
     let out = common::latchkey_command()
         .args(["flush-expired", "--database-url", url])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -172,7 +155,7 @@ async fn flush_expired_removes_only_user_agents_no_session_refers_to_and_two_day
     let before = user_agents(&url).await;
     assert_eq!(before.len(), 3, "{before:?}");
 
-    let flush = || flush_expired(&url);
+    let flush = || flush_expired(&url, &[]);
     let stdout = flush();
     assert!(stdout.contains("flushed 2 expired sessions, "), "{stdout}");
     assert!(stdout.ends_with(", 1 unused user agent\n"), "{stdout}");

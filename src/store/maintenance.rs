@@ -131,8 +131,8 @@ impl Store {
     }
 
     /// Delete the rows of `table` matching `condition` in batches of
-    /// [`BATCH`] ([`SQLITE_BATCH`] on SQLite), each its own short statement (so a serving instance never
-    /// waits long for the writer). A batch finds its rows by the condition's
+    /// [`BATCH`] ([`SQLITE_BATCH`] on SQLite), each its own short statement
+    /// (so a serving instance never waits long for the writer). A batch finds its rows by the condition's
     /// index and deletes them by their physical address — SQLite's `rowid`,
     /// PostgreSQL's `ctid` (`= ANY(ARRAY(...))` is a TID scan; `IN` over a
     /// subquery lets PostgreSQL's planner hash-join a scan of the whole

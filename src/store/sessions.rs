@@ -95,7 +95,7 @@ impl Store {
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1",
         )
-        .bind(key.to_vec())
+        .bind(key)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -127,9 +127,9 @@ impl Store {
             return Ok(None);
         };
         let row = sqlx::query(sql)
-            .bind(jti.to_vec())
+            .bind(jti)
             .bind(now)
-            .bind(sid.to_vec())
+            .bind(sid)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -165,8 +165,8 @@ impl Store {
              WHERE s.id = $1 AND s.last_rotated_jti = $2 AND s.current_jti IS NOT NULL \
                AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.is_active = 1",
         )
-        .bind(session_id.to_vec())
-        .bind(parent_jti.to_vec())
+        .bind(session_id)
+        .bind(parent_jti)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -211,9 +211,9 @@ impl Store {
         };
         let rotated = sqlx::query(sql)
             .bind(next.issued_at)
-            .bind(old_jti.to_vec())
-            .bind(stored_ids::key_to_write(next.session_id)?.to_vec())
-            .bind(stored_ids::key_to_write(next.jti)?.to_vec())
+            .bind(old_jti)
+            .bind(stored_ids::key_to_write(next.session_id)?)
+            .bind(stored_ids::key_to_write(next.jti)?)
             .bind(next.expires_at)
             .execute(&self.writer)
             .await?
@@ -234,7 +234,7 @@ impl Store {
         let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
             .bind(now)
             .bind(reason)
-            .bind(sid.to_vec())
+            .bind(sid)
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -322,7 +322,7 @@ impl Store {
         )
         .bind(now)
         .bind(reason)
-        .bind(sid.to_vec())
+        .bind(sid)
         .bind(user_id)
         .execute(&self.writer)
         .await?

@@ -61,8 +61,8 @@ pub(super) const USER_AGENT_SEEN_REFRESH: i64 = 24 * 3600;
 /// there when a day stale, so `flush-expired` (which removes one only when
 /// no session refers to it and it is two days stale) never removes the row
 /// this session is about to refer to, on either backend: a row it would
-/// remove is stale, so this `UPDATE` locks and refreshes it first, or
-/// finds it gone and inserts it anew.
+/// remove is stale, so this upsert locks and refreshes it first, or finds
+/// it gone and inserts it anew.
 pub(super) async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     s: &NewSession<'_>,
@@ -80,21 +80,20 @@ pub(super) async fn insert_session(
         .execute(&mut *conn)
         .await?;
     }
-    let parent = first.parent_jti.map(stored_ids::key_to_write).transpose()?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id, \
                                current_jti, last_rotated_jti, last_rotated_at) \
          VALUES ($1, $2, $3, $3, $4, $5, (SELECT id FROM user_agents WHERE value = $6), $7, $8, \
                  CASE WHEN $8 IS NULL THEN NULL ELSE $3 END)",
     )
-    .bind(stored_ids::key_to_write(s.id)?.to_vec())
+    .bind(stored_ids::key_to_write(s.id)?)
     .bind(s.user_id)
     .bind(s.now)
     .bind(s.expires_at)
     .bind(s.client_addr)
     .bind(s.user_agent)
-    .bind(stored_ids::key_to_write(first.jti)?.to_vec())
-    .bind(parent.map(|p| p.to_vec()))
+    .bind(stored_ids::key_to_write(first.jti)?)
+    .bind(first.parent_jti.map(stored_ids::key_to_write).transpose()?)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -116,11 +115,7 @@ pub(super) async fn revoke_all_of(
     .bind(now)
     .bind(reason)
     .bind(user_id)
-    .bind(
-        keep.map(stored_ids::key_to_write)
-            .transpose()?
-            .map(|k| k.to_vec()),
-    )
+    .bind(keep.map(stored_ids::key_to_write).transpose()?)
     .execute(&mut **tx)
     .await?
     .rows_affected();
