@@ -7,7 +7,7 @@ use super::{
     decoy, device, throttle, view, Auth, AuthError, ClientInfo, Credentials, Identifier, LoggedIn,
 };
 use crate::metrics::LoginOutcome;
-use crate::store::UserRecord;
+use crate::store::{LoginKey, Settle, UserRecord};
 
 impl Auth {
     /// Check credentials and start a session. Unknown accounts, inactive
@@ -59,18 +59,26 @@ impl Auth {
         if !self.hasher.has_room().await {
             return Err(AuthError::Overloaded);
         }
-        let user = match kind {
-            "email" => self.store.user_by_email(&key).await?,
-            _ => self.store.user_by_name(&key).await?,
-        };
         let now = self.clock.now();
         let address_key = throttle::address_key(client.addr);
+        let lookup = match kind {
+            "email" => LoginKey::Email(&key),
+            _ => LoginKey::Name(&key),
+        };
+        let since = now - device::DEVICE_MAX_AGE_SECONDS;
+        let (user, address_known) = match self
+            .store
+            .user_for_login(lookup, &address_key, since)
+            .await?
+        {
+            Some((user, address_known)) => (Some(user), address_known),
+            None => (None, false),
+        };
         // A client that logged in to this account before is charged on a
         // counter of its own, so guesses from elsewhere cannot lock it out.
-        let known = match &user {
-            Some(user) => self.known_client(user, client, &address_key, now).await?,
-            None => None,
-        };
+        let known = user
+            .as_ref()
+            .and_then(|user| self.known_client(user, client, &address_key, address_known, now));
         let account_key = match (&user, &known) {
             (Some(user), Some(known)) => throttle::known_client_key(user.id, known),
             _ => throttle::account_key(user.as_ref().map(|u| u.id), kind, &key),
@@ -148,10 +156,13 @@ impl Auth {
         {
             return Err(AuthError::MfaRequired(challenge));
         }
-        self.store
-            .throttle_settle(&[&account_key], &[&address_key])
+        let settle = Settle {
+            clear: &[&account_key],
+            forgive: &[&address_key],
+        };
+        let tokens = self
+            .start_session(&user, client, &address_key, settle, now)
             .await?;
-        let tokens = self.start_session(&user, client, &address_key, now).await?;
         Ok(LoggedIn {
             user: view(&user),
             tokens,
@@ -200,34 +211,27 @@ impl Auth {
         });
     }
 
-    /// How `client` is known to account `user_id`: by a device token from
-    /// an earlier login to it, or by an address that logged in to it within
-    /// the time a device is remembered.
-    pub(super) async fn known_client(
+    /// How `client` is known to account `user`: by a device token from an
+    /// earlier login to it, or by an address that logged in to it within
+    /// the time a device is remembered (`address_known`, looked up with the
+    /// account).
+    fn known_client(
         &self,
         user: &UserRecord,
         client: &ClientInfo,
         address_key: &str,
+        address_known: bool,
         now: i64,
-    ) -> Result<Option<throttle::KnownClient>, AuthError> {
-        let user_id = user.id;
+    ) -> Option<throttle::KnownClient> {
         let device = client
             .device
             .as_deref()
             .and_then(|token| self.devices.verify(token, &user.password_hash, now))
-            .filter(|d| d.user_id == user_id);
+            .filter(|d| d.user_id == user.id);
         if let Some(device) = device {
-            return Ok(Some(throttle::KnownClient::Device(device.nonce)));
+            return Some(throttle::KnownClient::Device(device.nonce));
         }
-        let since = now - device::DEVICE_MAX_AGE_SECONDS;
-        if self
-            .store
-            .is_known_client(user_id, address_key, since)
-            .await?
-        {
-            return Ok(Some(throttle::KnownClient::Address(address_key.to_owned())));
-        }
-        Ok(None)
+        address_known.then(|| throttle::KnownClient::Address(address_key.to_owned()))
     }
 
     /// Replace a user's hash after a login found it outdated (imported from

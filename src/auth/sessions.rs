@@ -5,21 +5,23 @@ use super::ids::RandomId;
 use super::tokens::{Claims, TokenCodec, TokenType};
 use super::{Auth, AuthError, ClientInfo, Principal, SessionView, TokenPair, TokenRejection};
 use crate::metrics::{RefreshOutcome, Revocation};
-use crate::store::{NewRefreshToken, NewSession, UserRecord};
+use crate::store::{NewRefreshToken, NewSession, Settle, UserRecord};
 
 impl Auth {
     /// Start a session for `user` logging in from `client` (whose address
-    /// counts as known to the account from now on: `address_key`).
+    /// counts as known to the account from now on: `address_key`), settling
+    /// the login's throttle counters in the same commit.
     pub(super) async fn start_session(
         &self,
         user: &UserRecord,
         client: &ClientInfo,
         address_key: &str,
+        settle: Settle<'_>,
         now: i64,
     ) -> Result<TokenPair, AuthError> {
         let start = self.new_session(user.id, Some(client), now)?;
         self.store
-            .start_session(&start.session(), &start.first_token(), address_key)
+            .start_session(&start.session(), &start.first_token(), address_key, &settle)
             .await?;
         self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)
             .await

@@ -178,11 +178,12 @@ impl Store {
 /// (each batch one range of the primary key, each row's references looked
 /// up in `sessions_user_agent_id`: no scan, however many are kept). Two
 /// days, against the day after which a login refreshes the row before it
-/// refers to it (`statements::insert_session`), so a row a login is about
-/// to refer to is never removed, on one instance's clock or several
-/// skewed by less than a day.
+/// refers to it, and the half day a login trusts a row it found fresh
+/// (`user_agents::ensure`), so a row a login is about to refer to is never
+/// removed, on one instance's clock or several skewed by less than half a
+/// day.
 async fn unused_user_agents(conn: &mut sqlx::AnyConnection, now: i64) -> Result<u64, StoreError> {
-    let stale = now - 2 * super::statements::USER_AGENT_SEEN_REFRESH;
+    let stale = now - super::user_agents::STALE;
     let mut after = i64::MIN;
     let mut total = 0;
     loop {

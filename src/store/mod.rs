@@ -31,6 +31,7 @@ mod signing_keys;
 mod statements;
 mod stored_ids;
 mod throttle;
+mod user_agents;
 mod users;
 
 use std::str::FromStr;
@@ -53,8 +54,8 @@ pub use passkeys::{
 pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
 pub use signing_keys::{NewSigningKey, SigningKeyRecord};
 pub use statements::{NewRefreshToken, NewSession, SessionUser};
-pub use throttle::{ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
-pub use users::{NewUser, UserRecord, UserSummary};
+pub use throttle::{Settle, ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
+pub use users::{LoginKey, NewUser, UserRecord, UserSummary};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -195,6 +196,8 @@ pub struct Store {
     sessions: std::sync::Arc<session_cache::SessionCache>,
     /// Notified when this store queues mail (see `mail.rs`).
     outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// `User-Agent`s whose rows were found fresh (see `user_agents.rs`).
+    fresh_user_agents: std::sync::Arc<user_agents::FreshUserAgents>,
 }
 
 impl Store {
@@ -243,6 +246,16 @@ impl Store {
                             // connection still inside a transaction after it is
                             // closed (SQLite rolls back and frees the lock), and
                             // the pool opens a fresh one.
+                            //
+                            // The worker counts the depth after each command it
+                            // runs, and a rollback is queued only while the depth
+                            // is above zero: at zero nothing is pending, and the
+                            // ping (a round trip to the worker thread, two thread
+                            // wake-ups, on every statement run on the pool) is
+                            // skipped.
+                            if !conn.is_in_transaction() {
+                                return Ok(true);
+                            }
                             conn.ping().await?;
                             Ok(!conn.is_in_transaction())
                         })
@@ -263,6 +276,7 @@ impl Store {
             backend,
             sessions,
             outbox_wake: std::sync::Arc::default(),
+            fresh_user_agents: std::sync::Arc::default(),
         })
     }
 

@@ -9,6 +9,7 @@ use sqlx::Row as _;
 
 use super::statements::{insert_session, revoke_all_of};
 use super::stored_ids;
+use super::throttle::Settle;
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// What the store knows about a presented refresh token.
@@ -57,19 +58,23 @@ macro_rules! refresh_state_sql {
 }
 
 impl Store {
-    /// Start a session with its first refresh token and remember the client
-    /// address key that logged in (see `known_clients`), atomically.
+    /// Start a session with its first refresh token, remember the client
+    /// address key that logged in (see `known_clients`) and settle the
+    /// login's throttle counters (see [`Settle`]), atomically: one commit
+    /// for all three.
     pub async fn start_session(
         &self,
         s: &NewSession<'_>,
         first: &NewRefreshToken<'_>,
         client_key: &str,
+        settle: &Settle<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        insert_session(&mut tx, s, first).await?;
+        insert_session(&mut tx, s, first, &self.fresh_user_agents).await?;
         super::throttle::remember_client(s.user_id, client_key, s.now)
             .execute(&mut *tx)
             .await?;
+        super::throttle::settle(settle, &mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! (logout everywhere, password change, deactivation, import). A leaf, so
 //! the table modules need not import each other.
 
+use super::user_agents::{self, FreshUserAgents};
 use super::{stored_ids, StoreError};
 
 /// A session about to start.
@@ -49,36 +50,21 @@ pub struct SessionUser {
     pub email_verified: bool,
 }
 
-/// A login refreshes its `User-Agent`'s `last_seen_at` when it is older
-/// than this (seconds): at most one write a day to a popular row.
-pub(super) const USER_AGENT_SEEN_REFRESH: i64 = 24 * 3600;
-
 /// Start a new session holding `first`, its first refresh token, on `conn`
 /// (inside the caller's transaction). A session holds its chain: the live
 /// token's id, and the token it was exchanged for (a SimpleJWT token's id,
 /// for a legacy redemption) as the one rotated last, at the session's
-/// start. Its `User-Agent` is stored once, in `user_agents`, refreshed
-/// there when a day stale, so `flush-expired` (which removes one only when
-/// no session refers to it and it is two days stale) never removes the row
-/// this session is about to refer to, on either backend: a row it would
-/// remove is stale, so this upsert locks and refreshes it first, or finds
-/// it gone and inserts it anew.
+/// start. Its `User-Agent` is stored once, in `user_agents`
+/// ([`user_agents::ensure`]: a row no `flush-expired` removes before this
+/// commits).
 pub(super) async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     s: &NewSession<'_>,
     first: &NewRefreshToken<'_>,
+    fresh: &FreshUserAgents,
 ) -> Result<(), StoreError> {
     if let Some(user_agent) = s.user_agent {
-        sqlx::query(
-            "INSERT INTO user_agents (value, last_seen_at) VALUES ($1, $2) \
-             ON CONFLICT (value) DO UPDATE SET last_seen_at = excluded.last_seen_at \
-             WHERE user_agents.last_seen_at < $3",
-        )
-        .bind(user_agent)
-        .bind(s.now)
-        .bind(s.now - USER_AGENT_SEEN_REFRESH)
-        .execute(&mut *conn)
-        .await?;
+        user_agents::ensure(conn, user_agent, s.now, fresh).await?;
     }
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id, \

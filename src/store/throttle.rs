@@ -18,6 +18,45 @@ pub struct ThrottleWindow {
     pub window_start: i64,
 }
 
+/// How a settled attempt's counters change: `clear` keys start over at zero
+/// (an account after a successful login), `forgive` keys take one attempt
+/// back (an address whose attempt turned out fine).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settle<'a> {
+    /// Counters that start over.
+    pub clear: &'a [&'a str],
+    /// Counters that take one attempt back.
+    pub forgive: &'a [&'a str],
+}
+
+/// Apply `how` on `conn` (the writer, or inside the caller's transaction).
+pub(super) async fn settle<'c, E>(how: &Settle<'_>, conn: E) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let keys: Vec<&str> = how.clear.iter().chain(how.forgive).copied().collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 1)).collect();
+    let clear_list = if how.clear.is_empty() {
+        "NULL".to_owned()
+    } else {
+        placeholders[..how.clear.len()].join(", ")
+    };
+    let statement = format!(
+        "UPDATE login_throttle SET attempts = CASE WHEN key IN ({clear_list}) THEN 0 ELSE attempts - 1 END \
+         WHERE key IN ({}) AND attempts > 0",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&statement);
+    for key in keys {
+        query = query.bind(key);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Count one attempt against each of `keys` in a window of `window`
     /// seconds, starting a new window where the old one has passed. One
@@ -61,53 +100,13 @@ impl Store {
         Ok(windows)
     }
 
-    /// Settle attempts counted by [`Store::throttle_hit`]: `clear` keys start
-    /// over at zero (an account after a successful login), `forgive` keys
-    /// take one attempt back (an address whose attempt turned out fine).
+    /// Settle attempts counted by [`Store::throttle_hit`] (see [`Settle`]).
     pub async fn throttle_settle(
         &self,
         clear: &[&str],
         forgive: &[&str],
     ) -> Result<(), StoreError> {
-        let keys: Vec<&str> = clear.iter().chain(forgive).copied().collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 1)).collect();
-        let clear_list = if clear.is_empty() {
-            "NULL".to_owned()
-        } else {
-            placeholders[..clear.len()].join(", ")
-        };
-        let statement = format!(
-            "UPDATE login_throttle SET attempts = CASE WHEN key IN ({clear_list}) THEN 0 ELSE attempts - 1 END \
-             WHERE key IN ({}) AND attempts > 0",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&statement);
-        for key in keys {
-            query = query.bind(key);
-        }
-        query.execute(&self.writer).await?;
-        Ok(())
-    }
-
-    /// Whether `client_key` logged in to `user_id` successfully at or after `since`.
-    pub async fn is_known_client(
-        &self,
-        user_id: i64,
-        client_key: &str,
-        since: i64,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT 1 FROM known_clients WHERE user_id = $1 AND client_key = $2 AND last_success_at >= $3",
-        )
-        .bind(user_id)
-        .bind(client_key)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        settle(&Settle { clear, forgive }, &self.writer).await
     }
 
     /// Delete every login counter of account `user_id` (its shared counter

@@ -54,6 +54,9 @@ macro_rules! user_columns {
 }
 
 const USER_COLUMNS: &str = user_columns!();
+/// How many columns [`USER_COLUMNS`] names: the index of a statement's first
+/// column after them.
+const USER_COLUMN_COUNT: usize = 5;
 
 const INSERT_USER: &str = concat!(
     "INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined) \
@@ -71,6 +74,15 @@ pub(super) fn insert_user<'q>(
         .bind(user.name_key)
         .bind(user.password_hash)
         .bind(user.now)
+}
+
+/// Which unique key a login names its account by.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginKey<'a> {
+    /// The lowercased email.
+    Email(&'a str),
+    /// The lowercased name.
+    Name(&'a str),
 }
 
 pub(super) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
@@ -133,7 +145,7 @@ impl Store {
             user_id: created.id,
             ..*session
         };
-        insert_session(&mut tx, &session, first).await?;
+        insert_session(&mut tx, &session, first, &self.fresh_user_agents).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -160,6 +172,37 @@ impl Store {
     /// The user whose lowercased name is `name_key`.
     pub async fn user_by_name(&self, name_key: &str) -> Result<Option<UserRecord>, StoreError> {
         self.user_where("name_key", name_key).await
+    }
+
+    /// The account a login names (by its lowercased email or name), and
+    /// whether `client_key` logged in to it successfully at or after
+    /// `known_since`: one round trip where a login needs both.
+    pub async fn user_for_login(
+        &self,
+        key: LoginKey<'_>,
+        client_key: &str,
+        known_since: i64,
+    ) -> Result<Option<(UserRecord, bool)>, StoreError> {
+        let (column, key) = match key {
+            LoginKey::Email(key) => ("email_key", key),
+            LoginKey::Name(key) => ("name_key", key),
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, \
+                    (SELECT COUNT(*) FROM known_clients k \
+                      WHERE k.user_id = users.id AND k.client_key = $2 AND k.last_success_at >= $3) \
+               FROM users WHERE {column} = $1"
+        ))
+        .bind(key)
+        .bind(client_key)
+        .bind(known_since)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let known = row.try_get::<i64, _>(USER_COLUMN_COUNT)? > 0;
+        Ok(Some((user_from_row(&row)?, known)))
     }
 
     async fn user_where(
@@ -374,5 +417,15 @@ impl Store {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_is_the_number_of_user_columns() {
+        assert_eq!(USER_COLUMNS.split(',').count(), USER_COLUMN_COUNT);
     }
 }

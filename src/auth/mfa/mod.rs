@@ -20,7 +20,7 @@ use super::{
     throttle, view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal, TokenRejection,
 };
 use crate::metrics::{MfaEvent, Revocation};
-use crate::store::{Finish, NewChallenge, Proof, UserRecord};
+use crate::store::{Finish, NewChallenge, Proof, Settle, UserRecord};
 
 /// The message of a wrong, replayed, used or malformed code.
 pub const INVALID_CODE: &str = "Invalid code.";
@@ -249,9 +249,6 @@ impl Auth {
             }
         }
 
-        self.store
-            .throttle_settle(&[&found.account_key], &[&found.address_key])
-            .await?;
         let (event, method) = match form.code {
             Code::Totp(_) => (MfaEvent::TotpAccepted, "totp"),
             Code::Recovery(_) => (MfaEvent::RecoveryCodeUsed, "recovery_code"),
@@ -259,8 +256,12 @@ impl Auth {
         self.metrics.mfa(event);
         self.metrics.login(crate::metrics::LoginOutcome::Success);
         tracing::info!(target: "latchkey::security", event = "mfa_login", user_id = user.id, method, client = %client.addr);
+        let settle = Settle {
+            clear: &[&found.account_key],
+            forgive: &[&found.address_key],
+        };
         let tokens = self
-            .start_session(&user, client, &found.address_key, now)
+            .start_session(&user, client, &found.address_key, settle, now)
             .await?;
         Ok(LoggedIn {
             user: view(&user),

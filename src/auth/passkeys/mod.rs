@@ -29,7 +29,7 @@ use super::password::StoredHash;
 use super::{throttle, view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal};
 use crate::metrics::LoginOutcome;
 use crate::store::{
-    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeySummary,
+    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeySummary, Settle,
 };
 
 /// A challenge id that is unknown, expired, used, or of another purpose or user.
@@ -440,9 +440,14 @@ impl Auth {
             _ => return Err(refused("inactive account")),
         };
         self.check_verified_for_login(user.id).await?;
-        self.store.throttle_settle(&[], &[&address_key]).await?;
         tracing::info!(target: "latchkey::security", event = "passkey_login", user_id = user.id, passkey = record.id.as_str(), client = %client.addr);
-        let tokens = self.start_session(&user, client, &address_key, now).await?;
+        let settle = Settle {
+            clear: &[],
+            forgive: &[&address_key],
+        };
+        let tokens = self
+            .start_session(&user, client, &address_key, settle, now)
+            .await?;
         Ok(LoggedIn {
             user: view(&user),
             tokens,
