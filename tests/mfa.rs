@@ -798,3 +798,100 @@ async fn a_password_reset_does_not_bypass_the_second_factor() {
     let token = body["mfa_token"].as_str().unwrap();
     assert_eq!(second_step(&s, token, &code).await.status(), StatusCode::OK);
 }
+
+/// The hashing queue's depth, from `/metrics`.
+async fn hash_queue_depth(s: &TestServer) -> i64 {
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("latchkey_password_hash_queue_depth "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no hash queue depth in {text}"))
+}
+
+/// Attempts counted against `key` in the login throttle.
+async fn throttle_attempts(url: &str, key: &str) -> i64 {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT attempts FROM login_throttle WHERE key = $1")
+        .bind(key)
+        .fetch_optional(&mut db)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challenge_not_tokens() {
+    // One hashing worker, and twenty logins of other accounts ahead of the
+    // racing one: it looks its account up (no second factor yet), then
+    // waits its turn while the enrolment is confirmed.
+    let s = server_with(|c| {
+        c.hash_workers = Some(1);
+        c.hash_queue = 64;
+    })
+    .await;
+    let user = s.new_user().await;
+    let email = user["email"].as_str().unwrap().to_owned();
+    let id = user["id"].as_i64().unwrap();
+    let (access, _) = tokens(&user);
+    let secret = json_of(
+        s.post_as(&access, "/auth/mfa/totp", json!({"password": PASSWORD}))
+            .await,
+        StatusCode::OK,
+    )
+    .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut others = Vec::new();
+    for _ in 0..20 {
+        others.push(s.new_user().await["email"].as_str().unwrap().to_owned());
+    }
+
+    let mut ahead = tokio::task::JoinSet::new();
+    for email in &others {
+        let login = s
+            .request(Method::POST, "/auth/login")
+            .await
+            .json(&json!({"email": email, "password": PASSWORD}));
+        ahead.spawn(async move { login.send().await.unwrap().status() });
+    }
+    let racing = async {
+        while hash_queue_depth(&s).await < 10 {
+            tokio::task::yield_now().await;
+        }
+        s.login(&email, PASSWORD).await
+    };
+    let confirming = async {
+        // The racing login counted its attempt: it has looked the account up.
+        while throttle_attempts(&s.database_url, &format!("user:{id}")).await < 1 {
+            tokio::task::yield_now().await;
+        }
+        let code = totp(&secret, s.clock.now());
+        let r = s
+            .post_as(&access, "/auth/mfa/totp/confirm", json!({"code": code}))
+            .await;
+        (r.status(), hash_queue_depth(&s).await)
+    };
+    let (racing, (confirmed, depth_after)) = tokio::join!(racing, confirming);
+    assert_eq!(confirmed, StatusCode::OK);
+    assert!(
+        depth_after >= 1,
+        "the racing login, last in the queue, had not been hashed when the confirmation answered"
+    );
+    for status in ahead.join_all().await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let body = assert_error(racing, StatusCode::UNAUTHORIZED, "mfa_required").await;
+    assert_eq!(body["mfa_token"].as_str().unwrap().len(), 64);
+    assert!(body.get("tokens").is_none(), "{body}");
+}

@@ -66,13 +66,13 @@ impl Auth {
             _ => LoginKey::Name(&key),
         };
         let since = now - device::DEVICE_MAX_AGE_SECONDS;
-        let (user, address_known) = match self
+        let (user, address_known, second_factor) = match self
             .store
             .user_for_login(lookup, &address_key, since)
             .await?
         {
-            Some((user, address_known)) => (Some(user), address_known),
-            None => (None, false),
+            Some(found) => (Some(found.user), found.address_known, found.second_factor),
+            None => (None, false, false),
         };
         // A client that logged in to this account before is charged on a
         // counter of its own, so guesses from elsewhere cannot lock it out.
@@ -149,20 +149,24 @@ impl Auth {
             }
         }
         // Every password login: an account with a second factor gets a
-        // challenge, never tokens (see `mfa`).
-        if let Some(challenge) = self
-            .second_factor_challenge(&user, &current_hash, &account_key, &address_key, now)
-            .await?
-        {
-            return Err(AuthError::MfaRequired(challenge));
-        }
+        // challenge, never tokens (see `mfa`), whether it had the factor
+        // when it was looked up or it was confirmed since.
         let settle = Settle {
             clear: &[&account_key],
             forgive: &[&address_key],
         };
-        let tokens = self
-            .start_session(&user, client, &address_key, settle, now)
-            .await?;
+        let tokens = if second_factor {
+            None
+        } else {
+            self.start_session_unless_second_factor(&user, client, &address_key, settle, now)
+                .await?
+        };
+        let Some(tokens) = tokens else {
+            let challenge = self
+                .second_factor_challenge(&user, &current_hash, &account_key, &address_key, now)
+                .await?;
+            return Err(AuthError::MfaRequired(challenge));
+        };
         Ok(LoggedIn {
             user: view(&user),
             tokens,

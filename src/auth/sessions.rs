@@ -19,12 +19,56 @@ impl Auth {
         settle: Settle<'_>,
         now: i64,
     ) -> Result<TokenPair, AuthError> {
+        self.open_session(user, client, address_key, settle, false, now)
+            .await?
+            .ok_or_else(|| {
+                AuthError::Internal("an unconditional session start wrote nothing".into())
+            })
+    }
+
+    /// As [`Auth::start_session`], for a password login of an account that
+    /// had no second factor when it was looked up: `None`, and nothing
+    /// written, if one was confirmed since (checked in the statement that
+    /// starts the session, so no login slips past a confirmation that
+    /// committed before it).
+    pub(super) async fn start_session_unless_second_factor(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        address_key: &str,
+        settle: Settle<'_>,
+        now: i64,
+    ) -> Result<Option<TokenPair>, AuthError> {
+        self.open_session(user, client, address_key, settle, true, now)
+            .await
+    }
+
+    async fn open_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        address_key: &str,
+        settle: Settle<'_>,
+        unless_second_factor: bool,
+        now: i64,
+    ) -> Result<Option<TokenPair>, AuthError> {
         let start = self.new_session(user.id, Some(client), now)?;
-        self.store
-            .start_session(&start.session(), &start.first_token(), address_key, &settle)
+        let started = self
+            .store
+            .start_session(
+                &start.session(),
+                &start.first_token(),
+                address_key,
+                &settle,
+                unless_second_factor,
+            )
             .await?;
+        if !started {
+            return Ok(None);
+        }
         self.sign_pair(user.id, &start.session_id, start.refresh_jti, now)
             .await
+            .map(Some)
     }
 
     /// Fresh ids for a session of `user_id` starting at `now`, and its first

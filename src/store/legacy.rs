@@ -120,7 +120,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            insert_session(&mut tx, session, first, &self.fresh_user_agents).await?;
+            insert_session(&mut tx, session, first, &self.fresh_user_agents, false).await?;
             tx.commit().await?;
             return Ok(LegacyRedemption::Redeemed);
         }

@@ -231,7 +231,7 @@ impl Store {
                 user_id: created.id,
                 ..*session
             };
-            insert_session(&mut tx, &session, first, &self.fresh_user_agents).await?;
+            insert_session(&mut tx, &session, first, &self.fresh_user_agents, false).await?;
         }
         insert_token(token, created.id).execute(&mut *tx).await?;
         insert_message(message, created.id)

@@ -95,16 +95,6 @@ impl Store {
         .map_err(|e: sqlx::Error| StoreError::from(e))
     }
 
-    /// Whether login of `user_id` needs a second factor.
-    pub async fn mfa_enabled(&self, user_id: i64) -> Result<bool, StoreError> {
-        let row =
-            sqlx::query("SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL")
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some())
-    }
-
     /// The second factors of `user_id`.
     pub async fn mfa_state(&self, user_id: i64) -> Result<MfaState, StoreError> {
         let row = sqlx::query(

@@ -55,7 +55,7 @@ pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
 pub use signing_keys::{NewSigningKey, SigningKeyRecord};
 pub use statements::{NewRefreshToken, NewSession, SessionUser};
 pub use throttle::{Settle, ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
-pub use users::{LoginKey, NewUser, UserRecord, UserSummary};
+pub use users::{LoginAccount, LoginKey, NewUser, UserRecord, UserSummary};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

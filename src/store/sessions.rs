@@ -62,21 +62,36 @@ impl Store {
     /// address key that logged in (see `known_clients`) and settle the
     /// login's throttle counters (see [`Settle`]), atomically: one commit
     /// for all three.
+    ///
+    /// With `unless_second_factor`, only if the user has no confirmed second
+    /// factor by then: false, and nothing written, when one was confirmed
+    /// since the caller looked. Otherwise always true.
     pub async fn start_session(
         &self,
         s: &NewSession<'_>,
         first: &NewRefreshToken<'_>,
         client_key: &str,
         settle: &Settle<'_>,
-    ) -> Result<(), StoreError> {
+        unless_second_factor: bool,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        insert_session(&mut tx, s, first, &self.fresh_user_agents).await?;
+        if !insert_session(
+            &mut tx,
+            s,
+            first,
+            &self.fresh_user_agents,
+            unless_second_factor,
+        )
+        .await?
+        {
+            return Ok(false);
+        }
         super::throttle::remember_client(s.user_id, client_key, s.now)
             .execute(&mut *tx)
             .await?;
         super::throttle::settle(settle, &mut *tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The user of session `sid` if the session is live at `now` (not

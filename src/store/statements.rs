@@ -57,20 +57,28 @@ pub struct SessionUser {
 /// start. Its `User-Agent` is stored once, in `user_agents`
 /// ([`user_agents::ensure`]: a row no `flush-expired` removes before this
 /// commits).
+///
+/// With `unless_second_factor`, the session is started only if its user has
+/// no confirmed second factor at this moment, in the same statement: false
+/// when one was confirmed since the caller looked (no row written).
+/// Otherwise always true.
 pub(super) async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     s: &NewSession<'_>,
     first: &NewRefreshToken<'_>,
     fresh: &FreshUserAgents,
-) -> Result<(), StoreError> {
+    unless_second_factor: bool,
+) -> Result<bool, StoreError> {
     if let Some(user_agent) = s.user_agent {
         user_agents::ensure(conn, user_agent, s.now, fresh).await?;
     }
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id, \
                                current_jti, last_rotated_jti, last_rotated_at) \
-         VALUES ($1, $2, $3, $3, $4, $5, (SELECT id FROM user_agents WHERE value = $6), $7, $8, \
-                 CASE WHEN $8 IS NULL THEN NULL ELSE $3 END)",
+         SELECT $1, $2, $3, $3, $4, $5, (SELECT id FROM user_agents WHERE value = $6), $7, $8, \
+                CASE WHEN $8 IS NULL THEN NULL ELSE $3 END \
+          WHERE $9 = 0 OR NOT EXISTS \
+                (SELECT 1 FROM mfa_totp WHERE user_id = $2 AND confirmed_at IS NOT NULL)",
     )
     .bind(stored_ids::key_to_write(s.id)?)
     .bind(s.user_id)
@@ -80,9 +88,11 @@ pub(super) async fn insert_session(
     .bind(s.user_agent)
     .bind(stored_ids::key_to_write(first.jti)?)
     .bind(first.parent_jti.map(stored_ids::key_to_write).transpose()?)
+    .bind(i64::from(unless_second_factor))
     .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// Revoke every live session of `user_id` except `keep`; the count revoked.

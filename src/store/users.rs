@@ -85,6 +85,18 @@ pub enum LoginKey<'a> {
     Name(&'a str),
 }
 
+/// What a login looks up about the account it names.
+#[derive(Debug, Clone)]
+pub struct LoginAccount {
+    /// The account.
+    pub user: UserRecord,
+    /// The client's address logged in to it recently (see
+    /// [`Store::user_for_login`]).
+    pub address_known: bool,
+    /// It has a confirmed second factor.
+    pub second_factor: bool,
+}
+
 pub(super) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
     Ok(UserRecord {
         id: row.try_get(0)?,
@@ -145,7 +157,7 @@ impl Store {
             user_id: created.id,
             ..*session
         };
-        insert_session(&mut tx, &session, first, &self.fresh_user_agents).await?;
+        insert_session(&mut tx, &session, first, &self.fresh_user_agents, false).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -174,15 +186,16 @@ impl Store {
         self.user_where("name_key", name_key).await
     }
 
-    /// The account a login names (by its lowercased email or name), and
-    /// whether `client_key` logged in to it successfully at or after
-    /// `known_since`: one round trip where a login needs both.
+    /// The account a login names (by its lowercased email or name), whether
+    /// `client_key` logged in to it successfully at or after `known_since`,
+    /// and whether it has a second factor: one round trip where a login
+    /// needs all three.
     pub async fn user_for_login(
         &self,
         key: LoginKey<'_>,
         client_key: &str,
         known_since: i64,
-    ) -> Result<Option<(UserRecord, bool)>, StoreError> {
+    ) -> Result<Option<LoginAccount>, StoreError> {
         let (column, key) = match key {
             LoginKey::Email(key) => ("email_key", key),
             LoginKey::Name(key) => ("name_key", key),
@@ -190,7 +203,9 @@ impl Store {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS}, \
                     (SELECT COUNT(*) FROM known_clients k \
-                      WHERE k.user_id = users.id AND k.client_key = $2 AND k.last_success_at >= $3) \
+                      WHERE k.user_id = users.id AND k.client_key = $2 AND k.last_success_at >= $3), \
+                    (SELECT COUNT(*) FROM mfa_totp t \
+                      WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) \
                FROM users WHERE {column} = $1"
         ))
         .bind(key)
@@ -201,8 +216,11 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let known = row.try_get::<i64, _>(USER_COLUMN_COUNT)? > 0;
-        Ok(Some((user_from_row(&row)?, known)))
+        Ok(Some(LoginAccount {
+            user: user_from_row(&row)?,
+            address_known: row.try_get::<i64, _>(USER_COLUMN_COUNT)? > 0,
+            second_factor: row.try_get::<i64, _>(USER_COLUMN_COUNT + 1)? > 0,
+        }))
     }
 
     async fn user_where(

@@ -3,8 +3,11 @@
 //! an enrolled user yields only an `mfa_token` (see [`challenge`]), which
 //! `login_mfa` exchanges with a code for a session.
 //!
-//! Every password login goes through [`Auth::second_factor_challenge`], so
-//! no other way of proving the password (a reset, say) can skip it.
+//! Every password login of an account with a second factor ends in
+//! [`Auth::second_factor_challenge`]: the login looks the factor up with
+//! the account, and starts a session only if none was confirmed by then
+//! (see `Auth::start_session_unless_second_factor`). No other way of
+//! proving the password (a reset, say) yields a session.
 
 pub mod challenge;
 pub mod code;
@@ -112,11 +115,11 @@ fn invalid_code() -> AuthError {
 }
 
 impl Auth {
-    /// Called by every password login once the password (whose stored hash
-    /// is now `password_hash`) is right: `None`
-    /// when the account has no second factor, else a new challenge (the
-    /// attempt stays counted on neither throttle counter, and the account's
-    /// counter is not cleared: only a right code does that).
+    /// Called by a password login of an account with a second factor once
+    /// the password (whose stored hash is now `password_hash`) is right: a
+    /// new challenge (the attempt stays counted on neither throttle counter,
+    /// and the account's counter is not cleared: only a right code does
+    /// that).
     pub(super) async fn second_factor_challenge(
         &self,
         user: &UserRecord,
@@ -124,10 +127,7 @@ impl Auth {
         account_key: &str,
         address_key: &str,
         now: i64,
-    ) -> Result<Option<MfaChallenge>, AuthError> {
-        if !self.store.mfa_enabled(user.id).await? {
-            return Ok(None);
-        }
+    ) -> Result<MfaChallenge, AuthError> {
         self.store
             .throttle_settle(&[], &[account_key, address_key])
             .await?;
@@ -147,10 +147,10 @@ impl Auth {
             .await?;
         self.metrics.mfa(MfaEvent::Challenge);
         tracing::info!(target: "latchkey::security", event = "mfa_challenge", user_id = user.id);
-        Ok(Some(MfaChallenge {
+        Ok(MfaChallenge {
             token,
             methods: &METHODS,
-        }))
+        })
     }
 
     /// Exchange an `mfa_token` and a code for a session. Runs to completion
