@@ -46,15 +46,7 @@ async fn mail_reaches_an_smtp_server_as_multipart_text_and_html_with_the_app_nam
     let token = m.token("/verify-email").unwrap();
     let r = s.post("/auth/email/verify", json!({"token": token})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     assert!(
         metrics.contains("latchkey_mail_queued_total 1"),
         "{metrics}"
@@ -90,15 +82,7 @@ async fn an_smtp_outage_delays_mail_but_loses_none_and_requests_answer_at_once()
     // The sender tries, fails and backs off while the server is down.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(server.received().len(), 1);
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     assert!(
         !metrics.contains("latchkey_mail_retried_total 0"),
         "{metrics}"
@@ -133,15 +117,7 @@ async fn one_undeliverable_message_does_not_hold_up_the_others() {
     assert!(got.iter().all(|m| !m.rcpt[0].contains("reject")));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let metrics = s
-            .client
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.get_text("/metrics").await;
         if metrics.contains("latchkey_mail_failed_total 1") {
             break;
         }

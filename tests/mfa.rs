@@ -60,6 +60,19 @@ async fn json_of(r: Response, status: StatusCode) -> Value {
     r.json().await.unwrap()
 }
 
+/// Start TOTP enrolment as `access`: the secret.
+async fn start_enrolment(s: &TestServer, access: &str) -> String {
+    json_of(
+        s.post_as(access, "/auth/mfa/totp", json!({"password": PASSWORD}))
+            .await,
+        StatusCode::OK,
+    )
+    .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Register a user, enrol and confirm TOTP.
 async fn enrolled(s: &TestServer) -> Enrolled {
     let user = s.new_user().await;
@@ -433,15 +446,7 @@ async fn confirming_and_disabling_end_the_users_other_sessions() {
     let (access, _) = tokens(&user);
     let other: Value = s.login(&email, PASSWORD).await.json().await.unwrap();
     let (other_access, _) = tokens(&other);
-    let secret = json_of(
-        s.post_as(&access, "/auth/mfa/totp", json!({"password": PASSWORD}))
-            .await,
-        StatusCode::OK,
-    )
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = start_enrolment(&s, &access).await;
     let code = totp(&secret, s.clock.now());
     let r = s
         .post_as(&access, "/auth/mfa/totp/confirm", json!({"code": code}))
@@ -615,15 +620,7 @@ async fn metrics_count_enrolments_challenges_failures_and_recovery_codes() {
         second_step(&s, &token, &u.recovery[0]).await.status(),
         StatusCode::OK
     );
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get_text("/metrics").await;
     for line in [
         "latchkey_mfa_events_total{event=\"enrolled\"} 1",
         "latchkey_mfa_events_total{event=\"challenge\"} 1",
@@ -801,15 +798,7 @@ async fn a_password_reset_does_not_bypass_the_second_factor() {
 
 /// The hashing queue's depth, from `/metrics`.
 async fn hash_queue_depth(s: &TestServer) -> i64 {
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get_text("/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix("latchkey_password_hash_queue_depth "))
         .and_then(|v| v.trim().parse().ok())
@@ -843,15 +832,7 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
     let email = user["email"].as_str().unwrap().to_owned();
     let id = user["id"].as_i64().unwrap();
     let (access, _) = tokens(&user);
-    let secret = json_of(
-        s.post_as(&access, "/auth/mfa/totp", json!({"password": PASSWORD}))
-            .await,
-        StatusCode::OK,
-    )
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = start_enrolment(&s, &access).await;
     let mut others = Vec::new();
     for _ in 0..20 {
         others.push(s.new_user().await["email"].as_str().unwrap().to_owned());

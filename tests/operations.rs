@@ -263,15 +263,7 @@ async fn the_docs_page_is_html_that_loads_only_same_origin_assets() {
         assert!(!html.contains("http://") && !html.contains("https://"));
     }
     // The initializer points at our document and turns off the external validator.
-    let init = s
-        .client
-        .get(s.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = s.get_text("/docs/swagger-initializer.js").await;
     assert!(init.contains("\"url\": \"/openapi.json\""), "{init}");
     assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
     let r = s.client.get(s.url("/docs/nope.js")).send().await.unwrap();

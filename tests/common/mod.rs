@@ -193,6 +193,18 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The body of `GET path`, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// GET with a Bearer token.
     pub async fn get_as(&self, access: &str, path: &str) -> Response {
         self.client
