@@ -805,21 +805,38 @@ async fn hash_queue_depth(s: &TestServer) -> i64 {
         .unwrap_or_else(|| panic!("no hash queue depth in {text}"))
 }
 
-/// Attempts counted against `key` in the login throttle.
-async fn throttle_attempts(url: &str, key: &str) -> i64 {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
-    sqlx::query_scalar("SELECT attempts FROM login_throttle WHERE key = $1")
+/// The number `sql` (bound to `key`) answers, 0 for no row.
+async fn count(db: &mut sqlx::AnyConnection, sql: &str, key: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
         .bind(key)
-        .fetch_optional(&mut db)
+        .fetch_optional(db)
         .await
         .unwrap()
         .unwrap_or(0)
 }
 
+/// Poll `ready` every few milliseconds until it holds; fail after 30 s.
+async fn wait_until<F, Fut>(what: &str, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let polling = async {
+        while !ready().await {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(30), polling)
+        .await
+        .is_err()
+    {
+        panic!("timed out waiting until {what}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challenge_not_tokens() {
+    use sqlx::Connection as _;
     // One hashing worker, and twenty logins of other accounts ahead of the
     // racing one: it looks its account up (no second factor yet), then
     // waits its turn while the enrolment is confirmed.
@@ -828,6 +845,8 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
         c.hash_queue = 64;
     })
     .await;
+    sqlx::any::install_default_drivers();
+    let db = tokio::sync::Mutex::new(sqlx::AnyConnection::connect(&s.database_url).await.unwrap());
     let user = s.new_user().await;
     let email = user["email"].as_str().unwrap().to_owned();
     let id = user["id"].as_i64().unwrap();
@@ -835,28 +854,51 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
     let secret = start_enrolment(&s, &access).await;
     let mut others = Vec::new();
     for _ in 0..20 {
-        others.push(s.new_user().await["email"].as_str().unwrap().to_owned());
+        others.push(s.new_user().await);
     }
+    let other_keys: Vec<String> = others
+        .iter()
+        .map(|u| format!("user:{}", u["id"].as_i64().unwrap()))
+        .collect();
+    let counted = format!(
+        "SELECT COUNT(*) FROM login_throttle WHERE key IN ({})",
+        other_keys
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let mut ahead = tokio::task::JoinSet::new();
-    for email in &others {
+    for other in &others {
         let login = s
             .request(Method::POST, "/auth/login")
             .await
-            .json(&json!({"email": email, "password": PASSWORD}));
+            .json(&json!({"email": other["email"], "password": PASSWORD}));
         ahead.spawn(async move { login.send().await.unwrap().status() });
     }
+    let own_key = format!("user:{id}");
     let racing = async {
-        while hash_queue_depth(&s).await < 10 {
-            tokio::task::yield_now().await;
-        }
+        // Every other login has counted its attempt, so it is in the queue
+        // (or done) before the racing one gets there.
+        wait_until("the other logins are queued", || async {
+            let mut db = db.lock().await;
+            let n: i64 = sqlx::query_scalar(&counted)
+                .fetch_one(&mut *db)
+                .await
+                .unwrap();
+            n == 20
+        })
+        .await;
         s.login(&email, PASSWORD).await
     };
+    let attempts = "SELECT attempts FROM login_throttle WHERE key = $1";
     let confirming = async {
         // The racing login counted its attempt: it has looked the account up.
-        while throttle_attempts(&s.database_url, &format!("user:{id}")).await < 1 {
-            tokio::task::yield_now().await;
-        }
+        wait_until("the racing login has looked its account up", || async {
+            count(&mut *db.lock().await, attempts, &own_key).await >= 1
+        })
+        .await;
         let code = totp(&secret, s.clock.now());
         let r = s
             .post_as(&access, "/auth/mfa/totp/confirm", json!({"code": code}))
@@ -867,7 +909,7 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
     assert_eq!(confirmed, StatusCode::OK);
     assert!(
         depth_after >= 1,
-        "the racing login, last in the queue, had not been hashed when the confirmation answered"
+        "when the confirmation answered, a login queued before the racing one still waited"
     );
     for status in ahead.join_all().await {
         assert_eq!(status, StatusCode::OK);
@@ -875,4 +917,18 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
     let body = assert_error(racing, StatusCode::UNAUTHORIZED, "mfa_required").await;
     assert_eq!(body["mfa_token"].as_str().unwrap().len(), 64);
     assert!(body.get("tokens").is_none(), "{body}");
+    // Settled as a challenge (the attempt taken back), and nothing of a
+    // session written: the registration's is the user's one session, and
+    // no client is remembered for the account.
+    let mut db = db.lock().await;
+    assert_eq!(count(&mut db, attempts, &own_key).await, 0);
+    for (table, rows) in [("sessions", 1), ("known_clients", 0)] {
+        let n: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1"))
+                .bind(id)
+                .fetch_one(&mut *db)
+                .await
+                .unwrap();
+        assert_eq!(n, rows, "{table} of the racing user");
+    }
 }

@@ -29,8 +29,10 @@ impl Auth {
     /// As [`Auth::start_session`], for a password login of an account that
     /// had no second factor when it was looked up: `None`, and nothing
     /// written, if one was confirmed since (checked in the statement that
-    /// starts the session, so no login slips past a confirmation that
-    /// committed before it).
+    /// starts the session, ordered against a confirmation in progress: see
+    /// `Store::start_session`). A confirmation either comes first and the
+    /// login gets the challenge, or comes after and ends this session with
+    /// the user's others.
     pub(super) async fn start_session_unless_second_factor(
         &self,
         user: &UserRecord,

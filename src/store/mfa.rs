@@ -75,7 +75,50 @@ pub enum Finish {
     ProofRefused,
 }
 
+/// Who orders itself against a TOTP confirmation (see
+/// [`Store::lock_second_factor_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockFor {
+    /// A password login about to start a session if the user has no second
+    /// factor.
+    Login,
+    /// The confirmation of a user's TOTP enrolment.
+    Confirmation,
+}
+
 impl Store {
+    /// Order a password login's session start and a TOTP confirmation of
+    /// `user_id` one after the other, inside the caller's transaction
+    /// (`tx`), so that the login either sees the confirmation (and starts
+    /// no session) or commits its session before the confirmation ends the
+    /// user's other sessions.
+    ///
+    /// On SQLite the one writer already runs them in turn. On PostgreSQL
+    /// (read committed) neither would otherwise see the other's uncommitted
+    /// rows, so both lock the user's row first, in a statement of its own:
+    /// the login in `FOR KEY SHARE`, the confirmation `FOR UPDATE`, which
+    /// conflict. Whichever waits takes its next statement's snapshot after
+    /// the other committed.
+    pub(super) async fn lock_second_factor_of(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user_id: i64,
+        by: LockFor,
+    ) -> Result<(), StoreError> {
+        if self.backend != super::Backend::Postgres {
+            return Ok(());
+        }
+        let statement = match by {
+            LockFor::Login => "SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE",
+            LockFor::Confirmation => "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+        };
+        sqlx::query(statement)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// The TOTP row of `user_id`, if any.
     pub async fn totp_of(&self, user_id: i64) -> Result<Option<TotpRecord>, StoreError> {
         let row = sqlx::query(
@@ -150,6 +193,8 @@ impl Store {
         notice: &super::NewMessage<'_>,
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.begin_write().await?;
+        self.lock_second_factor_of(&mut tx, user_id, LockFor::Confirmation)
+            .await?;
         let confirmed = sqlx::query(
             "UPDATE mfa_totp SET confirmed_at = $1, last_step = $2 \
              WHERE user_id = $3 AND confirmed_at IS NULL",

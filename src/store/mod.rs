@@ -248,11 +248,15 @@ impl Store {
                             // the pool opens a fresh one.
                             //
                             // The worker counts the depth after each command it
-                            // runs, and a rollback is queued only while the depth
-                            // is above zero: at zero nothing is pending, and the
-                            // ping (a round trip to the worker thread, two thread
-                            // wake-ups, on every statement run on the pool) is
-                            // skipped.
+                            // runs, and a dropped transaction queues its rollback
+                            // only while the depth is above zero. At zero, what
+                            // can still be queued (a `BEGIN` whose caller went
+                            // away, which the worker rolls back itself when its
+                            // answer finds no one) is flushed by the ping sqlx
+                            // makes on every release right after this hook; so
+                            // this one (a round trip to the worker thread, two
+                            // thread wake-ups, on every statement run on the
+                            // pool) is skipped.
                             if !conn.is_in_transaction() {
                                 return Ok(true);
                             }

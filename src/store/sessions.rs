@@ -7,6 +7,7 @@
 
 use sqlx::Row as _;
 
+use super::mfa::LockFor;
 use super::statements::{insert_session, revoke_all_of};
 use super::stored_ids;
 use super::throttle::Settle;
@@ -65,7 +66,9 @@ impl Store {
     ///
     /// With `unless_second_factor`, only if the user has no confirmed second
     /// factor by then: false, and nothing written, when one was confirmed
-    /// since the caller looked. Otherwise always true.
+    /// since the caller looked. Otherwise always true. A confirmation in
+    /// progress is waited for, or waits for this commit
+    /// ([`Store::lock_second_factor_of`]), so it never misses the session.
     pub async fn start_session(
         &self,
         s: &NewSession<'_>,
@@ -75,6 +78,10 @@ impl Store {
         unless_second_factor: bool,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
+        if unless_second_factor {
+            self.lock_second_factor_of(&mut tx, s.user_id, LockFor::Login)
+                .await?;
+        }
         if !insert_session(
             &mut tx,
             s,

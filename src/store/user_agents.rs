@@ -129,13 +129,7 @@ mod tests {
         let mut db = sqlx::AnyConnection::connect("sqlite::memory:")
             .await
             .unwrap();
-        sqlx::query(
-            "CREATE TABLE user_agents (id INTEGER PRIMARY KEY, last_seen_at INTEGER NOT NULL, \
-             value TEXT NOT NULL UNIQUE)",
-        )
-        .execute(&mut db)
-        .await
-        .unwrap();
+        super::super::SQLITE_MIGRATIONS.run(&mut db).await.unwrap();
         let fresh = FreshUserAgents::default();
         let t = 10 * STALE;
         // Inserted: a row this transaction wrote is not known committed.
