@@ -806,7 +806,7 @@ async fn hash_queue_depth(s: &TestServer) -> i64 {
 }
 
 /// The number `sql` (bound to `key`) answers, 0 for no row.
-async fn count(db: &mut sqlx::AnyConnection, sql: &str, key: &str) -> i64 {
+async fn scalar_of(db: &mut sqlx::AnyConnection, sql: &str, key: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql)
         .bind(key)
         .fetch_optional(db)
@@ -896,7 +896,7 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
     let confirming = async {
         // The racing login counted its attempt: it has looked the account up.
         wait_until("the racing login has looked its account up", || async {
-            count(&mut *db.lock().await, attempts, &own_key).await >= 1
+            scalar_of(&mut *db.lock().await, attempts, &own_key).await >= 1
         })
         .await;
         let code = totp(&secret, s.clock.now());
@@ -921,7 +921,7 @@ async fn a_second_factor_confirmed_while_a_login_hashes_gets_that_login_a_challe
     // session written: the registration's is the user's one session, and
     // no client is remembered for the account.
     let mut db = db.lock().await;
-    assert_eq!(count(&mut db, attempts, &own_key).await, 0);
+    assert_eq!(scalar_of(&mut db, attempts, &own_key).await, 0);
     for (table, rows) in [("sessions", 1), ("known_clients", 0)] {
         let n: i64 =
             sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1"))

@@ -158,7 +158,7 @@ impl Auth {
         let tokens = if second_factor {
             None
         } else {
-            self.start_session_unless_second_factor(&user, client, &address_key, settle, now)
+            self.open_session(&user, client, &address_key, settle, true, now)
                 .await?
         };
         let Some(tokens) = tokens else {

@@ -26,26 +26,15 @@ impl Auth {
             })
     }
 
-    /// As [`Auth::start_session`], for a password login of an account that
-    /// had no second factor when it was looked up: `None`, and nothing
-    /// written, if one was confirmed since (checked in the statement that
-    /// starts the session, ordered against a confirmation in progress: see
+    /// Start a session as [`Auth::start_session`] does; with
+    /// `unless_second_factor` (a password login of an account that had no
+    /// second factor when it was looked up), `None`, and nothing written, if
+    /// one was confirmed since (checked in the statement that starts the
+    /// session, ordered against a confirmation in progress: see
     /// `Store::start_session`). A confirmation either comes first and the
     /// login gets the challenge, or comes after and ends this session with
     /// the user's others.
-    pub(super) async fn start_session_unless_second_factor(
-        &self,
-        user: &UserRecord,
-        client: &ClientInfo,
-        address_key: &str,
-        settle: Settle<'_>,
-        now: i64,
-    ) -> Result<Option<TokenPair>, AuthError> {
-        self.open_session(user, client, address_key, settle, true, now)
-            .await
-    }
-
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         user: &UserRecord,
         client: &ClientInfo,

@@ -6,7 +6,7 @@
 //! Every password login of an account with a second factor ends in
 //! [`Auth::second_factor_challenge`]: the login looks the factor up with
 //! the account, and starts a session only if none was confirmed by then
-//! (see `Auth::start_session_unless_second_factor`). No other way of
+//! (see `Auth::open_session`). No other way of
 //! proving the password (a reset, say) yields a session.
 
 pub mod challenge;
