@@ -250,6 +250,17 @@ pub struct Config {
     )]
     pub registrations_per_address: u32,
 
+    /// Passkey login challenges (`POST /auth/passkeys/login/options`, which
+    /// needs no account and stores one row each) allowed per client address
+    /// within one throttle window.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS",
+        default_value_t = 100
+    )]
+    pub passkey_challenges_per_address: u32,
+
     /// Length of the login (and registration) throttle window, in seconds.
     #[arg(
         long,

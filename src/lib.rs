@@ -264,6 +264,7 @@ impl App {
                 per_account: config.login_failures_per_account,
                 per_address: config.login_failures_per_address,
                 registrations_per_address: config.registrations_per_address,
+                passkey_challenges_per_address: config.passkey_challenges_per_address,
                 window_seconds: seconds(config.login_throttle_window_seconds),
             },
             csrf_max_age: config.csrf_token_max_age_seconds,

@@ -734,6 +734,107 @@ async fn failed_passkey_logins_are_throttled_per_address() {
     assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
 }
 
+/// `POST path` with `body` from client address `ip` (the test server
+/// trusts one proxy hop).
+async fn post_from(s: &TestServer, ip: &str, path: &str, body: Value) -> Response {
+    s.request(Method::POST, path)
+        .await
+        .header("X-Forwarded-For", ip)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_challenges_are_limited_per_address_and_a_login_gives_its_one_back() {
+    // Anyone may ask for one and each is a stored row, so an address gets
+    // LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS of them per throttle window,
+    // not counting those a login used.
+    let s = TestServer::start_with(|c| {
+        c.passkey_challenges_per_address = 2;
+        c.trusted_proxy_hops = 1;
+    })
+    .await;
+    let (_, _, mut authenticator) = user_with_passkey(&s).await;
+    let options_from =
+        |ip: &'static str| post_from(&s, ip, "/auth/passkeys/login/options", json!({}));
+
+    for _ in 0..2 {
+        assert_eq!(options_from("203.0.113.1").await.status(), StatusCode::OK);
+    }
+    let r = options_from("203.0.113.1").await;
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+    // Another address is not affected.
+    assert_eq!(options_from("203.0.113.2").await.status(), StatusCode::OK);
+
+    // A challenge used by a successful login is given back: one address
+    // logs in over and over without reaching its limit.
+    for _ in 0..3 {
+        let options = json_of(options_from("203.0.113.3").await, StatusCode::OK).await;
+        let assertion = authenticator.get(&options["publicKey"]);
+        let r = post_from(
+            &s,
+            "203.0.113.3",
+            "/auth/passkeys/login",
+            json!({"challenge_id": options["challenge_id"], "credential": assertion}),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    for _ in 0..2 {
+        assert_eq!(options_from("203.0.113.3").await.status(), StatusCode::OK);
+    }
+    let r = options_from("203.0.113.3").await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+
+    // The window passes by the clock.
+    s.clock.advance(901);
+    assert_eq!(options_from("203.0.113.1").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_account_keeps_only_its_three_newest_registration_challenges() {
+    // A signed-in client cannot pile up stored challenges either: a fourth
+    // registration under way supersedes the oldest.
+    let s = TestServer::start().await;
+    let user = s.new_user().await;
+    let (access, _) = tokens(&user);
+    let mut authenticator = Authenticator::new();
+    let oldest = registration_options(&s, &access).await;
+    let mut newer = Vec::new();
+    for _ in 0..3 {
+        newer.push(registration_options(&s, &access).await);
+    }
+    let credential = authenticator.create(&oldest["publicKey"]);
+    let body = json_of(
+        finish_registration(&s, &access, &oldest, credential, "Oldest").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        body["challenge_id"],
+        json!(["Invalid or expired challenge."])
+    );
+    // Another account's registrations do not supersede this one's.
+    let other = s.new_user().await;
+    let (other_access, _) = tokens(&other);
+    for _ in 0..3 {
+        registration_options(&s, &other_access).await;
+    }
+    for (i, options) in newer.iter().enumerate() {
+        let credential = authenticator.create(&options["publicKey"]);
+        let r = finish_registration(&s, &access, options, credential, &format!("Key {i}")).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+}
+
 #[tokio::test]
 async fn the_passkey_routes_need_csrf_and_registration_needs_a_login() {
     let s = TestServer::start().await;

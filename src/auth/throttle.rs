@@ -15,6 +15,8 @@ pub struct ThrottlePolicy {
     pub per_address: u32,
     /// Registrations allowed per client address in one window.
     pub registrations_per_address: u32,
+    /// Passkey login challenges allowed per client address in one window.
+    pub passkey_challenges_per_address: u32,
     /// Window length in seconds.
     pub window_seconds: i64,
 }
@@ -74,6 +76,11 @@ pub fn registration_key(addr: IpAddr) -> String {
     format!("register:{}", address_key(addr))
 }
 
+/// The counter of passkey login challenges handed to a client address.
+pub fn passkey_challenge_key(addr: IpAddr) -> String {
+    format!("passkey:{}", address_key(addr))
+}
+
 impl ThrottlePolicy {
     /// The verdict on an attempt, written once for every throttled flow:
     /// `Some(seconds until it may be retried)` when any of the counted
@@ -112,6 +119,7 @@ mod tests {
             per_account: 5,
             per_address: 20,
             registrations_per_address: 10,
+            passkey_challenges_per_address: 100,
             window_seconds: 900,
         };
         let (account, address) = (window(6, 1_000), window(21, 500));
@@ -169,6 +177,7 @@ mod tests {
             per_account: 1,
             per_address: 1,
             registrations_per_address: 1,
+            passkey_challenges_per_address: 1,
             window_seconds: 900,
         };
         assert_eq!(p.retry_after(1_000, 1_100), 800);

@@ -40,6 +40,9 @@ pub struct NewPasskeyChallenge<'a> {
     pub state: &'a str,
     /// When it dies.
     pub expires_at: i64,
+    /// How many of its user's challenges may be under way at once, this
+    /// one included: the oldest beyond it are deleted (a registration only).
+    pub per_user: u32,
 }
 
 /// A credential to store.
@@ -135,9 +138,21 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if let Some(user_id) = challenge.user_id {
+            sqlx::query(
+                "DELETE FROM passkey_challenges WHERE user_id = $1 AND id NOT IN \
+                   (SELECT id FROM passkey_challenges WHERE user_id = $1 \
+                     ORDER BY seq DESC LIMIT $2)",
+            )
+            .bind(user_id)
+            .bind(i64::from(challenge.per_user.saturating_sub(1)))
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
-            "INSERT INTO passkey_challenges (id, purpose, user_id, state, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO passkey_challenges (id, purpose, user_id, state, expires_at, seq) \
+             VALUES ($1, $2, $3, $4, $5, \
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM passkey_challenges WHERE user_id = $3))",
         )
         .bind(challenge.id)
         .bind(challenge.purpose.as_str())

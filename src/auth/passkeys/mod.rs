@@ -136,6 +136,11 @@ impl From<PasskeySummary> for PasskeyView {
     }
 }
 
+/// Registrations one account may have under way at once (tabs, retries):
+/// a newer one supersedes the oldest, so a signed-in client cannot pile up
+/// stored challenges either.
+const REGISTRATIONS_UNDER_WAY_PER_USER: u32 = 3;
+
 fn invalid_challenge() -> AuthError {
     AuthError::Invalid(FieldErrors::one("challenge_id", INVALID_CHALLENGE))
 }
@@ -317,9 +322,20 @@ impl Auth {
     }
 
     /// Start a passkey login: a challenge for any discoverable credential
-    /// of this rp id (no account named), user verification required.
-    pub async fn passkey_login_options(&self) -> Result<LoginOptions, AuthError> {
+    /// of this rp id (no account named), user verification required. Anyone
+    /// may ask, and each challenge is a stored row until it is used or
+    /// expires, so they are counted per client address.
+    pub async fn passkey_login_options(
+        &self,
+        client: &ClientInfo,
+    ) -> Result<LoginOptions, AuthError> {
         let rp = self.relying_party()?;
+        let key = throttle::passkey_challenge_key(client.addr);
+        let limit = self.throttle.passkey_challenges_per_address;
+        if let Some(retry_after) = self.count_attempt(&key, limit, self.clock.now()).await? {
+            tracing::warn!(target: "latchkey::security", event = "passkey_challenges_throttled", client = %client.addr, retry_after);
+            return Err(AuthError::Throttled { retry_after });
+        }
         let (options, state) = rp
             .webauthn
             .start_discoverable_authentication()
@@ -441,9 +457,12 @@ impl Auth {
         };
         self.check_verified_for_login(user.id).await?;
         tracing::info!(target: "latchkey::security", event = "passkey_login", user_id = user.id, passkey = record.id.as_str(), client = %client.addr);
+        // The challenge it answered is taken back from the address's count
+        // too: what that limit counts is challenges asked for and not used.
+        let challenge_key = throttle::passkey_challenge_key(client.addr);
         let settle = Settle {
             clear: &[],
-            forgive: &[&address_key],
+            forgive: &[&address_key, &challenge_key],
         };
         let tokens = self
             .start_session(&user, client, &address_key, settle, now)
@@ -471,6 +490,7 @@ impl Auth {
                     user_id,
                     state,
                     expires_at: now + CHALLENGE_LIFETIME_SECONDS,
+                    per_user: REGISTRATIONS_UNDER_WAY_PER_USER,
                 },
                 now,
             )

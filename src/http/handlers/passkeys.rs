@@ -152,12 +152,17 @@ pub async fn delete_passkey(
     responses(
         (status = 200, description = "The options", body = PasskeyOptionsBody),
         (status = 404, description = "Passkeys are off", body = ErrorBody),
+        (status = 429, description = "Too many challenges asked for from the address (LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until challenges are handed out again"))),
     ))]
-pub async fn passkey_login_options(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn passkey_login_options(
+    State(state): State<AppState>,
+    Client(client): Client,
+) -> Result<Response, ApiError> {
     let CeremonyOptions {
         challenge_id,
         options,
-    } = state.auth.passkey_login_options().await?;
+    } = state.auth.passkey_login_options(&client).await?;
     let body = PasskeyOptionsBody::new(challenge_id, &options.public_key)?;
     Ok(Json(body).into_response())
 }
