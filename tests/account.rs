@@ -308,6 +308,51 @@ async fn wrong_old_passwords_are_throttled_like_logins() {
 }
 
 #[tokio::test]
+async fn a_right_old_password_takes_back_only_its_own_guess_from_the_account() {
+    // Failures an unknown client made on the account stay counted: the
+    // user proving the password in a session does not give an attacker
+    // elsewhere a fresh allowance (as a login from a known client would
+    // not either).
+    let s = TestServer::start_with(|c| {
+        c.login_failures_per_account = 3;
+        c.trusted_proxy_hops = 1;
+    })
+    .await;
+    let user = s.new_user().await;
+    let (access, _) = tokens(&user);
+    let email = user["email"].as_str().unwrap();
+    let guess_from_elsewhere = || async {
+        s.request(Method::POST, "/auth/login")
+            .await
+            .header("X-Forwarded-For", "198.51.100.7")
+            .json(&json!({"email": email, "password": "Not-The-Password-9"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            guess_from_elsewhere().await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = s
+        .post_as(
+            &access,
+            "/auth/password/change",
+            json!({"old_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_error(
+        guess_from_elsewhere().await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn account_endpoints_need_a_bearer_token() {
     let s = TestServer::start().await;
     let r = s.client.get(s.url("/auth/sessions")).send().await.unwrap();

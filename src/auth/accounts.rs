@@ -4,6 +4,7 @@
 use super::error::duplicate;
 use super::identity::{Email, Name};
 use super::password::{Hasher, Password, PasswordPolicy};
+use super::reauth::Reauth;
 use super::{
     throttle, view, Auth, AuthError, ClientInfo, FieldErrors, PasswordChange, Principal,
     Registration, TokenPair, TokenRejection, UserView, WRONG_OLD_PASSWORD,
@@ -106,61 +107,14 @@ impl Auth {
             old_password: old,
             new_password: new,
         } = form;
-        if !self.hasher.has_room().await {
-            return Err(AuthError::Overloaded);
-        }
-        let user = self
-            .store
-            .user_by_id(caller.user.id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
-
-        let now = self.clock.now();
-        // Guesses at the current password count on this session's own
-        // counter, which decides, and on the account's shared one, so a
-        // stolen session's guesses throttle logins from unknown clients
-        // too — while failures elsewhere cannot stop the user, logged in
-        // here, from changing a password under attack.
-        let account_key = throttle::account_key(Some(user.id), "id", "");
-        let session_key = throttle::session_key(user.id, caller.session_id.as_str());
-        let [attempts, _] = self
-            .store
-            .throttle_hit(
-                [&session_key, &account_key],
-                now,
-                self.throttle.window_seconds,
-            )
-            .await?;
-        let verdict = self
-            .throttle
-            .verdict(now, &[(&attempts, self.throttle.per_account)]);
-        if let Some(retry_after) = verdict {
-            tracing::warn!(target: "latchkey::security", event = "password_change_throttled", user_id = user.id, retry_after);
-            return Err(AuthError::Throttled { retry_after });
-        }
-        let within_limit = old.expose().chars().count() <= self.passwords.max_length;
-        let stored = within_limit.then(|| user.password_hash.clone());
-        let verified = match self.hasher.verify(old, stored).await {
-            Ok(verified) => verified,
-            Err(e) => {
-                self.store
-                    .throttle_settle(&[], &[&session_key, &account_key])
-                    .await?;
-                return Err(e.into());
-            }
+        let how = Reauth {
+            field: "old_password",
+            message: WRONG_OLD_PASSWORD,
+            failed_event: "password_change_failed",
+            throttled_event: "password_change_throttled",
         };
-        if !verified {
-            tracing::info!(target: "latchkey::security", event = "password_change_failed", user_id = user.id);
-            return Err(AuthError::Invalid(FieldErrors::one(
-                "old_password",
-                WRONG_OLD_PASSWORD,
-            )));
-        }
-        self.store
-            .throttle_settle(&[&session_key, &account_key], &[])
-            .await?;
-
+        let user = self.reauthenticate(caller, old, how).await?;
+        let now = self.clock.now();
         let hash = hash_new_password(
             &self.hasher,
             &self.passwords,

@@ -19,6 +19,7 @@ pub mod mfa;
 pub mod passkeys;
 pub mod password;
 mod profile;
+mod reauth;
 mod recovery;
 mod sessions;
 pub mod signing;

@@ -5,8 +5,9 @@
 use super::identity::{Email, Name};
 use super::mail::{EmailToken, Kind, Purpose};
 use super::password::Password;
+use super::reauth::{Reauth, WRONG_PASSWORD};
 use super::recovery::invalid_token;
-use super::{throttle, view, Auth, AuthError, FieldErrors, Principal, TokenRejection, UserView};
+use super::{view, Auth, AuthError, FieldErrors, Principal, TokenRejection, UserView};
 use crate::metrics::Revocation;
 use crate::store::UserRecord;
 
@@ -18,9 +19,6 @@ pub struct Profile {
     /// Whether the address is verified.
     pub email_verified: bool,
 }
-
-/// The message for a wrong current password.
-const WRONG_PASSWORD: &str = "Incorrect password.";
 
 impl Auth {
     /// The caller's profile.
@@ -67,52 +65,20 @@ impl Auth {
         self.profile_of(&user).await
     }
 
-    /// Check the caller's current `password` (under `field`), counting a
-    /// wrong one on the session's and the account's login counters (as a
-    /// password change does).
+    /// The caller's account, if `password` is theirs (see
+    /// [`Auth::reauthenticate`]).
     async fn check_current_password(
         &self,
         caller: &Principal,
-        user: &UserRecord,
         password: Password,
-        field: &str,
-    ) -> Result<(), AuthError> {
-        let now = self.clock.now();
-        let account_key = throttle::account_key(Some(user.id), "id", "");
-        let session_key = throttle::session_key(user.id, caller.session_id.as_str());
-        let [attempts, _] = self
-            .store
-            .throttle_hit(
-                [&session_key, &account_key],
-                now,
-                self.throttle.window_seconds,
-            )
-            .await?;
-        let verdict = self
-            .throttle
-            .verdict(now, &[(&attempts, self.throttle.per_account)]);
-        if let Some(retry_after) = verdict {
-            return Err(AuthError::Throttled { retry_after });
-        }
-        let within_limit = password.expose().chars().count() <= self.passwords.max_length;
-        let stored = within_limit.then(|| user.password_hash.clone());
-        let verified = match self.hasher.verify(password, stored).await {
-            Ok(verified) => verified,
-            Err(e) => {
-                self.store
-                    .throttle_settle(&[], &[&session_key, &account_key])
-                    .await?;
-                return Err(e.into());
-            }
+    ) -> Result<UserRecord, AuthError> {
+        let how = Reauth {
+            field: "password",
+            message: WRONG_PASSWORD,
+            failed_event: "password_check_failed",
+            throttled_event: "password_check_throttled",
         };
-        if !verified {
-            tracing::info!(target: "latchkey::security", event = "password_check_failed", user_id = user.id);
-            return Err(AuthError::Invalid(FieldErrors::one(field, WRONG_PASSWORD)));
-        }
-        self.store
-            .throttle_settle(&[&session_key, &account_key], &[])
-            .await?;
-        Ok(())
+        self.reauthenticate(caller, password, how).await
     }
 
     /// `POST /auth/email/change`: after the current password, mail a
@@ -124,9 +90,7 @@ impl Auth {
         email: &Email,
         password: Password,
     ) -> Result<(), AuthError> {
-        let user = self.live_user(caller).await?;
-        self.check_current_password(caller, &user, password, "password")
-            .await?;
+        let user = self.check_current_password(caller, password).await?;
         let key = email.lookup_key();
         if key
             == Email::parse(&user.email)
@@ -209,9 +173,7 @@ impl Auth {
         caller: &Principal,
         password: Password,
     ) -> Result<(), AuthError> {
-        let user = self.live_user(caller).await?;
-        self.check_current_password(caller, &user, password, "password")
-            .await?;
+        let user = self.check_current_password(caller, password).await?;
         let ended = self
             .store
             .delete_user(user.id, self.clock.now())

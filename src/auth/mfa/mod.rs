@@ -19,16 +19,13 @@ pub use code::Code;
 
 use super::mail::Kind as MailKind;
 use super::password::Password;
-use super::{
-    throttle, view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal, TokenRejection,
-};
+use super::reauth::{Reauth, WRONG_PASSWORD};
+use super::{view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal, TokenRejection};
 use crate::metrics::{MfaEvent, Revocation};
 use crate::store::{Finish, NewChallenge, Proof, Settle, UserRecord};
 
 /// The message of a wrong, replayed, used or malformed code.
 pub const INVALID_CODE: &str = "Invalid code.";
-/// The message of a wrong password on the second-factor routes.
-pub const WRONG_PASSWORD: &str = "Incorrect password.";
 /// The issuer an authenticator app shows beside the account.
 pub const ISSUER: &str = "latchkey";
 /// Methods a login can finish with.
@@ -428,63 +425,20 @@ impl Auth {
         })
     }
 
-    /// The caller's account, if `password` is theirs. Guesses count as a
-    /// password change's do: on this session's counter, which decides, and
-    /// on the account's shared one.
+    /// The caller's account, if `password` is theirs (see
+    /// [`Auth::reauthenticate`]).
     async fn check_password_of(
         &self,
         caller: &Principal,
         password: Password,
     ) -> Result<UserRecord, AuthError> {
-        if !self.hasher.has_room().await {
-            return Err(AuthError::Overloaded);
-        }
-        let user = self
-            .store
-            .user_by_id(caller.user.id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
-        let now = self.clock.now();
-        let account_key = throttle::account_key(Some(user.id), "id", "");
-        let session_key = throttle::session_key(user.id, caller.session_id.as_str());
-        let [attempts, _] = self
-            .store
-            .throttle_hit(
-                [&session_key, &account_key],
-                now,
-                self.throttle.window_seconds,
-            )
-            .await?;
-        let verdict = self
-            .throttle
-            .verdict(now, &[(&attempts, self.throttle.per_account)]);
-        if let Some(retry_after) = verdict {
-            tracing::warn!(target: "latchkey::security", event = "mfa_password_throttled", user_id = user.id, retry_after);
-            return Err(AuthError::Throttled { retry_after });
-        }
-        let within_limit = password.expose().chars().count() <= self.passwords.max_length;
-        let stored = within_limit.then(|| user.password_hash.clone());
-        let verified = match self.hasher.verify(password, stored).await {
-            Ok(verified) => verified,
-            Err(e) => {
-                self.store
-                    .throttle_settle(&[], &[&session_key, &account_key])
-                    .await?;
-                return Err(e.into());
-            }
+        let how = Reauth {
+            field: "password",
+            message: WRONG_PASSWORD,
+            failed_event: "mfa_password_failed",
+            throttled_event: "mfa_password_throttled",
         };
-        if !verified {
-            tracing::info!(target: "latchkey::security", event = "mfa_password_failed", user_id = user.id);
-            return Err(AuthError::Invalid(FieldErrors::one(
-                "password",
-                WRONG_PASSWORD,
-            )));
-        }
-        self.store
-            .throttle_settle(&[&session_key], &[&account_key])
-            .await?;
-        Ok(user)
+        self.reauthenticate(caller, password, how).await
     }
 }
 
