@@ -23,6 +23,7 @@ mod mail;
 mod maintenance;
 mod mfa;
 mod open;
+mod outbox;
 mod passkeys;
 mod session_cache;
 mod sessions;
@@ -43,7 +44,8 @@ use sqlx::{AnyPool, Connection as _, Executor as _};
 
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use lock::ServeLock;
-pub use mail::{ClaimedMessage, EmailTokenRecord, NewEmailToken, NewMessage, OutboxEntry};
+pub use mail::{EmailTokenRecord, NewEmailToken, NewMessage};
+pub use outbox::{ClaimedMessage, OutboxEntry};
 pub use maintenance::Flushed;
 pub use mfa::{ChallengeRecord, Finish, MfaState, NewChallenge, Proof, TotpRecord};
 pub use open::{redacted, OpenError, OpenMode};
