@@ -6,11 +6,16 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::auth::keys::KeyTooShort;
-use crate::auth::legacy::import::DjangoImportOptions;
 use crate::auth::legacy::tokens::DjangoKey;
 use crate::auth::signing::Algorithm;
 use crate::auth::SecretKey;
 use crate::telemetry::LogFormat;
+
+mod django_import;
+mod validate;
+
+pub use django_import::DjangoImportArgs;
+pub use validate::InvalidSetting;
 
 /// The environment variable holding the signing key.
 pub const SECRET_KEY_ENV: &str = "LATCHKEY_SECRET_KEY";
@@ -591,64 +596,6 @@ pub struct Config {
     pub mail_poll_millis: u64,
 }
 
-/// A setting that cannot work, found by [`Config::validate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidSetting {
-    /// The field (clap's argument id): `--<id with dashes>` as a flag,
-    /// `LATCHKEY_<ID>` in the environment.
-    pub field: &'static str,
-    /// What is wrong with its value, and what would work.
-    pub problem: String,
-}
-
-impl InvalidSetting {
-    /// The setting's flag, e.g. `--allowed-origins`.
-    pub fn flag(&self) -> String {
-        format!("--{}", self.field.replace('_', "-"))
-    }
-
-    /// The setting's environment variable, e.g. `LATCHKEY_ALLOWED_ORIGINS`.
-    pub fn env(&self) -> String {
-        format!("LATCHKEY_{}", self.field.to_ascii_uppercase())
-    }
-}
-
-/// Why `origin` can never match a browser's `Origin` header (or must not),
-/// if it cannot.
-fn origin_problem(origin: &str) -> Option<String> {
-    let origin = origin.trim();
-    if origin == "*" {
-        return Some(
-            "`*` is not allowed: credentials are never granted to every origin; \
-             list each one, e.g. https://app.example.com"
-                .into(),
-        );
-    }
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return Some(format!(
-            "{origin:?} has no scheme; write it as browsers send it, e.g. http://{origin}"
-        ));
-    };
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Some(format!("{origin:?}: the scheme must be http or https"));
-    }
-    let host = rest.strip_suffix('/').unwrap_or(rest);
-    if host.is_empty() {
-        return Some(format!("{origin:?} has no host"));
-    }
-    if host.contains(['/', '?', '#']) {
-        return Some(format!(
-            "{origin:?} has a path; an origin is only scheme://host[:port]"
-        ));
-    }
-    if host.contains('*') {
-        return Some(format!(
-            "{origin:?}: wildcards are not allowed; list each origin"
-        ));
-    }
-    None
-}
-
 /// The options alone, for [`Config::defaults`].
 #[derive(clap::Parser)]
 struct Bare {
@@ -723,38 +670,6 @@ impl Config {
         Ok(self)
     }
 
-    /// Refuse settings that cannot work, before anything starts: today the
-    /// allowed origins (an entry without a scheme would never match, and `*`
-    /// must never be honoured with credentials). Empty entries are ignored.
-    pub fn validate(&self) -> Result<(), InvalidSetting> {
-        for origin in self.allowed_origins.iter().filter(|o| !o.trim().is_empty()) {
-            if let Some(problem) = origin_problem(origin) {
-                return Err(InvalidSetting {
-                    field: "allowed_origins",
-                    problem,
-                });
-            }
-        }
-        if self.refresh_cookie_samesite == SameSite::None && !self.https {
-            return Err(InvalidSetting {
-                field: "refresh_cookie_samesite",
-                problem: "`None` needs LATCHKEY_HTTPS=true: browsers drop a SameSite=None cookie that is not Secure".into(),
-            });
-        }
-        for (field, value) in [
-            ("jwt_issuer", &self.jwt_issuer),
-            ("jwt_audience", &self.jwt_audience),
-        ] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(InvalidSetting {
-                    field,
-                    problem: "empty; unset it, or give a value".into(),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Access token lifetime.
     pub fn access_lifetime(&self) -> Duration {
         Duration::from_secs(self.access_token_lifetime_seconds)
@@ -763,90 +678,6 @@ impl Config {
     /// Refresh token and session lifetime.
     pub fn refresh_lifetime(&self) -> Duration {
         Duration::from_secs(self.refresh_token_lifetime_seconds)
-    }
-}
-
-/// `latchkey import django`: where the Django users are.
-#[derive(Debug, Clone, Args)]
-pub struct DjangoImportArgs {
-    /// The Django database: `sqlite://PATH` or `postgres://user@host:port/db`
-    /// (read only, never written).
-    #[arg(
-        long = "from",
-        hide_env_values = true,
-        env = "LATCHKEY_DJANGO_DATABASE_URL"
-    )]
-    pub from: String,
-
-    /// The user model's table. Default: `accounts_user` if it exists (a
-    /// custom model like the seed's), else Django's stock `auth_user`.
-    #[arg(long, hide_env_values = true, env = "LATCHKEY_DJANGO_USER_TABLE")]
-    pub user_table: Option<String>,
-
-    /// The column imported as the name. Default: `name` if the table has it,
-    /// else `username`.
-    #[arg(long, hide_env_values = true, env = "LATCHKEY_DJANGO_NAME_COLUMN")]
-    pub name_column: Option<String>,
-
-    /// The primary key column (kept as the latchkey user id).
-    #[arg(
-        long,
-        hide_env_values = true,
-        env = "LATCHKEY_DJANGO_ID_COLUMN",
-        default_value = "id"
-    )]
-    pub id_column: String,
-
-    /// The email column.
-    #[arg(
-        long,
-        hide_env_values = true,
-        env = "LATCHKEY_DJANGO_EMAIL_COLUMN",
-        default_value = "email"
-    )]
-    pub email_column: String,
-
-    /// The password hash column.
-    #[arg(
-        long,
-        hide_env_values = true,
-        env = "LATCHKEY_DJANGO_PASSWORD_COLUMN",
-        default_value = "password"
-    )]
-    pub password_column: String,
-
-    /// The active flag column.
-    #[arg(
-        long,
-        hide_env_values = true,
-        env = "LATCHKEY_DJANGO_ACTIVE_COLUMN",
-        default_value = "is_active"
-    )]
-    pub active_column: String,
-
-    /// The join date column.
-    #[arg(
-        long,
-        hide_env_values = true,
-        env = "LATCHKEY_DJANGO_JOINED_COLUMN",
-        default_value = "date_joined"
-    )]
-    pub joined_column: String,
-}
-
-impl DjangoImportArgs {
-    /// The options the importer takes.
-    pub fn options(&self) -> DjangoImportOptions {
-        DjangoImportOptions {
-            from: self.from.clone(),
-            user_table: self.user_table.clone(),
-            name_column: self.name_column.clone(),
-            id_column: self.id_column.clone(),
-            email_column: self.email_column.clone(),
-            password_column: self.password_column.clone(),
-            active_column: self.active_column.clone(),
-            joined_column: self.joined_column.clone(),
-        }
     }
 }
 
@@ -889,38 +720,5 @@ mod tests {
         assert!(!c.refresh_cookie);
         assert_eq!(c.refresh_cookie_samesite, SameSite::Lax);
         assert!(c.validate().is_ok(), "the default origins are valid");
-    }
-
-    #[test]
-    fn origins_without_a_scheme_with_a_path_or_a_wildcard_are_refused() {
-        for bad in [
-            "*",
-            "localhost:3000",
-            "app.example.com",
-            "ftp://app.example.com",
-            "https://app.example.com/login",
-            "https://*.example.com",
-            "https://",
-        ] {
-            assert!(origin_problem(bad).is_some(), "{bad} accepted");
-        }
-        for good in [
-            "http://localhost:3000",
-            "https://app.example.com",
-            "https://app.example.com/",
-            "HTTPS://App.Example.com:8443",
-        ] {
-            assert_eq!(origin_problem(good), None, "{good} refused");
-        }
-    }
-
-    #[test]
-    fn an_invalid_setting_names_its_flag_and_variable() {
-        let invalid = InvalidSetting {
-            field: "allowed_origins",
-            problem: String::new(),
-        };
-        assert_eq!(invalid.flag(), "--allowed-origins");
-        assert_eq!(invalid.env(), "LATCHKEY_ALLOWED_ORIGINS");
     }
 }

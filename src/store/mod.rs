@@ -45,10 +45,10 @@ use sqlx::{AnyPool, Connection as _, Executor as _};
 pub use legacy::{LegacyRedemption, LegacyTokenUser};
 pub use lock::ServeLock;
 pub use mail::{EmailTokenRecord, NewEmailToken, NewMessage};
-pub use outbox::{ClaimedMessage, OutboxEntry};
 pub use maintenance::Flushed;
 pub use mfa::{ChallengeRecord, Finish, MfaState, NewChallenge, Proof, TotpRecord};
 pub use open::{redacted, OpenError, OpenMode};
+pub use outbox::{ClaimedMessage, OutboxEntry};
 pub use passkeys::{
     ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeyRecord,
     PasskeySummary,
