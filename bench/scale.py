@@ -3,8 +3,9 @@
 
 For each backend (SQLite, PostgreSQL) and each size N, fills a fresh
 latchkey database with N users, 3 sessions per user (a third of them
-expired), each session rotated a few times, and one known login client per
-user, with bulk SQL (seconds to minutes, not hours); then, from outside over
+expired), each session rotated a few times, the sessions started one after
+another from users in random order (ids time-ordered, as latchkey makes
+them), and one known login client per user, with bulk SQL (seconds to minutes, not hours); then, from outside over
 HTTP against the release binary:
 
 - the standard rows, one request at a time: login, `GET /auth/me`, refresh
@@ -20,6 +21,7 @@ Writes the figures to a JSON file and draws each endpoint's median against
 N for both backends (PNG, with matplotlib from a venv this script makes).
 
     BENCH_SIZES=1000,100000,1000000 BENCH_BACKENDS=sqlite,postgres bench/scale.sh
+    BENCH_SESSION_IDS=random ...      # the filled session ids random, not time-ordered
 
 Needs: python3 (standard library), psql and a PostgreSQL server reachable at
 BENCH_PG (default postgres://postgres@127.0.0.1:5432) for the PostgreSQL
@@ -59,6 +61,21 @@ USER_AGENT_SUFFIX = ".0 Safari/537.36"
 USER_AGENT = USER_AGENT_PREFIX + "0" + USER_AGENT_SUFFIX
 AGENTS = 1000
 DAY = 86400
+# The filled sessions started over the last 10.5 days, one after another,
+# and each lives 7 days (the default refresh lifetime): the oldest third
+# has expired.
+LIFETIME = 7 * DAY
+SPAN_MS = 21 * DAY * 1000 // 2
+
+
+# How the filled sessions' ids are made: "time-ordered" as latchkey makes
+# them, or "random" (16 random bytes, as before 2026-12-03) to measure
+# what the order saves.
+SESSION_IDS = os.environ.get("BENCH_SESSION_IDS", "time-ordered")
+
+
+def start_ms(now):
+    return (now * 1000) - SPAN_MS
 
 
 class Client:
@@ -157,15 +174,25 @@ class Sqlite(Backend):
                 SELECT ? || i || ?, {now - 2 * DAY} FROM a WHERE true
                 ON CONFLICT (value) DO NOTHING""", (USER_AGENT_PREFIX, USER_AGENT_SUFFIX))
             agent = db.execute("SELECT MIN(id) FROM user_agents").fetchone()[0]
+            # Sessions as they arrive: in the order they started, from users
+            # in no particular order, each id time-ordered as latchkey makes
+            # them (auth/ids.rs): its millisecond, then random bytes.
+            if SESSION_IDS == "random":
+                db.create_function("session_id", 1, lambda ms: os.urandom(16))
+            else:
+                db.create_function("session_id", 1, lambda ms: ms.to_bytes(6, "big") + os.urandom(10))
             db.execute(f"""
-                WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 2)
+                WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 2),
+                arrivals(uid, r) AS (
+                    SELECT u.id, row_number() OVER (ORDER BY random()) - 1 FROM users u, k WHERE u.id >= {first}),
+                started(uid, r, ms) AS (
+                    SELECT uid, r, {start_ms(now)} + r * {SPAN_MS} / {3 * n} FROM arrivals)
                 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id,
                                       last_rotated_jti, current_jti, last_rotated_at)
-                SELECT randomblob(16), u.id, {now - 20 * DAY}, {now - 2 * DAY},
-                       CASE WHEN k.j = 0 THEN {now - DAY} ELSE {now + 10 * DAY} END,
-                       '203.0.113.7', {agent} + (3 * u.id + k.j) % {AGENTS},
-                       randomblob(16), randomblob(16), {now - 2 * DAY}
-                  FROM users u, k WHERE u.id >= {first}""")
+                SELECT session_id(ms), uid, ms / 1000, ms / 1000, ms / 1000 + {LIFETIME},
+                       '203.0.113.7', {agent} + r % {AGENTS},
+                       randomblob(16), randomblob(16), ms / 1000
+                  FROM started ORDER BY r""")
             db.execute(f"""
                 INSERT INTO known_clients (user_id, client_key, last_success_at)
                 SELECT id, 'addr:203.0.113.7', {now - 2 * DAY} FROM users WHERE id >= {first}""")
@@ -219,6 +246,8 @@ class Postgres(Backend):
     def fill(self, n, hash_, now):
         literal = "'" + hash_.replace("'", "''") + "'"
         prefix, suffix = (f"'{USER_AGENT_PREFIX}'", f"'{USER_AGENT_SUFFIX}'")
+        pg_session_id = ("decode(md5(random()::text || r), 'hex')" if SESSION_IDS == "random" else
+                         "decode(lpad(to_hex(ms), 12, '0') || substr(md5(random()::text || r), 1, 20), 'hex')")
         self.psql(self.url, f"""
             BEGIN;
             INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined,
@@ -230,12 +259,16 @@ class Postgres(Backend):
             ON CONFLICT (value) DO NOTHING;
             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id,
                                   last_rotated_jti, current_jti, last_rotated_at)
-            SELECT decode(md5(random()::text || u.id || k), 'hex'), u.id, {now - 20 * DAY}, {now - 2 * DAY},
-                   CASE WHEN k = 0 THEN {now - DAY} ELSE {now + 10 * DAY} END,
-                   '203.0.113.7', (SELECT MIN(id) FROM user_agents) + (3 * u.id + k) % {AGENTS},
-                   decode(md5(random()::text || u.id), 'hex'), decode(md5(random()::text || u.id || 'c'), 'hex'),
-                   {now - 2 * DAY}
-              FROM users u, generate_series(0, 2) AS k WHERE u.name_key LIKE 'user%';
+            SELECT {pg_session_id},
+                   uid, ms / 1000, ms / 1000, ms / 1000 + {LIFETIME},
+                   '203.0.113.7', (SELECT MIN(id) FROM user_agents) + r % {AGENTS},
+                   decode(md5(random()::text || r), 'hex'), decode(md5(random()::text || r || 'c'), 'hex'),
+                   ms / 1000
+              FROM (SELECT uid, r, {start_ms(now)}::bigint + r * {SPAN_MS}::bigint / {3 * n} AS ms
+                      FROM (SELECT u.id AS uid, row_number() OVER (ORDER BY random()) - 1 AS r
+                              FROM users u, generate_series(0, 2) AS k WHERE u.name_key LIKE 'user%') AS arrivals
+                   ) AS started
+             ORDER BY r;
             INSERT INTO known_clients (user_id, client_key, last_success_at)
             SELECT id, 'addr:203.0.113.7', {now - 2 * DAY} FROM users WHERE name_key LIKE 'user%';
             COMMIT;

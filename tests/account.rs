@@ -79,6 +79,30 @@ async fn the_session_list_shows_each_live_session_and_marks_the_current_one() {
 }
 
 #[tokio::test]
+async fn session_ids_sort_by_when_the_session_started() {
+    // The session table's index stays packed: each new id is past the last
+    // (docs/benchmarks.md). The clock is the injected one.
+    let s = TestServer::start().await;
+    let user = s.new_user().await;
+    let email = user["email"].as_str().unwrap();
+    let mut sids = vec![common::claims(&tokens(&user).0)["sid"].clone()];
+    for _ in 0..3 {
+        s.clock.advance(1);
+        let login = s.login(email, PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::OK);
+        let (access, _) = tokens(&login.json().await.unwrap());
+        sids.push(common::claims(&access)["sid"].clone());
+    }
+    let sids: Vec<&str> = sids.iter().map(|v| v.as_str().unwrap()).collect();
+    let mut sorted = sids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, sids);
+    // The rest of each id is random: never the same twice.
+    let tails: std::collections::HashSet<&str> = sids.iter().map(|id| &id[12..]).collect();
+    assert_eq!(tails.len(), sids.len());
+}
+
+#[tokio::test]
 async fn the_session_list_shows_only_the_callers_sessions() {
     let s = TestServer::start().await;
     let (_, _, (mine, _)) = user_with_two_sessions(&s).await;

@@ -36,6 +36,13 @@ impl Clock {
         system_seconds().saturating_add(self.offset.load(Ordering::Relaxed))
     }
 
+    /// Milliseconds since the Unix epoch, moved like [`now`](Self::now);
+    /// never negative.
+    pub fn now_millis(&self) -> u64 {
+        let offset = self.offset.load(Ordering::Relaxed).saturating_mul(1_000);
+        u64::try_from(system_millis().saturating_add(offset)).unwrap_or(0)
+    }
+
     /// [`now`](Self::now), never negative.
     pub fn now_u64(&self) -> u64 {
         u64::try_from(self.now()).unwrap_or(0)
@@ -47,6 +54,12 @@ impl Clock {
 /// when added to a time.
 pub fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX / 4)
+}
+
+fn system_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn system_seconds() -> i64 {
@@ -66,6 +79,19 @@ mod tests {
         let before = other.now();
         clock.advance(3_600);
         assert!(other.now() >= before + 3_600);
+    }
+
+    #[test]
+    fn milliseconds_move_with_the_seconds() {
+        let clock = Clock::system();
+        let before = clock.now_millis();
+        clock.advance(60);
+        let after = clock.now_millis();
+        assert!(
+            after >= before + 60_000 && after < before + 61_000,
+            "{before} {after}"
+        );
+        assert!(after / 1_000 >= clock.now_u64() - 1 && after / 1_000 <= clock.now_u64());
     }
 
     #[test]

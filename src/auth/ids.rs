@@ -14,6 +14,21 @@ impl RandomId {
         Ok(Self(hex(&random::<16>()?)))
     }
 
+    /// A fresh id that sorts by creation time: the 48-bit big-endian count
+    /// of milliseconds `millis` (UUIDv7's prefix), then 80 bits from the
+    /// CSPRNG. For ids kept in a B-tree, like sessions': a new one lands at
+    /// the index's right edge rather than on a random page, so the index
+    /// stays packed and an insert touches the pages already in memory
+    /// (docs/benchmarks.md, "Cost as the data grows"). Only for ids that
+    /// are no secret (its creation time can be read from it, and 80 bits
+    /// are left to guess): a session id is one, carried in signed tokens.
+    pub fn time_ordered(millis: u64) -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        bytes[6..].copy_from_slice(&random::<10>()?);
+        Ok(Self(hex(&bytes)))
+    }
+
     /// Parse an id, accepting only 32 lowercase hex characters.
     pub fn parse(s: &str) -> Option<Self> {
         let valid = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -127,6 +142,22 @@ mod tests {
         assert_eq!(a.as_str().len(), 32);
         assert!(RandomId::parse(a.as_str()).is_some());
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn time_ordered_ids_start_with_their_millisecond_and_sort_by_it() {
+        let millis = 1_796_000_000_123_u64;
+        let id = RandomId::time_ordered(millis).unwrap();
+        assert!(RandomId::parse(id.as_str()).is_some());
+        assert_eq!(&id.as_str()[..12], format!("{millis:012x}"));
+        // Ids of one millisecond differ in their random part.
+        assert_ne!(id, RandomId::time_ordered(millis).unwrap());
+        let mut ids: Vec<_> = (0..50)
+            .map(|i| RandomId::time_ordered(millis + i).unwrap())
+            .collect();
+        let made = ids.clone();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(ids, made);
     }
 
     #[test]

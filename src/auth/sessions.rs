@@ -71,7 +71,8 @@ impl Auth {
         now: i64,
     ) -> Result<SessionStart, AuthError> {
         Ok(SessionStart {
-            session_id: RandomId::generate()?,
+            // Time-ordered: sessions are stored in a B-tree by id.
+            session_id: RandomId::time_ordered(self.clock.now_millis())?,
             refresh_jti: RandomId::generate()?,
             user_id,
             now,
