@@ -31,6 +31,13 @@ def module_of(path: Path) -> tuple:
     return tuple(parts)
 
 
+def in_the_library(path: Path) -> bool:
+    """Not the binary crate (src/main.rs and its src/commands/, which reach
+    the library as `latchkey::`) and not a unit-test file (`mod tests;`
+    under `#[cfg(test)]`, like the inline test modules `strip` drops)."""
+    return module_of(path)[:1] not in (("main",), ("commands",)) and path.name != "tests.rs"
+
+
 def strip(text: str) -> str:
     """The code without comments, strings and `#[cfg(test)]` modules."""
     token = re.compile(
@@ -102,8 +109,7 @@ def resolve(module: tuple, path: str, modules: set):
 
 
 def graph():
-    # src/main.rs is the binary crate: it reaches the library as `latchkey::`.
-    files = {module_of(p): p for p in ROOT.rglob("*.rs") if module_of(p) != ("main",)}
+    files = {module_of(p): p for p in ROOT.rglob("*.rs") if in_the_library(p)}
     modules = set(files)
     edges = set()
     for module, path in files.items():

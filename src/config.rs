@@ -256,8 +256,8 @@ pub struct Config {
     pub registrations_per_address: u32,
 
     /// Passkey login challenges (`POST /auth/passkeys/login/options`, which
-    /// needs no account and stores one row each) allowed per client address
-    /// within one throttle window.
+    /// needs no account and stores one row each) one client address may
+    /// hold at once, unanswered and unexpired.
     #[arg(
         long,
         hide_env_values = true,

@@ -335,8 +335,7 @@ async fn wrong_old_passwords_are_throttled_like_logins() {
 async fn a_right_old_password_takes_back_only_its_own_guess_from_the_account() {
     // Failures an unknown client made on the account stay counted: the
     // user proving the password in a session does not give an attacker
-    // elsewhere a fresh allowance (as a login from a known client would
-    // not either).
+    // elsewhere a fresh allowance, and the check itself is not counted.
     let s = TestServer::start_with(|c| {
         c.login_failures_per_account = 3;
         c.trusted_proxy_hops = 1;
@@ -354,7 +353,7 @@ async fn a_right_old_password_takes_back_only_its_own_guess_from_the_account() {
             .await
             .unwrap()
     };
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(
             guess_from_elsewhere().await.status(),
             StatusCode::UNAUTHORIZED
@@ -368,12 +367,58 @@ async fn a_right_old_password_takes_back_only_its_own_guess_from_the_account() {
         )
         .await;
     assert!(r.status().is_success(), "{}", r.status());
+    // Two failures before, none for the change: one more is allowed, the
+    // one after it is not.
+    assert_eq!(
+        guess_from_elsewhere().await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_error(
         guess_from_elsewhere().await,
         StatusCode::TOO_MANY_REQUESTS,
         "throttled",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_right_current_password_clears_the_sessions_own_guesses() {
+    // The session's counter decides, and a right password starts it over,
+    // on every route that asks for the current password.
+    let s = TestServer::start_with(|c| c.login_failures_per_account = 3).await;
+    let user = s.new_user().await;
+    let (access, _) = tokens(&user);
+    let wrong_change = json!({"old_password": "Not-The-Password-9", "new_password": NEW_PASSWORD});
+    for _ in 0..2 {
+        let r = s
+            .post_as(&access, "/auth/password/change", wrong_change.clone())
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    // The email change asks for the password too, on the same counter.
+    let r = s
+        .post_as(
+            &access,
+            "/auth/email/change",
+            json!({"email": "elsewhere@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    for _ in 0..3 {
+        let r = s
+            .post_as(&access, "/auth/password/change", wrong_change.clone())
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = s
+        .request(Method::DELETE, "/auth/me")
+        .await
+        .bearer_auth(&access)
+        .json(&json!({"password": "Not-The-Password-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
 }
 
 #[tokio::test]

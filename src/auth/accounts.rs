@@ -71,28 +71,16 @@ impl Auth {
         now: i64,
     ) -> Result<(), AuthError> {
         let key = throttle::registration_key(client.addr);
+        let [window] = self
+            .store
+            .throttle_hit([&key], now, self.throttle.window_seconds)
+            .await?;
         let limit = self.throttle.registrations_per_address;
-        if let Some(retry_after) = self.count_attempt(&key, limit, now).await? {
+        if let Some(retry_after) = self.throttle.verdict(now, &[(&window, limit)]) {
             tracing::warn!(target: "latchkey::security", event = "registration_throttled", client = %client.addr, retry_after);
             return Err(AuthError::Throttled { retry_after });
         }
         Ok(())
-    }
-
-    /// Count one attempt on the counter `key` (in the database, so shared by
-    /// every instance): `Some(seconds to wait)` when the window now holds
-    /// more than `limit` attempts.
-    pub(super) async fn count_attempt(
-        &self,
-        key: &str,
-        limit: u32,
-        now: i64,
-    ) -> Result<Option<u64>, AuthError> {
-        let [window] = self
-            .store
-            .throttle_hit([key], now, self.throttle.window_seconds)
-            .await?;
-        Ok(self.throttle.verdict(now, &[(&window, limit)]))
     }
 
     /// Change the caller's password: the current one must be right (wrong

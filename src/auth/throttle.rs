@@ -15,7 +15,8 @@ pub struct ThrottlePolicy {
     pub per_address: u32,
     /// Registrations allowed per client address in one window.
     pub registrations_per_address: u32,
-    /// Passkey login challenges allowed per client address in one window.
+    /// Passkey login challenges one client address may hold live at once
+    /// (unanswered, unexpired).
     pub passkey_challenges_per_address: u32,
     /// Window length in seconds.
     pub window_seconds: i64,
@@ -74,11 +75,6 @@ pub fn session_key(user_id: i64, sid: &str) -> String {
 /// The counter of registrations from a client address.
 pub fn registration_key(addr: IpAddr) -> String {
     format!("register:{}", address_key(addr))
-}
-
-/// The counter of passkey login challenges handed to a client address.
-pub fn passkey_challenge_key(addr: IpAddr) -> String {
-    format!("passkey:{}", address_key(addr))
 }
 
 impl ThrottlePolicy {

@@ -50,8 +50,8 @@ pub use mfa::{ChallengeRecord, Finish, MfaState, NewChallenge, Proof, TotpRecord
 pub use open::{redacted, OpenError, OpenMode};
 pub use outbox::{ClaimedMessage, OutboxEntry};
 pub use passkeys::{
-    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeyRecord,
-    PasskeySummary,
+    ChallengeOwner, ChallengePurpose, ChallengeStored, NewPasskey, NewPasskeyChallenge,
+    PasskeyDeletion, PasskeyRecord, PasskeySummary,
 };
 pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
 pub use signing_keys::{NewSigningKey, SigningKeyRecord};

@@ -28,21 +28,52 @@ impl ChallengePurpose {
     }
 }
 
+/// Whom a ceremony is for, and how many of theirs may be under way at once.
+#[derive(Debug, Clone, Copy)]
+pub enum ChallengeOwner<'a> {
+    /// A registration of `user_id`: its newest `keep` challenges (this one
+    /// included) are kept, older ones deleted.
+    User {
+        /// The user registering.
+        user_id: i64,
+        /// How many of the user's challenges stay.
+        keep: u32,
+    },
+    /// A login asked for by the client whose address key is `key`: refused
+    /// while `limit` of its challenges are live.
+    Client {
+        /// The address key (see `auth::throttle::address_key`).
+        key: &'a str,
+        /// How many of its challenges may be live at once.
+        limit: u32,
+    },
+}
+
 /// A ceremony to remember until its answer arrives.
 pub struct NewPasskeyChallenge<'a> {
     /// The `challenge_id` the client sends back.
     pub id: &'a str,
     /// What it is for.
     pub purpose: ChallengePurpose,
-    /// The user registering (a registration only).
-    pub user_id: Option<i64>,
+    /// Whom it is for.
+    pub owner: ChallengeOwner<'a>,
     /// The relying party's ceremony state (JSON).
     pub state: &'a str,
     /// When it dies.
     pub expires_at: i64,
-    /// How many of its user's challenges may be under way at once, this
-    /// one included: the oldest beyond it are deleted (a registration only).
-    pub per_user: u32,
+}
+
+/// What became of a ceremony to remember.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeStored {
+    /// It is stored.
+    Stored,
+    /// Not stored: its client holds its limit of live challenges, the
+    /// oldest of which expires at `oldest_expires_at`.
+    ClientFull {
+        /// When the client's oldest live challenge expires.
+        oldest_expires_at: i64,
+    },
 }
 
 /// A credential to store.
@@ -127,42 +158,72 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Remember a ceremony (and forget every expired one).
+    /// Remember a ceremony within its owner's bound (and forget every
+    /// expired one). On PostgreSQL two logins' challenges from one address
+    /// stored at the same moment may both pass its count, so the bound is
+    /// the limit plus the requests in flight at once; SQLite writes one at
+    /// a time.
     pub async fn create_passkey_challenge(
         &self,
         challenge: &NewPasskeyChallenge<'_>,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ChallengeStored, StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM passkey_challenges WHERE expires_at <= $1")
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        if let Some(user_id) = challenge.user_id {
-            sqlx::query(
-                "DELETE FROM passkey_challenges WHERE user_id = $1 AND id NOT IN \
-                   (SELECT id FROM passkey_challenges WHERE user_id = $1 \
-                     ORDER BY seq DESC LIMIT $2)",
-            )
-            .bind(user_id)
-            .bind(i64::from(challenge.per_user.saturating_sub(1)))
-            .execute(&mut *tx)
-            .await?;
-        }
+        let (user_id, client_key) = match challenge.owner {
+            ChallengeOwner::User { user_id, keep } => {
+                // The user's registrations one at a time from here
+                // (PostgreSQL: this row's lock), so none outlives the trim.
+                sqlx::query(
+                    "UPDATE passkey_users SET user_handle = user_handle WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM passkey_challenges WHERE user_id = $1 AND id NOT IN \
+                       (SELECT id FROM passkey_challenges WHERE user_id = $1 \
+                         ORDER BY seq DESC LIMIT $2)",
+                )
+                .bind(user_id)
+                .bind(i64::from(keep.saturating_sub(1)))
+                .execute(&mut *tx)
+                .await?;
+                (Some(user_id), None)
+            }
+            ChallengeOwner::Client { key, limit } => {
+                let row = sqlx::query(
+                    "SELECT COUNT(*), MIN(expires_at) FROM passkey_challenges WHERE client_key = $1",
+                )
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                if row.try_get::<i64, _>(0)? >= i64::from(limit) {
+                    let oldest_expires_at = row.try_get::<Option<i64>, _>(1)?.unwrap_or(now);
+                    tx.commit().await?;
+                    return Ok(ChallengeStored::ClientFull { oldest_expires_at });
+                }
+                (None, Some(key))
+            }
+        };
         sqlx::query(
-            "INSERT INTO passkey_challenges (id, purpose, user_id, state, expires_at, seq) \
-             VALUES ($1, $2, $3, $4, $5, \
+            "INSERT INTO passkey_challenges (id, purpose, user_id, client_key, state, expires_at, seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, \
                      (SELECT COALESCE(MAX(seq), 0) + 1 FROM passkey_challenges WHERE user_id = $3))",
         )
         .bind(challenge.id)
         .bind(challenge.purpose.as_str())
-        .bind(challenge.user_id)
+        .bind(user_id)
+        .bind(client_key)
         .bind(challenge.state)
         .bind(challenge.expires_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(ChallengeStored::Stored)
     }
 
     /// Take the live challenge `id` of `purpose` (and, for a registration,

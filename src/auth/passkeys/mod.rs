@@ -29,7 +29,8 @@ use super::password::StoredHash;
 use super::{throttle, view, Auth, AuthError, ClientInfo, FieldErrors, LoggedIn, Principal};
 use crate::metrics::LoginOutcome;
 use crate::store::{
-    ChallengePurpose, NewPasskey, NewPasskeyChallenge, PasskeyDeletion, PasskeySummary, Settle,
+    ChallengeOwner, ChallengePurpose, ChallengeStored, NewPasskey, NewPasskeyChallenge,
+    PasskeyDeletion, PasskeySummary, Settle,
 };
 
 /// A challenge id that is unknown, expired, used, or of another purpose or user.
@@ -229,8 +230,12 @@ impl Auth {
             user_verification: UserVerificationPolicy::Required,
         });
         let state = serde_json::to_string(&state).map_err(internal("registration state"))?;
+        let owner = ChallengeOwner::User {
+            user_id,
+            keep: REGISTRATIONS_UNDER_WAY_PER_USER,
+        };
         let challenge_id = self
-            .remember_ceremony(ChallengePurpose::Register, Some(user_id), &state)
+            .remember_ceremony(ChallengePurpose::Register, owner, &state)
             .await?;
         Ok(CeremonyOptions {
             challenge_id,
@@ -323,27 +328,31 @@ impl Auth {
 
     /// Start a passkey login: a challenge for any discoverable credential
     /// of this rp id (no account named), user verification required. Anyone
-    /// may ask, and each challenge is a stored row until it is used or
-    /// expires, so they are counted per client address.
+    /// may ask, and each challenge is a stored row until it is answered or
+    /// expires, so a client address holds only so many at once.
     pub async fn passkey_login_options(
         &self,
         client: &ClientInfo,
     ) -> Result<LoginOptions, AuthError> {
         let rp = self.relying_party()?;
-        let key = throttle::passkey_challenge_key(client.addr);
-        let limit = self.throttle.passkey_challenges_per_address;
-        if let Some(retry_after) = self.count_attempt(&key, limit, self.clock.now()).await? {
-            tracing::warn!(target: "latchkey::security", event = "passkey_challenges_throttled", client = %client.addr, retry_after);
-            return Err(AuthError::Throttled { retry_after });
-        }
         let (options, state) = rp
             .webauthn
             .start_discoverable_authentication()
             .map_err(|e| AuthError::Internal(format!("login options: {e}")))?;
         let state = serde_json::to_string(&state).map_err(internal("login state"))?;
+        let key = throttle::address_key(client.addr);
+        let owner = ChallengeOwner::Client {
+            key: &key,
+            limit: self.throttle.passkey_challenges_per_address,
+        };
         let challenge_id = self
-            .remember_ceremony(ChallengePurpose::Login, None, &state)
-            .await?;
+            .remember_ceremony(ChallengePurpose::Login, owner, &state)
+            .await
+            .inspect_err(|e| {
+                if let AuthError::Throttled { retry_after } = e {
+                    tracing::warn!(target: "latchkey::security", event = "passkey_challenges_throttled", client = %client.addr, retry_after);
+                }
+            })?;
         Ok(CeremonyOptions {
             challenge_id,
             options,
@@ -457,12 +466,9 @@ impl Auth {
         };
         self.check_verified_for_login(user.id).await?;
         tracing::info!(target: "latchkey::security", event = "passkey_login", user_id = user.id, passkey = record.id.as_str(), client = %client.addr);
-        // The challenge it answered is taken back from the address's count
-        // too: what that limit counts is challenges asked for and not used.
-        let challenge_key = throttle::passkey_challenge_key(client.addr);
         let settle = Settle {
             clear: &[],
-            forgive: &[&address_key, &challenge_key],
+            forgive: &[&address_key],
         };
         let tokens = self
             .start_session(&user, client, &address_key, settle, now)
@@ -474,28 +480,36 @@ impl Auth {
         })
     }
 
+    /// Store a ceremony's state under a fresh challenge id, within its
+    /// owner's bound: `Throttled` (until its oldest live challenge expires)
+    /// for a client holding its limit.
     async fn remember_ceremony(
         &self,
         purpose: ChallengePurpose,
-        user_id: Option<i64>,
+        owner: ChallengeOwner<'_>,
         state: &str,
     ) -> Result<String, AuthError> {
         let now = self.clock.now();
         let id = new_challenge_id()?;
-        self.store
+        let stored = self
+            .store
             .create_passkey_challenge(
                 &NewPasskeyChallenge {
                     id: &id,
                     purpose,
-                    user_id,
+                    owner,
                     state,
                     expires_at: now + CHALLENGE_LIFETIME_SECONDS,
-                    per_user: REGISTRATIONS_UNDER_WAY_PER_USER,
                 },
                 now,
             )
             .await?;
-        Ok(id)
+        match stored {
+            ChallengeStored::Stored => Ok(id),
+            ChallengeStored::ClientFull { oldest_expires_at } => Err(AuthError::Throttled {
+                retry_after: u64::try_from(oldest_expires_at - now).unwrap_or(0).max(1),
+            }),
+        }
     }
 
     async fn take_ceremony(
