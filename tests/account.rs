@@ -79,21 +79,28 @@ async fn the_session_list_shows_each_live_session_and_marks_the_current_one() {
 }
 
 #[tokio::test]
-async fn session_ids_sort_by_when_the_session_started() {
-    // The session table's index stays packed: each new id is past the last
-    // (docs/benchmarks.md). The clock is the injected one.
+async fn session_ids_start_with_the_millisecond_the_session_started() {
+    // Time-ordered, by the injected clock: each new id sorts after the last,
+    // so the sessions' index is appended to (docs/benchmarks.md).
     let s = TestServer::start().await;
     let user = s.new_user().await;
     let email = user["email"].as_str().unwrap();
-    let mut sids = vec![common::claims(&tokens(&user).0)["sid"].clone()];
+    let mut sids = Vec::new();
     for _ in 0..3 {
-        s.clock.advance(1);
+        s.clock.advance(3_600);
+        let before = s.clock.now_millis();
         let login = s.login(email, PASSWORD).await;
         assert_eq!(login.status(), StatusCode::OK);
+        let after = s.clock.now_millis();
         let (access, _) = tokens(&login.json().await.unwrap());
-        sids.push(common::claims(&access)["sid"].clone());
+        let sid = common::claims(&access)["sid"].as_str().unwrap().to_owned();
+        let millis = u64::from_str_radix(&sid[..12], 16).unwrap();
+        assert!(
+            (before..=after).contains(&millis),
+            "{before} {millis} {after}"
+        );
+        sids.push(sid);
     }
-    let sids: Vec<&str> = sids.iter().map(|v| v.as_str().unwrap()).collect();
     let mut sorted = sids.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, sids);

@@ -63,9 +63,10 @@ fn origin_problem(origin: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Refuse settings that cannot work, before anything starts: today the
-    /// allowed origins (an entry without a scheme would never match, and `*`
-    /// must never be honoured with credentials). Empty entries are ignored.
+    /// Refuse settings that cannot work, before anything starts: an allowed
+    /// origin without a scheme (it would never match) or `*` (never honoured
+    /// with credentials; empty entries are ignored), `SameSite=None` without
+    /// HTTPS, an empty issuer or audience, no passkey challenge per address.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         for origin in self.allowed_origins.iter().filter(|o| !o.trim().is_empty()) {
             if let Some(problem) = origin_problem(origin) {
@@ -79,6 +80,12 @@ impl Config {
             return Err(InvalidSetting {
                 field: "refresh_cookie_samesite",
                 problem: "`None` needs LATCHKEY_HTTPS=true: browsers drop a SameSite=None cookie that is not Secure".into(),
+            });
+        }
+        if self.passkey_challenges_per_address == 0 {
+            return Err(InvalidSetting {
+                field: "passkey_challenges_per_address",
+                problem: "0 would refuse every passkey login; give at least 1".into(),
             });
         }
         for (field, value) in [
@@ -121,6 +128,16 @@ mod tests {
         ] {
             assert_eq!(origin_problem(good), None, "{good} refused");
         }
+    }
+
+    #[test]
+    fn no_passkey_challenge_per_address_is_refused() {
+        let mut config = Config::defaults().unwrap();
+        config.passkey_challenges_per_address = 0;
+        let invalid = config.validate().unwrap_err();
+        assert_eq!(invalid.env(), "LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS");
+        config.passkey_challenges_per_address = 1;
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -100,26 +100,32 @@ impl Store {
     /// them when it was never migrated). Reads only: admin commands check
     /// instead of migrating, so they never change the schema behind a
     /// running server's back, nor log the migrator's "already exists" notices.
+    ///
+    /// On one direct connection, closed before this returns, rather than the
+    /// pool: a database found unmigrated is left as it was, with no SQLite
+    /// `-wal` or `-shm` file from a pooled connection whose close the
+    /// process may outrun on its way out.
     pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
         let migrator: &Migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await
+        let mut conn = sqlx::AnyConnection::connect_with(&self.pool.connect_options()).await?;
+        let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut conn)
+            .await;
+        conn.close().await?;
+        let applied: Vec<i64> = match applied {
+            Ok(versions) => versions,
+            // No bookkeeping table: never migrated.
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("42P01")
+                    || e.message().contains("no such table") =>
             {
-                Ok(versions) => versions,
-                // No bookkeeping table: never migrated.
-                Err(sqlx::Error::Database(e))
-                    if e.code().as_deref() == Some("42P01")
-                        || e.message().contains("no such table") =>
-                {
-                    Vec::new()
-                }
-                Err(e) => return Err(e.into()),
-            };
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(migrator
             .iter()
             .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))

@@ -7,7 +7,7 @@
 
 use sqlx::Row as _;
 
-use super::{Store, StoreError, UniqueField};
+use super::{Backend, Store, StoreError, UniqueField};
 
 /// What a ceremony's challenge is for; a challenge of one purpose is
 /// never accepted for the other.
@@ -159,10 +159,7 @@ impl Store {
     }
 
     /// Remember a ceremony within its owner's bound (and forget every
-    /// expired one). On PostgreSQL two logins' challenges from one address
-    /// stored at the same moment may both pass its count, so the bound is
-    /// the limit plus the requests in flight at once; SQLite writes one at
-    /// a time.
+    /// expired one).
     pub async fn create_passkey_challenge(
         &self,
         challenge: &NewPasskeyChallenge<'_>,
@@ -175,14 +172,14 @@ impl Store {
             .await?;
         let (user_id, client_key) = match challenge.owner {
             ChallengeOwner::User { user_id, keep } => {
-                // The user's registrations one at a time from here
-                // (PostgreSQL: this row's lock), so none outlives the trim.
-                sqlx::query(
-                    "UPDATE passkey_users SET user_handle = user_handle WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+                // The user's registrations one at a time from here, so none
+                // outlives the trim: on PostgreSQL this row lock on the user
+                // (the lock an account deletion takes first too, so the two
+                // queue rather than deadlock); SQLite writes one at a time.
+                sqlx::query("UPDATE users SET is_active = is_active WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "DELETE FROM passkey_challenges WHERE user_id = $1 AND id NOT IN \
                        (SELECT id FROM passkey_challenges WHERE user_id = $1 \
@@ -195,6 +192,14 @@ impl Store {
                 (Some(user_id), None)
             }
             ChallengeOwner::Client { key, limit } => {
+                // One count at a time per address, so concurrent requests
+                // cannot all pass it (SQLite writes one at a time anyway).
+                if matches!(self.backend, Backend::Postgres) {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let row = sqlx::query(
                     "SELECT COUNT(*), MIN(expires_at) FROM passkey_challenges WHERE client_key = $1",
                 )
