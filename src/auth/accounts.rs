@@ -12,6 +12,14 @@ use super::{
 use crate::metrics::Revocation;
 use crate::store::{NewUser, Store, UniqueField, UserRecord};
 
+/// How a password change names a wrong `old_password` (Django's message).
+const OLD_PASSWORD: Reauth = Reauth {
+    field: "old_password",
+    message: WRONG_OLD_PASSWORD,
+    failed_event: "password_change_failed",
+    throttled_event: "password_change_throttled",
+};
+
 impl Auth {
     // ---- Registration and login -----------------------------------------
 
@@ -95,13 +103,7 @@ impl Auth {
             old_password: old,
             new_password: new,
         } = form;
-        let how = Reauth {
-            field: "old_password",
-            message: WRONG_OLD_PASSWORD,
-            failed_event: "password_change_failed",
-            throttled_event: "password_change_throttled",
-        };
-        let user = self.reauthenticate(caller, old, how).await?;
+        let user = self.reauthenticate(caller, old, OLD_PASSWORD).await?;
         let now = self.clock.now();
         let hash = hash_new_password(
             &self.hasher,

@@ -20,6 +20,14 @@ pub struct Profile {
     pub email_verified: bool,
 }
 
+/// How the email change and the account deletion name a wrong password.
+const CURRENT_PASSWORD: Reauth = Reauth {
+    field: "password",
+    message: WRONG_PASSWORD,
+    failed_event: "password_check_failed",
+    throttled_event: "password_check_throttled",
+};
+
 impl Auth {
     /// The caller's profile.
     /// `GET /auth/me`: the caller as the session lookup found them (one
@@ -44,14 +52,6 @@ impl Auth {
         })
     }
 
-    async fn live_user(&self, caller: &Principal) -> Result<UserRecord, AuthError> {
-        self.store
-            .user_by_id(caller.user.id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AuthError::Token(TokenRejection::Revoked))
-    }
-
     /// `PATCH /auth/me`: rename the caller, with registration's rules.
     pub async fn rename(&self, caller: &Principal, name: &Name) -> Result<Profile, AuthError> {
         if !self
@@ -61,24 +61,8 @@ impl Auth {
         {
             return Err(AuthError::Token(TokenRejection::Revoked));
         }
-        let user = self.live_user(caller).await?;
+        let user = self.live_user(caller.user.id).await?;
         self.profile_of(&user).await
-    }
-
-    /// The caller's account, if `password` is theirs (see
-    /// [`Auth::reauthenticate`]).
-    async fn check_current_password(
-        &self,
-        caller: &Principal,
-        password: Password,
-    ) -> Result<UserRecord, AuthError> {
-        let how = Reauth {
-            field: "password",
-            message: WRONG_PASSWORD,
-            failed_event: "password_check_failed",
-            throttled_event: "password_check_throttled",
-        };
-        self.reauthenticate(caller, password, how).await
     }
 
     /// `POST /auth/email/change`: after the current password, mail a
@@ -90,7 +74,9 @@ impl Auth {
         email: &Email,
         password: Password,
     ) -> Result<(), AuthError> {
-        let user = self.check_current_password(caller, password).await?;
+        let user = self
+            .reauthenticate(caller, password, CURRENT_PASSWORD)
+            .await?;
         let key = email.lookup_key();
         if key
             == Email::parse(&user.email)
@@ -173,7 +159,9 @@ impl Auth {
         caller: &Principal,
         password: Password,
     ) -> Result<(), AuthError> {
-        let user = self.check_current_password(caller, password).await?;
+        let user = self
+            .reauthenticate(caller, password, CURRENT_PASSWORD)
+            .await?;
         let ended = self
             .store
             .delete_user(user.id, self.clock.now())

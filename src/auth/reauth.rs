@@ -25,6 +25,16 @@ pub(super) struct Reauth {
 pub(super) const WRONG_PASSWORD: &str = "Incorrect password.";
 
 impl Auth {
+    /// Account `user_id` while it is active; a deleted or deactivated one
+    /// ends the caller's session (`Revoked`), as its tokens are refused.
+    pub(super) async fn live_user(&self, user_id: i64) -> Result<UserRecord, AuthError> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AuthError::Token(TokenRejection::Revoked))
+    }
+
     /// The caller's live account, if `password` is its password.
     ///
     /// Guesses count on this session's own counter, which decides, and on
@@ -42,12 +52,7 @@ impl Auth {
         if !self.hasher.has_room().await {
             return Err(AuthError::Overloaded);
         }
-        let user = self
-            .store
-            .user_by_id(caller.user.id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        let user = self.live_user(caller.user.id).await?;
         let now = self.clock.now();
         let account_key = throttle::account_key(Some(user.id), "id", "");
         let session_key = throttle::session_key(user.id, caller.session_id.as_str());

@@ -3,7 +3,7 @@
 
 use super::mail::{EmailToken, Kind, Purpose, TokenMail};
 use super::recovery::invalid_token;
-use super::{Auth, AuthError, Principal, TokenRejection};
+use super::{Auth, AuthError, Principal};
 
 /// What `POST /auth/email/verify/resend` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +65,7 @@ impl Auth {
     /// `POST /auth/email/verify/resend`: mail the caller a new verification
     /// link, at most `per_email` times per window (429 beyond).
     pub async fn resend_verification(&self, caller: &Principal) -> Result<Resent, AuthError> {
-        let user = self
-            .store
-            .user_by_id(caller.user.id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AuthError::Token(TokenRejection::Revoked))?;
+        let user = self.live_user(caller.user.id).await?;
         if self.store.email_verified(user.id).await? == Some(true) {
             return Ok(Resent::AlreadyVerified);
         }

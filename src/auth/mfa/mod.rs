@@ -26,6 +26,13 @@ use crate::store::{Finish, NewChallenge, Proof, Settle, UserRecord};
 
 /// The message of a wrong, replayed, used or malformed code.
 pub const INVALID_CODE: &str = "Invalid code.";
+/// How the second factor's routes name a wrong password.
+const MFA_PASSWORD: Reauth = Reauth {
+    field: "password",
+    message: WRONG_PASSWORD,
+    failed_event: "mfa_password_failed",
+    throttled_event: "mfa_password_throttled",
+};
 /// The issuer an authenticator app shows beside the account.
 pub const ISSUER: &str = "latchkey";
 /// Methods a login can finish with.
@@ -274,7 +281,7 @@ impl Auth {
         caller: &Principal,
         password: Password,
     ) -> Result<TotpEnrolment, AuthError> {
-        let user = self.check_password_of(caller, password).await?;
+        let user = self.reauthenticate(caller, password, MFA_PASSWORD).await?;
         let secret = super::ids::random::<{ totp::SECRET_BYTES }>()?;
         let sealed = self.mfa.secrets.seal(user.id, &secret)?;
         let now = self.clock.now();
@@ -356,7 +363,7 @@ impl Auth {
         caller: &Principal,
         password: Password,
     ) -> Result<(), AuthError> {
-        let user = self.check_password_of(caller, password).await?;
+        let user = self.reauthenticate(caller, password, MFA_PASSWORD).await?;
         let now = self.clock.now();
         let vars = [("name", user.name.as_str()), ("email", user.email.as_str())];
         let notice = self.mail.render(MailKind::MfaDisabled, &user.email, &vars);
@@ -384,7 +391,7 @@ impl Auth {
         caller: &Principal,
         password: Password,
     ) -> Result<RecoveryCodes, AuthError> {
-        let user = self.check_password_of(caller, password).await?;
+        let user = self.reauthenticate(caller, password, MFA_PASSWORD).await?;
         let (codes, hashes) = self.new_recovery_codes(user.id)?;
         if !self.store.replace_recovery_codes(user.id, &hashes).await? {
             return Err(AuthError::Invalid(FieldErrors::one(
@@ -423,22 +430,6 @@ impl Auth {
                  restore the old key, or run `latchkey user mfa-reset` for the user");
             AuthError::Internal(e.to_string())
         })
-    }
-
-    /// The caller's account, if `password` is theirs (see
-    /// [`Auth::reauthenticate`]).
-    async fn check_password_of(
-        &self,
-        caller: &Principal,
-        password: Password,
-    ) -> Result<UserRecord, AuthError> {
-        let how = Reauth {
-            field: "password",
-            message: WRONG_PASSWORD,
-            failed_event: "mfa_password_failed",
-            throttled_event: "mfa_password_throttled",
-        };
-        self.reauthenticate(caller, password, how).await
     }
 }
 
