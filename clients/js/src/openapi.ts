@@ -2662,6 +2662,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The address holds LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS unanswered challenges */
+            429: {
+                headers: {
+                    /** @description Seconds until the oldest of them expires */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description A bug; the body never carries details */
             500: {
                 headers: {

@@ -152,8 +152,8 @@ pub async fn delete_passkey(
     responses(
         (status = 200, description = "The options", body = PasskeyOptionsBody),
         (status = 404, description = "Passkeys are off", body = ErrorBody),
-        (status = 429, description = "Too many challenges asked for from the address (LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS)", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until challenges are handed out again"))),
+        (status = 429, description = "The address holds LATCHKEY_PASSKEY_CHALLENGES_PER_ADDRESS unanswered challenges", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the oldest of them expires"))),
     ))]
 pub async fn passkey_login_options(
     State(state): State<AppState>,
