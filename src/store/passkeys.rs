@@ -173,13 +173,16 @@ impl Store {
         let (user_id, client_key) = match challenge.owner {
             ChallengeOwner::User { user_id, keep } => {
                 // The user's registrations one at a time from here, so none
-                // outlives the trim: on PostgreSQL this row lock on the user
-                // (the lock an account deletion takes first too, so the two
-                // queue rather than deadlock); SQLite writes one at a time.
-                sqlx::query("UPDATE users SET is_active = is_active WHERE id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // outlives the trim: on PostgreSQL a lock on the user's row
+                // (the row an account deletion locks first too, so the two
+                // queue rather than deadlock), with no row written; SQLite
+                // writes one at a time anyway.
+                if matches!(self.backend, Backend::Postgres) {
+                    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(
                     "DELETE FROM passkey_challenges WHERE user_id = $1 AND id NOT IN \
                        (SELECT id FROM passkey_challenges WHERE user_id = $1 \
