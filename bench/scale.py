@@ -60,6 +60,11 @@ USER_AGENT_PREFIX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, 
 USER_AGENT_SUFFIX = ".0 Safari/537.36"
 USER_AGENT = USER_AGENT_PREFIX + "0" + USER_AGENT_SUFFIX
 AGENTS = 1000
+# Every filled session's client, 203.0.113.7, as the store keeps it
+# (store/stored_addrs.rs): a session's address as its 4 bytes, a known
+# client's key as the IPv4 tag (4) and those bytes.
+ADDRESS_HEX = "cb007107"
+ADDRESS_KEY_HEX = "04" + ADDRESS_HEX
 DAY = 86400
 # The filled sessions started over the last 10.5 days, one after another,
 # and each lives 7 days (the default refresh lifetime): the oldest third
@@ -187,15 +192,15 @@ class Sqlite(Backend):
                     SELECT u.id, row_number() OVER (ORDER BY random()) - 1 FROM users u, k WHERE u.id >= {first}),
                 started(uid, r, ms) AS (
                     SELECT uid, r, {start_ms(now)} + r * {SPAN_MS} / {3 * n} FROM arrivals)
-                INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id,
-                                      last_rotated_jti, current_jti, last_rotated_at)
+                INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, user_agent_id,
+                                      last_rotated_jti_prefix, current_jti, last_rotated_at)
                 SELECT session_id(ms), uid, ms / 1000, ms / 1000, ms / 1000 + {LIFETIME},
-                       '203.0.113.7', {agent} + r % {AGENTS},
-                       randomblob(16), randomblob(16), ms / 1000
+                       X'{ADDRESS_HEX}', {agent} + r % {AGENTS},
+                       randomblob(8), randomblob(16), ms / 1000
                   FROM started ORDER BY r""")
             db.execute(f"""
                 INSERT INTO known_clients (user_id, client_key, last_success_at)
-                SELECT id, 'addr:203.0.113.7', {now - 2 * DAY} FROM users WHERE id >= {first}""")
+                SELECT id, X'{ADDRESS_KEY_HEX}', {now - 2 * DAY} FROM users WHERE id >= {first}""")
             db.execute("COMMIT")
             db.execute("ANALYZE")
         finally:
@@ -257,12 +262,13 @@ class Postgres(Backend):
             INSERT INTO user_agents (value, last_seen_at)
             SELECT {prefix} || i || {suffix}, {now - 2 * DAY} FROM generate_series(0, {AGENTS - 1}) AS i
             ON CONFLICT (value) DO NOTHING;
-            INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id,
-                                  last_rotated_jti, current_jti, last_rotated_at)
+            INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, user_agent_id,
+                                  last_rotated_jti_prefix, current_jti, last_rotated_at)
             SELECT {pg_session_id},
                    uid, ms / 1000, ms / 1000, ms / 1000 + {LIFETIME},
-                   '203.0.113.7', (SELECT MIN(id) FROM user_agents) + r % {AGENTS},
-                   decode(md5(random()::text || r), 'hex'), decode(md5(random()::text || r || 'c'), 'hex'),
+                   '\\x{ADDRESS_HEX}'::bytea, (SELECT MIN(id) FROM user_agents) + r % {AGENTS},
+                   decode(substr(md5(random()::text || r), 1, 16), 'hex'),
+                   decode(md5(random()::text || r || 'c'), 'hex'),
                    ms / 1000
               FROM (SELECT uid, r, {start_ms(now)}::bigint + r * {SPAN_MS}::bigint / {3 * n} AS ms
                       FROM (SELECT u.id AS uid, row_number() OVER (ORDER BY random()) - 1 AS r
@@ -270,7 +276,7 @@ class Postgres(Backend):
                    ) AS started
              ORDER BY r;
             INSERT INTO known_clients (user_id, client_key, last_success_at)
-            SELECT id, 'addr:203.0.113.7', {now - 2 * DAY} FROM users WHERE name_key LIKE 'user%';
+            SELECT id, '\\x{ADDRESS_KEY_HEX}'::bytea, {now - 2 * DAY} FROM users WHERE name_key LIKE 'user%';
             COMMIT;
             ANALYZE;""")
 
@@ -404,8 +410,12 @@ def hot_statements(now):
         "GET /auth/me (session_user)": per_backend(lambda sid, jti:
             "SELECT u.id, u.email, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id "
             f"WHERE s.id = {sid} AND s.revoked_at IS NULL AND s.expires_at > {now} AND u.is_active = 1"),
-        "POST /auth/login (user by email)":
-            "SELECT id, email, name, password_hash, is_active FROM users WHERE email_key = 'user7@example.com'",
+        "POST /auth/login (user by email, its known address, its second factor)": per_backend(lambda sid, jti:
+            "SELECT id, email, name, password_hash, is_active, "
+            "(SELECT COUNT(*) FROM known_clients k WHERE k.user_id = users.id "
+            f"AND k.client_key IN ({sid}, {jti}) AND k.last_success_at >= {now - 180 * DAY}), "
+            "(SELECT COUNT(*) FROM mfa_totp t WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) "
+            "FROM users WHERE email_key = 'user7@example.com'"),
         "POST /auth/login (User-Agent, stored once)":
             f"INSERT INTO user_agents (value, last_seen_at) VALUES ('{USER_AGENT}', {now}) "
             f"ON CONFLICT (value) DO UPDATE SET last_seen_at = excluded.last_seen_at "
@@ -413,15 +423,15 @@ def hot_statements(now):
         "POST /auth/login (session insert: its User-Agent's id)":
             f"SELECT id FROM user_agents WHERE value = '{USER_AGENT}'",
         "refresh (rotate)": per_backend(lambda sid, jti:
-            f"UPDATE sessions SET current_jti = {jti}, last_rotated_jti = {sid}, last_rotated_at = {now}, "
+            f"UPDATE sessions SET current_jti = {jti}, last_rotated_jti_prefix = {sid}, last_rotated_at = {now}, "
             f"last_used_at = {now}, expires_at = {now + DAY} WHERE id = {sid} AND current_jti = {jti} "
             f"AND revoked_at IS NULL AND expires_at > {now} "
             "AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"),
         "refresh (state, on refusal)": per_backend(lambda sid, jti:
-            f"SELECT s.user_id, s.last_rotated_jti FROM sessions s JOIN users u ON u.id = s.user_id "
+            f"SELECT s.user_id, s.last_rotated_jti_prefix FROM sessions s JOIN users u ON u.id = s.user_id "
             f"WHERE s.id = {sid}"),
         "GET /auth/sessions":
-            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_addr, ua.value "
+            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_ip, s.client_addr_text, ua.value "
             "FROM sessions s LEFT JOIN user_agents ua ON ua.id = s.user_agent_id "
             f"WHERE s.user_id = 7 AND s.revoked_at IS NULL AND s.expires_at > {now} "
             "ORDER BY s.last_used_at DESC, s.created_at DESC, s.id",

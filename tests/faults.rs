@@ -304,10 +304,13 @@ async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
     let position = |jti: String| {
         sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN current_jti = $1 THEN 1 ELSE 0 END), 0), \
-                    COALESCE(SUM(CASE WHEN last_rotated_jti = $1 THEN 1 ELSE 0 END), 0) \
-             FROM sessions WHERE current_jti = $1 OR last_rotated_jti = $1",
+                    COALESCE(SUM(CASE WHEN last_rotated_jti_prefix = $2 THEN 1 ELSE 0 END), 0) \
+             FROM sessions WHERE current_jti = $1 OR last_rotated_jti_prefix = $2",
         )
         .bind(common::stored_id(&jti))
+        // A session keeps the first 8 bytes of the id of the token it
+        // rotated last.
+        .bind(common::stored_id(&jti)[..8].to_vec())
     };
     let acknowledged_old = |jti: &String| ledger.rotations.iter().any(|(o, _)| o == jti);
     for (old, new) in &ledger.rotations {

@@ -492,6 +492,21 @@ async fn an_address_that_logged_in_before_gets_in_while_the_account_is_hammered(
 }
 
 #[tokio::test]
+async fn an_ipv6_network_that_logged_in_before_gets_in_while_the_account_is_hammered() {
+    let s = hammered_server().await;
+    s.register("soban", "msoban@gmail.com").await;
+    let first = login_from(&s, "2001:db8:7:a0::1", None, "msoban@gmail.com", PASSWORD).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    hammer(&s, "msoban@gmail.com").await;
+    // Another address of the same /64 is the same known client; one of
+    // another /64 is not.
+    let r = login_from(&s, "2001:db8:7:a0::2", None, "msoban@gmail.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = login_from(&s, "2001:db8:7:a1::1", None, "msoban@gmail.com", PASSWORD).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "throttled").await;
+}
+
+#[tokio::test]
 async fn a_known_client_guessing_is_throttled_on_its_own_counter() {
     let s = hammered_server().await;
     s.register("soban", "msoban@gmail.com").await;

@@ -236,7 +236,7 @@ impl Auth {
             presented: jti,
             rotated_at,
             db_now: state.db_now,
-            rotated_last: state.last_rotated_jti.as_deref() == Some(jti),
+            rotated_last: state.rotated_last,
             legacy: false,
         })
         .await

@@ -30,6 +30,7 @@ mod sessions;
 mod settings;
 mod signing_keys;
 mod statements;
+mod stored_addrs;
 mod stored_ids;
 mod throttle;
 mod user_agents;

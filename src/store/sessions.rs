@@ -9,8 +9,8 @@ use sqlx::Row as _;
 
 use super::mfa::LockFor;
 use super::statements::{insert_session, revoke_all_of};
-use super::stored_ids;
 use super::throttle::Settle;
+use super::{stored_addrs, stored_ids};
 use super::{NewRefreshToken, NewSession, SessionUser, Store, StoreError};
 
 /// What the store knows about a presented refresh token.
@@ -24,8 +24,9 @@ pub struct RefreshTokenState {
     pub rotated_at: Option<i64>,
     /// Session neither revoked nor expired, and its user active.
     pub session_live: bool,
-    /// The token of this session rotated most recently.
-    pub last_rotated_jti: Option<String>,
+    /// Whether the token is the one of this session rotated most recently
+    /// (by its id's first bytes; see `stored_ids::prefix`).
+    pub rotated_last: bool,
     /// The time by the clock that wrote `rotated_at` (PostgreSQL's own
     /// clock; on SQLite, the one writer process's), so the grace window is
     /// measured on one clock however skewed the instances are.
@@ -43,15 +44,15 @@ pub struct IssuedRefresh {
     pub expires_at: i64,
 }
 
-/// The state of a refresh token `$1` of session `$3`; `$now` is the column
-/// of "now" by the clock that wrote `last_rotated_at`.
+/// The state of a refresh token `$1` (its id's prefix `$4`) of session `$3`;
+/// `$now` is the column of "now" by the clock that wrote `last_rotated_at`.
 macro_rules! refresh_state_sql {
     ($now:expr) => {
         concat!(
             "SELECT s.user_id, \
                     CASE WHEN s.current_jti = $1 THEN NULL ELSE COALESCE(s.last_rotated_at, 0) END, \
                     CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
-                    s.last_rotated_jti, ",
+                    CASE WHEN s.last_rotated_jti_prefix = $4 THEN 1 ELSE 0 END, ",
             $now,
             " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $3"
         )
@@ -153,19 +154,20 @@ impl Store {
         let (Some(sid), Some(jti)) = (stored_ids::key(sid), stored_ids::key(jti)) else {
             return Ok(None);
         };
+        let jti_prefix = stored_ids::prefix(&jti);
         let row = sqlx::query(sql)
             .bind(jti)
             .bind(now)
             .bind(sid)
+            .bind(jti_prefix)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let last_rotated: Option<Vec<u8>> = row.try_get(3)?;
         Ok(Some(RefreshTokenState {
             user_id: row.try_get(0)?,
             rotated_at: row.try_get(1)?,
             session_live: row.try_get::<i64, _>(2)? != 0,
-            last_rotated_jti: last_rotated.as_deref().map(stored_ids::text).transpose()?,
+            rotated_last: row.try_get::<i64, _>(3)? != 0,
             db_now: row.try_get(4)?,
         }))
     }
@@ -189,11 +191,11 @@ impl Store {
         let row = sqlx::query(
             "SELECT s.current_jti, s.last_used_at, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.last_rotated_jti = $2 AND s.current_jti IS NOT NULL \
+             WHERE s.id = $1 AND s.last_rotated_jti_prefix = $2 AND s.current_jti IS NOT NULL \
                AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.is_active = 1",
         )
         .bind(session_id)
-        .bind(parent_jti)
+        .bind(stored_ids::prefix(&parent_jti))
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -220,14 +222,14 @@ impl Store {
         // (`refresh_state_sql`): PostgreSQL's own, or the one SQLite writer's.
         let sql = match self.backend {
             super::Backend::Postgres => concat!(
-                "UPDATE sessions SET current_jti = $4, last_rotated_jti = $2, last_rotated_at = ",
+                "UPDATE sessions SET current_jti = $4, last_rotated_jti_prefix = $6, last_rotated_at = ",
                 pg_now!(),
                 ", last_used_at = $1, expires_at = $5 \
                  WHERE id = $3 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
                    AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
             ),
             super::Backend::Sqlite => {
-                "UPDATE sessions SET current_jti = $4, last_rotated_jti = $2, last_rotated_at = $1, \
+                "UPDATE sessions SET current_jti = $4, last_rotated_jti_prefix = $6, last_rotated_at = $1, \
                         last_used_at = $1, expires_at = $5 \
                  WHERE id = $3 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
                    AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
@@ -236,12 +238,14 @@ impl Store {
         let Some(old_jti) = stored_ids::key(old_jti) else {
             return Ok(false);
         };
+        let old_prefix = stored_ids::prefix(&old_jti);
         let rotated = sqlx::query(sql)
             .bind(next.issued_at)
             .bind(old_jti)
             .bind(stored_ids::key_to_write(next.session_id)?)
             .bind(stored_ids::key_to_write(next.jti)?)
             .bind(next.expires_at)
+            .bind(old_prefix)
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -295,7 +299,7 @@ impl Store {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_addr, ua.value \
+            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_ip, s.client_addr_text, ua.value \
              FROM sessions s LEFT JOIN user_agents ua ON ua.id = s.user_agent_id \
              WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
              ORDER BY s.last_used_at DESC, s.created_at DESC, s.id",
@@ -311,8 +315,8 @@ impl Store {
                     created_at: row.try_get(1)?,
                     last_used_at: row.try_get(2)?,
                     expires_at: row.try_get(3)?,
-                    client_addr: row.try_get(4)?,
-                    user_agent: row.try_get(5)?,
+                    client_addr: stored_addrs::session_addr_text(row.try_get(4)?, row.try_get(5)?)?,
+                    user_agent: row.try_get(6)?,
                 })
             })
             .collect()

@@ -5,7 +5,7 @@
 //! the table modules need not import each other.
 
 use super::user_agents::{self, FreshUserAgents};
-use super::{stored_ids, StoreError};
+use super::{stored_addrs, stored_ids, StoreError};
 
 /// A session about to start.
 pub struct NewSession<'a> {
@@ -72,22 +72,25 @@ pub(super) async fn insert_session(
     if let Some(user_agent) = s.user_agent {
         user_agents::ensure(conn, user_agent, s.now, fresh).await?;
     }
+    let (client_ip, client_addr_text) = stored_addrs::session_addr(s.client_addr);
+    let parent = first.parent_jti.map(stored_ids::key_to_write).transpose()?;
     let inserted = sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_addr, user_agent_id, \
-                               current_jti, last_rotated_jti, last_rotated_at) \
-         SELECT $1, $2, $3, $3, $4, $5, (SELECT id FROM user_agents WHERE value = $6), $7, $8, \
-                CASE WHEN $8 IS NULL THEN NULL ELSE $3 END \
-          WHERE $9 = 0 OR NOT EXISTS \
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, client_addr_text, \
+                               user_agent_id, current_jti, last_rotated_jti_prefix, last_rotated_at) \
+         SELECT $1, $2, $3, $3, $4, $5, $6, (SELECT id FROM user_agents WHERE value = $7), $8, $9, \
+                CASE WHEN $9 IS NULL THEN NULL ELSE $3 END \
+          WHERE $10 = 0 OR NOT EXISTS \
                 (SELECT 1 FROM mfa_totp WHERE user_id = $2 AND confirmed_at IS NOT NULL)",
     )
     .bind(stored_ids::key_to_write(s.id)?)
     .bind(s.user_id)
     .bind(s.now)
     .bind(s.expires_at)
-    .bind(s.client_addr)
+    .bind(client_ip)
+    .bind(client_addr_text)
     .bind(s.user_agent)
     .bind(stored_ids::key_to_write(first.jti)?)
-    .bind(first.parent_jti.map(stored_ids::key_to_write).transpose()?)
+    .bind(parent.as_deref().map(stored_ids::prefix))
     .bind(i64::from(unless_second_factor))
     .execute(&mut *conn)
     .await?

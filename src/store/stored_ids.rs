@@ -27,6 +27,19 @@ pub(super) fn key_to_write(id: &str) -> Result<Vec<u8>, StoreError> {
     key(id).ok_or_else(|| StoreError::Other("an id to store is not 32 hex characters".into()))
 }
 
+/// Bytes of a prefix: what a session keeps of the id of the refresh token
+/// it rotated last (`sessions.last_rotated_jti_prefix`, migration 0011).
+/// That id is only ever compared with the id of a token latchkey signed
+/// for the same session, and never handed out again; two tokens of one
+/// session share their first 8 bytes with a chance of 2^-64 for each pair.
+const PREFIX_LEN: usize = 8;
+
+/// The first [`PREFIX_LEN`] bytes of a stored id, as
+/// `sessions.last_rotated_jti_prefix` keeps them.
+pub(super) fn prefix(stored: &[u8]) -> Vec<u8> {
+    stored[..PREFIX_LEN.min(stored.len())].to_vec()
+}
+
 /// The text form of a stored id.
 pub(super) fn text(stored: &[u8]) -> Result<String, StoreError> {
     if stored.len() != LEN {
@@ -80,6 +93,16 @@ mod tests {
             assert_eq!(key(id), None, "{id:?}");
             assert!(key_to_write(id).is_err(), "{id:?}");
         }
+    }
+
+    #[test]
+    fn a_prefix_is_the_first_eight_bytes_of_the_stored_id() {
+        let stored = key("00ff10a0b1c2d3e4f5061728394a5b6c").unwrap();
+        assert_eq!(
+            prefix(&stored),
+            vec![0x00, 0xff, 0x10, 0xa0, 0xb1, 0xc2, 0xd3, 0xe4]
+        );
+        assert_eq!(prefix(&[1, 2]), vec![1, 2]);
     }
 
     #[test]

@@ -136,6 +136,6 @@ pub(super) fn remember_client<'q>(
          ON CONFLICT (user_id, client_key) DO UPDATE SET last_success_at = $3",
     )
     .bind(user_id)
-    .bind(client_key)
+    .bind(super::stored_addrs::address_key(client_key))
     .bind(now)
 }

@@ -3,7 +3,7 @@
 use sqlx::Row as _;
 
 use super::statements::{insert_session, NewRefreshToken, NewSession};
-use super::{Store, StoreError};
+use super::{stored_addrs, Store, StoreError};
 
 /// A user row as the domain needs it.
 #[derive(Clone)]
@@ -203,14 +203,16 @@ impl Store {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS}, \
                     (SELECT COUNT(*) FROM known_clients k \
-                      WHERE k.user_id = users.id AND k.client_key = $2 AND k.last_success_at >= $3), \
+                      WHERE k.user_id = users.id AND k.client_key IN ($2, $4) AND k.last_success_at >= $3), \
                     (SELECT COUNT(*) FROM mfa_totp t \
                       WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) \
                FROM users WHERE {column} = $1"
         ))
         .bind(key)
-        .bind(client_key)
+        .bind(stored_addrs::address_key(client_key))
         .bind(known_since)
+        // A row written before migration 0011, until it ages out.
+        .bind(stored_addrs::address_key_before_0011(client_key))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
