@@ -22,6 +22,7 @@ N for both backends (PNG, with matplotlib from a venv this script makes).
 
     BENCH_SIZES=1000,100000,1000000 BENCH_BACKENDS=sqlite,postgres bench/scale.sh
     BENCH_SESSION_IDS=random ...      # the filled session ids random, not time-ordered
+    BENCH_USER_ORDER=sequential ...   # the filled users signed up as user1, user2, ... (default: random)
 
 Needs: python3 (standard library), psql and a PostgreSQL server reachable at
 BENCH_PG (default postgres://postgres@127.0.0.1:5432) for the PostgreSQL
@@ -77,6 +78,13 @@ SPAN_MS = 21 * DAY * 1000 // 2
 # them, or "random" (16 random bytes, as before 2026-12-03) to measure
 # what the order saves.
 SESSION_IDS = os.environ.get("BENCH_SESSION_IDS", "time-ordered")
+
+# The order the filled users signed up in: "random" (their addresses and
+# names arrive in no order, as real sign-ups do) or "sequential" (user1,
+# user2, ... as before 2026-12-04: each lands just after the previous one
+# in the middle of the email and name indexes, which PostgreSQL's B-tree
+# then splits in half and never fills, unlike any real one).
+USERS_ORDER = {"random": "ORDER BY random()", "sequential": ""}[os.environ.get("BENCH_USER_ORDER", "random")]
 
 
 def start_ms(now):
@@ -171,7 +179,7 @@ class Sqlite(Backend):
                 INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined,
                                    email_verified)
                 SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', 'user' || i, 'user' || i,
-                       ?, 1, {now - 30 * DAY}, i % 2 FROM seq""", (hash_,))
+                       ?, 1, {now - 30 * DAY}, i % 2 FROM seq {USERS_ORDER}""", (hash_,))
             first = db.execute("SELECT MIN(id) FROM users WHERE name_key LIKE 'user%'").fetchone()[0]
             db.execute(f"""
                 WITH RECURSIVE a(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM a WHERE i < {AGENTS - 1})
@@ -258,7 +266,7 @@ class Postgres(Backend):
             INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined,
                                email_verified)
             SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', 'user' || i, 'user' || i,
-                   {literal}, 1, {now - 30 * DAY}, i % 2 FROM generate_series(1, {n}) AS i;
+                   {literal}, 1, {now - 30 * DAY}, i % 2 FROM generate_series(1, {n}) AS i {USERS_ORDER};
             INSERT INTO user_agents (value, last_seen_at)
             SELECT {prefix} || i || {suffix}, {now - 2 * DAY} FROM generate_series(0, {AGENTS - 1}) AS i
             ON CONFLICT (value) DO NOTHING;

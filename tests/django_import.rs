@@ -154,7 +154,10 @@ async fn users(database_url: &str) -> Vec<(i64, String, String, String, i64, i64
     .unwrap();
     pool.close().await;
     rows.iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .map(|r| {
+            let hash = common::stored_hash_text(r, 3);
+            (r.get(0), r.get(1), r.get(2), hash, r.get(4), r.get(5))
+        })
         .collect()
 }
 

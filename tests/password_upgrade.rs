@@ -4,7 +4,6 @@ mod common;
 
 use common::{fresh_database_url, TestServer, PASSWORD};
 use reqwest::StatusCode;
-use sqlx::Row as _;
 
 async fn stored_hash(database_url: &str, email: &str) -> String {
     sqlx::any::install_default_drivers();
@@ -15,7 +14,7 @@ async fn stored_hash(database_url: &str, email: &str) -> String {
         .await
         .unwrap();
     pool.close().await;
-    row.get(0)
+    common::stored_hash_text(&row, 0)
 }
 
 #[tokio::test]
@@ -54,7 +53,10 @@ async fn a_stored_hash_asking_for_unbounded_work_is_never_attempted() {
     let pool = sqlx::AnyPool::connect(&s.database_url).await.unwrap();
     // Written behind latchkey's back (an import bypassed, a tampered row).
     sqlx::query("UPDATE users SET password_hash = $1 WHERE email = $2")
-        .bind("argon2$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+        .bind(
+            b"argon2$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                .to_vec(),
+        )
         .bind("hostile@example.com")
         .execute(&pool)
         .await

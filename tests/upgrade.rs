@@ -385,3 +385,64 @@ async fn addresses_rotated_tokens_and_known_clients_survive_the_compact_rows_mig
     }
     db.close().await.unwrap();
 }
+
+/// Turn `users.password_hash` back into what migration 0011 left (PHC
+/// text) with `hash` as every user's, and forget migration 0012.
+fn before_0012(backend: &str, hash: &str) -> String {
+    match backend {
+        "postgres" => format!(
+            "UPDATE users SET password_hash = convert_to('{hash}', 'UTF8');
+             ALTER TABLE users ALTER COLUMN password_hash TYPE TEXT
+                 USING convert_from(password_hash, 'UTF8');
+             DELETE FROM _sqlx_migrations WHERE version = 12;"
+        ),
+        _ => format!(
+            "UPDATE users SET password_hash = '{hash}';
+             DELETE FROM _sqlx_migrations WHERE version = 12;"
+        ),
+    }
+}
+
+/// The first byte of `email`'s stored password hash.
+async fn stored_hash_tag(url: &str, email: &str) -> u8 {
+    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    stored[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_hashed_before_the_compact_hashes_migration_still_log_in_and_are_upgraded() {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    let earlier = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
+    let user = earlier.new_user().await;
+    let email = user["email"].as_str().unwrap().to_owned();
+    drop(earlier);
+    // A hash as an earlier latchkey stored it: PHC text, here at a cost
+    // below the configured one, so the next login upgrades it.
+    let salt = SaltString::encode_b64(&[9u8; 16]).unwrap();
+    let params = argon2::Params::new(64, 1, 1, None).unwrap();
+    let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(common::PASSWORD.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    run_sql(&url, &before_0012(&common::backend(), &old)).await;
+
+    let upgraded = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
+    // The text form reads back as it was: the old hash still verifies.
+    assert_eq!(stored_hash_tag(&url, &email).await, b'$');
+    let r = upgraded.login(&email, "Wrong-Password-1").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = upgraded.login(&email, common::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // That login upgraded it, found in its old form, into the short one.
+    assert_eq!(stored_hash_tag(&url, &email).await, 1);
+    let r = upgraded.login(&email, common::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}

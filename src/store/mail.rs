@@ -243,7 +243,7 @@ impl Store {
                email_verified = CASE WHEN email = $2 THEN 1 ELSE email_verified END \
              WHERE id = $3",
         )
-        .bind(password_hash)
+        .bind(super::stored_hashes::encode(password_hash))
         .bind(email)
         .bind(user_id)
         .execute(&mut *tx)

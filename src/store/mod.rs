@@ -31,6 +31,7 @@ mod settings;
 mod signing_keys;
 mod statements;
 mod stored_addrs;
+mod stored_hashes;
 mod stored_ids;
 mod throttle;
 mod user_agents;
@@ -57,6 +58,7 @@ pub use passkeys::{
 pub use sessions::{IssuedRefresh, RefreshTokenState, SessionRecord};
 pub use signing_keys::{NewSigningKey, SigningKeyRecord};
 pub use statements::{NewRefreshToken, NewSession, SessionUser};
+pub use stored_hashes::decode as password_hash_text;
 pub use throttle::{Settle, ThrottleWindow, KNOWN_CLIENT_MAX_AGE_SECONDS};
 pub use users::{LoginAccount, LoginKey, NewUser, UserRecord, UserSummary};
 

@@ -3,7 +3,7 @@
 use sqlx::Row as _;
 
 use super::statements::{insert_session, NewRefreshToken, NewSession};
-use super::{stored_addrs, Store, StoreError};
+use super::{stored_addrs, stored_hashes, Store, StoreError};
 
 /// A user row as the domain needs it.
 #[derive(Clone)]
@@ -72,7 +72,7 @@ pub(super) fn insert_user<'q>(
         .bind(user.email_key)
         .bind(user.name)
         .bind(user.name_key)
-        .bind(user.password_hash)
+        .bind(stored_hashes::encode(user.password_hash))
         .bind(user.now)
 }
 
@@ -102,7 +102,8 @@ pub(super) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx:
         id: row.try_get(0)?,
         email: row.try_get(1)?,
         name: row.try_get(2)?,
-        password_hash: row.try_get(3)?,
+        password_hash: stored_hashes::decode(&stored_hashes::column(row, 3)?)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
         is_active: row.try_get::<i64, _>(4)? != 0,
     })
 }
@@ -116,14 +117,18 @@ impl Store {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<bool, StoreError> {
-        let replaced =
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
-                .bind(new_hash)
-                .bind(user_id)
-                .bind(old_hash)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
+        // The old hash as this release writes it, or as a row written
+        // before migration 0012 holds it.
+        let replaced = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash IN ($3, $4)",
+        )
+        .bind(stored_hashes::encode(new_hash))
+        .bind(user_id)
+        .bind(stored_hashes::encode(old_hash))
+        .bind(stored_hashes::encode_before_0012(old_hash))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         Ok(replaced == 1)
     }
 
@@ -331,7 +336,7 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
+            .bind(stored_hashes::encode(password_hash))
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -347,8 +352,11 @@ impl Store {
     }
 }
 
-/// Stored hashes that are not latchkey's Argon2id (`$argon2id$...`).
-const LEGACY_HASH: &str = "password_hash NOT LIKE '$argon2id$%'";
+/// Stored hashes that are not latchkey's Argon2id (`$argon2id$...`), in
+/// neither of its stored forms (store/stored_hashes.rs): `$1` and `$2` are
+/// what those start with.
+const LEGACY_HASH: &str =
+    "substr(password_hash, 1, 1) <> $1 AND substr(password_hash, 1, 15) <> $2";
 
 impl Store {
     /// How many users there are, how many hold a hash other than latchkey's
@@ -360,6 +368,8 @@ impl Store {
         let row = sqlx::query(&format!(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {LEGACY_HASH} THEN 1 ELSE 0 END), 0) FROM users"
         ))
+        .bind(stored_hashes::ARGON2ID_PREFIXES.0)
+        .bind(stored_hashes::ARGON2ID_PREFIXES.1)
         .fetch_one(&self.pool)
         .await?;
         let (users, legacy): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
@@ -367,14 +377,16 @@ impl Store {
             return Ok((users, 0, Vec::new()));
         }
         let hashes = sqlx::query(&format!(
-            "SELECT password_hash FROM users WHERE {LEGACY_HASH} ORDER BY random() LIMIT $1"
+            "SELECT password_hash FROM users WHERE {LEGACY_HASH} ORDER BY random() LIMIT $3"
         ))
+        .bind(stored_hashes::ARGON2ID_PREFIXES.0)
+        .bind(stored_hashes::ARGON2ID_PREFIXES.1)
         .bind(sample)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, sqlx::Error>>()?;
+        .map(|row| stored_hashes::decode(&stored_hashes::column(row, 0)?))
+        .collect::<Result<_, StoreError>>()?;
         Ok((users, legacy, hashes))
     }
 }

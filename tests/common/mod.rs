@@ -607,3 +607,14 @@ pub fn stored_id(id: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The PHC text of the `password_hash` column `index` of `row`, as the
+/// store keeps it (bytes; text where a test wrote text by hand).
+pub fn stored_hash_text(row: &sqlx::any::AnyRow, index: usize) -> String {
+    use sqlx::Row as _;
+    let bytes = row
+        .try_get::<Vec<u8>, _>(index)
+        .or_else(|_| row.try_get::<String, _>(index).map(String::into_bytes))
+        .unwrap();
+    latchkey::store::password_hash_text(&bytes).unwrap()
+}
