@@ -189,20 +189,26 @@ class Sqlite(Backend):
             agent = db.execute("SELECT MIN(id) FROM user_agents").fetchone()[0]
             # Sessions as they arrive: in the order they started, from users
             # in no particular order, each id time-ordered as latchkey makes
-            # them (auth/ids.rs): its millisecond, then random bytes.
+            # them (auth/ids.rs): its millisecond, then random bytes; stored
+            # as two signed 64-bit halves, with no start of its own, which
+            # the id says (store/stored_ids.rs).
+            def half(raw):
+                return int.from_bytes(raw, "big", signed=True)
             if SESSION_IDS == "random":
-                db.create_function("session_id", 1, lambda ms: os.urandom(16))
+                db.create_function("id_hi", 1, lambda ms: half(os.urandom(8)))
             else:
-                db.create_function("session_id", 1, lambda ms: ms.to_bytes(6, "big") + os.urandom(10))
+                db.create_function("id_hi", 1, lambda ms: half(ms.to_bytes(6, "big") + os.urandom(2)))
+            db.create_function("id_lo", 1, lambda ms: half(os.urandom(8)))
+            created = "ms / 1000" if SESSION_IDS == "random" else "NULL"
             db.execute(f"""
                 WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 2),
                 arrivals(uid, r) AS (
                     SELECT u.id, row_number() OVER (ORDER BY random()) - 1 FROM users u, k WHERE u.id >= {first}),
                 started(uid, r, ms) AS (
                     SELECT uid, r, {start_ms(now)} + r * {SPAN_MS} / {3 * n} FROM arrivals)
-                INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, user_agent_id,
-                                      last_rotated_jti_prefix, current_jti, last_rotated_at)
-                SELECT session_id(ms), uid, ms / 1000, ms / 1000, ms / 1000 + {LIFETIME},
+                INSERT INTO sessions (id_hi, id_lo, user_id, created_at, last_used_at, expires_at, client_ip,
+                                      user_agent_id, last_rotated_jti_prefix, current_jti, last_rotated_at)
+                SELECT id_hi(ms), id_lo(ms), uid, {created}, ms / 1000, ms / 1000 + {LIFETIME},
                        X'{ADDRESS_HEX}', {agent} + r % {AGENTS},
                        randomblob(8), randomblob(16), ms / 1000
                   FROM started ORDER BY r""")
@@ -259,8 +265,13 @@ class Postgres(Backend):
     def fill(self, n, hash_, now):
         literal = "'" + hash_.replace("'", "''") + "'"
         prefix, suffix = (f"'{USER_AGENT_PREFIX}'", f"'{USER_AGENT_SUFFIX}'")
-        pg_session_id = ("decode(md5(random()::text || r), 'hex')" if SESSION_IDS == "random" else
-                         "decode(lpad(to_hex(ms), 12, '0') || substr(md5(random()::text || r), 1, 20), 'hex')")
+        def random_bits(bits, salt):
+            return f"('x' || substr(md5(random()::text || r || '{salt}'), 1, {bits // 4}))::bit({bits})"
+        # As the SQLite fill: two halves, the start left to the id.
+        pg_id_hi = (f"{random_bits(64, 'h')}::bigint" if SESSION_IDS == "random" else
+                    f"(ms << 16) | {random_bits(16, 'h')}::int::bigint")
+        pg_id_lo = f"{random_bits(64, 'l')}::bigint"
+        created = "ms / 1000" if SESSION_IDS == "random" else "NULL"
         self.psql(self.url, f"""
             BEGIN;
             INSERT INTO users (email, email_key, name, name_key, password_hash, is_active, date_joined,
@@ -270,10 +281,10 @@ class Postgres(Backend):
             INSERT INTO user_agents (value, last_seen_at)
             SELECT {prefix} || i || {suffix}, {now - 2 * DAY} FROM generate_series(0, {AGENTS - 1}) AS i
             ON CONFLICT (value) DO NOTHING;
-            INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, user_agent_id,
-                                  last_rotated_jti_prefix, current_jti, last_rotated_at)
-            SELECT {pg_session_id},
-                   uid, ms / 1000, ms / 1000, ms / 1000 + {LIFETIME},
+            INSERT INTO sessions (id_hi, id_lo, user_id, created_at, last_used_at, expires_at, client_ip,
+                                  user_agent_id, last_rotated_jti_prefix, current_jti, last_rotated_at)
+            SELECT {pg_id_hi}, {pg_id_lo},
+                   uid, {created}, ms / 1000, ms / 1000 + {LIFETIME},
                    '\\x{ADDRESS_HEX}'::bytea, (SELECT MIN(id) FROM user_agents) + r % {AGENTS},
                    decode(substr(md5(random()::text || r), 1, 16), 'hex'),
                    decode(md5(random()::text || r || 'c'), 'hex'),
@@ -404,8 +415,9 @@ def flush_during_load(backend, access, refresh):
 
 def hot_statements(now):
     """The statements behind the rows (copied from src/store; the plans
-    show which index each one uses) with literal arguments. Ids are stored
-    as 16 bytes: a blob literal per backend."""
+    show which index each one uses) with literal arguments. A session id
+    is stored as two 64-bit halves, a token id as 16 bytes (a blob literal
+    per backend)."""
     def blob(hex_):
         return {"sqlite": f"X'{hex_}'", "postgres": f"'\\x{hex_}'::bytea"}
 
@@ -416,8 +428,10 @@ def hot_statements(now):
 
     return {
         "GET /auth/me (session_user)": per_backend(lambda sid, jti:
-            "SELECT u.id, u.email, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id "
-            f"WHERE s.id = {sid} AND s.revoked_at IS NULL AND s.expires_at > {now} AND u.is_active = 1"),
+            "SELECT u.id, u.email, u.name, s.expires_at, u.email_verified FROM sessions s "
+            "JOIN users u ON u.id = s.user_id "
+            f"WHERE s.id_hi = 7 AND s.id_lo = 8 AND s.revoked_at IS NULL AND s.expires_at > {now} "
+            "AND u.is_active = 1"),
         "POST /auth/login (user by email, its known address, its second factor)": per_backend(lambda sid, jti:
             "SELECT id, email, name, password_hash, is_active, "
             "(SELECT COUNT(*) FROM known_clients k WHERE k.user_id = users.id "
@@ -432,17 +446,17 @@ def hot_statements(now):
             f"SELECT id FROM user_agents WHERE value = '{USER_AGENT}'",
         "refresh (rotate)": per_backend(lambda sid, jti:
             f"UPDATE sessions SET current_jti = {jti}, last_rotated_jti_prefix = {sid}, last_rotated_at = {now}, "
-            f"last_used_at = {now}, expires_at = {now + DAY} WHERE id = {sid} AND current_jti = {jti} "
+            f"last_used_at = {now}, expires_at = {now + DAY} WHERE id_hi = 7 AND id_lo = 8 AND current_jti = {jti} "
             f"AND revoked_at IS NULL AND expires_at > {now} "
             "AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"),
         "refresh (state, on refusal)": per_backend(lambda sid, jti:
             f"SELECT s.user_id, s.last_rotated_jti_prefix FROM sessions s JOIN users u ON u.id = s.user_id "
-            f"WHERE s.id = {sid}"),
+            "WHERE s.id_hi = 7 AND s.id_lo = 8"),
         "GET /auth/sessions":
-            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_ip, s.client_addr_text, ua.value "
+            "SELECT s.id_hi, s.id_lo, s.created_at, s.last_used_at, s.expires_at, s.client_ip, "
+            "s.client_addr_text, ua.value "
             "FROM sessions s LEFT JOIN user_agents ua ON ua.id = s.user_agent_id "
-            f"WHERE s.user_id = 7 AND s.revoked_at IS NULL AND s.expires_at > {now} "
-            "ORDER BY s.last_used_at DESC, s.created_at DESC, s.id",
+            f"WHERE s.user_id = 7 AND s.revoked_at IS NULL AND s.expires_at > {now}",
         "register (uniqueness)":
             "SELECT 1 FROM users WHERE email_key = 'x@example.com' OR name_key = 'x'",
         # src/store/maintenance.rs: a batch found by the condition's index,

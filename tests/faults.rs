@@ -339,8 +339,13 @@ async fn verify(url: &str, ledger: &Ledger, refusals: Refusals) -> String {
             refused_kept(&format!("rotation of {old}"));
         }
     }
+    // A session id is stored as two big-endian signed 64-bit halves.
     let revoked = |sid: String| {
-        sqlx::query("SELECT revoked_at FROM sessions WHERE id = $1").bind(common::stored_id(&sid))
+        let id = common::stored_id(&sid);
+        let half = |bytes: &[u8]| i64::from_be_bytes(bytes.try_into().unwrap());
+        sqlx::query("SELECT revoked_at FROM sessions WHERE id_hi = $1 AND id_lo = $2")
+            .bind(half(&id[..8]))
+            .bind(half(&id[8..]))
     };
     for sid in &ledger.logouts {
         let row = revoked(sid.clone()).fetch_one(&mut db).await.unwrap();

@@ -57,6 +57,40 @@ fn before_0009(backend: &str) -> &'static str {
     }
 }
 
+/// Turn `sessions` back into what migration 0012 left (the id as 16
+/// bytes, every session's start stored) and forget migration 0013, so the
+/// next server applies it to live data.
+fn before_0013(backend: &str) -> String {
+    let (int, id, pkey) = match backend {
+        "postgres" => (
+            "BIGINT",
+            "decode(lpad(to_hex(id_hi), 16, '0') || lpad(to_hex(id_lo), 16, '0'), 'hex')",
+            "ALTER TABLE sessions RENAME CONSTRAINT sessions_0012_pkey TO sessions_pkey;",
+        ),
+        _ => ("INTEGER", "unhex(printf('%016x%016x', id_hi, id_lo))", ""),
+    };
+    format!(
+        "CREATE TABLE sessions_0012 (
+             user_id {int} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+             created_at {int} NOT NULL, last_used_at {int} NOT NULL, expires_at {int} NOT NULL,
+             last_rotated_at {int}, revoked_at {int}, user_agent_id {int},
+             id BYTEA NOT NULL PRIMARY KEY, current_jti BYTEA, last_rotated_jti_prefix BYTEA,
+             client_ip BYTEA, revoked_reason TEXT, client_addr_text TEXT);
+         INSERT INTO sessions_0012
+         SELECT user_id, COALESCE(created_at, (id_hi >> 16) / 1000), last_used_at, expires_at,
+                last_rotated_at, revoked_at, user_agent_id, {id}, current_jti,
+                last_rotated_jti_prefix, client_ip, revoked_reason, client_addr_text
+           FROM sessions;
+         DROP TABLE sessions;
+         ALTER TABLE sessions_0012 RENAME TO sessions;
+         {pkey}
+         CREATE INDEX sessions_user_id ON sessions(user_id);
+         CREATE INDEX sessions_expires_at ON sessions(expires_at);
+         CREATE INDEX sessions_user_agent_id ON sessions(user_agent_id);
+         DELETE FROM _sqlx_migrations WHERE version = 13;"
+    )
+}
+
 /// A hex literal of `bytes` in `backend`'s SQL.
 fn blob(backend: &str, bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -205,6 +239,7 @@ async fn sessions_and_their_tokens_survive_the_compact_sessions_migration() {
         &tokens(&firefox).1,
         &pair(&rotated).1,
     ];
+    run_sql(&url, &before_0013(&backend)).await;
     run_sql(&url, &before_0011(&backend, &held, &["127.0.0.1"])).await;
     run_sql(&url, before_0009(&backend)).await;
 
@@ -315,6 +350,7 @@ async fn addresses_rotated_tokens_and_known_clients_survive_the_compact_rows_mig
         pair(&rotated).1,
     ];
     let held: Vec<&str> = held.iter().map(String::as_str).collect();
+    run_sql(&url, &before_0013(&common::backend())).await;
     run_sql(
         &url,
         &before_0011(&common::backend(), &held, &["127.0.0.1", V4, V6]),
@@ -445,4 +481,60 @@ async fn passwords_hashed_before_the_compact_hashes_migration_still_log_in_and_a
     assert_eq!(stored_hash_tag(&url, &email).await, 1);
     let r = upgraded.login(&email, common::PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The sessions `GET /auth/sessions` lists for `access`, by id.
+async fn listed(server: &TestServer, access: &str) -> Vec<Value> {
+    let r = server.get_as(access, "/auth/sessions").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut list: Vec<Value> = r.json().await.unwrap();
+    list.sort_by_key(|s| s["id"].as_str().unwrap().to_owned());
+    list
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_keep_their_ids_starts_and_tokens_across_the_id_halves_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    let earlier = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
+    let user = earlier.new_user().await;
+    let email = user["email"].as_str().unwrap().to_owned();
+    let other = earlier
+        .login_from(&email, "Mozilla/5.0 (upgrade test)")
+        .await;
+    let before = listed(&earlier, &tokens(&user).0).await;
+    assert_eq!(before.len(), 2);
+    drop(earlier);
+    run_sql(&url, &before_0013(&common::backend())).await;
+
+    let upgraded = TestServer::start_on(tempfile::tempdir().unwrap(), url.clone(), |_| {}).await;
+    // The same sessions, with the same ids and starts.
+    assert_eq!(listed(&upgraded, &tokens(&user).0).await, before);
+    // Their tokens work: a refresh rotates, a logout ends just its session.
+    let r = refresh(&upgraded, &tokens(&other).1).await;
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    let r = upgraded
+        .post_as(
+            &tokens(&other).0,
+            "/auth/logout",
+            json!({"refresh": pair(&r.json().await.unwrap()).1}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = upgraded.get_as(&tokens(&other).0, "/auth/me").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let after = listed(&upgraded, &tokens(&user).0).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0]["created"],
+        before.iter().find(|s| s["id"] == after[0]["id"]).unwrap()["created"]
+    );
+    // A session started since has its start read from its id.
+    let newer = upgraded
+        .login_from(&email, "Mozilla/5.0 (upgrade test)")
+        .await;
+    let list = listed(&upgraded, &tokens(&newer).0).await;
+    let sid = common::claims(&tokens(&newer).0)["sid"].clone();
+    let session = list.iter().find(|s| s["id"] == sid).unwrap();
+    assert_eq!(session["created"], session["last_used"]);
 }

@@ -44,7 +44,8 @@ pub struct IssuedRefresh {
     pub expires_at: i64,
 }
 
-/// The state of a refresh token `$1` (its id's prefix `$4`) of session `$3`;
+/// The state of a refresh token `$1` (its id's prefix `$4`) of session
+/// (`$3`, `$5`);
 /// `$now` is the column of "now" by the clock that wrote `last_rotated_at`.
 macro_rules! refresh_state_sql {
     ($now:expr) => {
@@ -54,7 +55,7 @@ macro_rules! refresh_state_sql {
                     CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1 THEN 1 ELSE 0 END, \
                     CASE WHEN s.last_rotated_jti_prefix = $4 THEN 1 ELSE 0 END, ",
             $now,
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $3"
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hi = $3 AND s.id_lo = $5"
         )
     };
 }
@@ -115,16 +116,18 @@ impl Store {
             return Ok(Some(user));
         }
         let generation = self.sessions.generation();
-        let Some(key) = stored_ids::key(sid) else {
+        let Some((hi, lo)) = stored_ids::session_key(sid) else {
             return Ok(None);
         };
         let row = sqlx::query(
             "SELECT u.id, u.email, u.name, s.expires_at, u.email_verified \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active = 1",
+             WHERE s.id_hi = $1 AND s.id_lo = $3 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+               AND u.is_active = 1",
         )
-        .bind(key)
+        .bind(hi)
         .bind(now)
+        .bind(lo)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -151,15 +154,17 @@ impl Store {
             super::Backend::Postgres => refresh_state_sql!(pg_now!()),
             super::Backend::Sqlite => refresh_state_sql!("$2"),
         };
-        let (Some(sid), Some(jti)) = (stored_ids::key(sid), stored_ids::key(jti)) else {
+        let (Some((hi, lo)), Some(jti)) = (stored_ids::session_key(sid), stored_ids::key(jti))
+        else {
             return Ok(None);
         };
         let jti_prefix = stored_ids::prefix(&jti);
         let row = sqlx::query(sql)
             .bind(jti)
             .bind(now)
-            .bind(sid)
+            .bind(hi)
             .bind(jti_prefix)
+            .bind(lo)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -183,20 +188,23 @@ impl Store {
         parent_jti: &str,
         now: i64,
     ) -> Result<Option<IssuedRefresh>, StoreError> {
-        let (Some(session_id), Some(parent_jti)) =
-            (stored_ids::key(session_id), stored_ids::key(parent_jti))
-        else {
+        let (Some((hi, lo)), Some(parent_jti)) = (
+            stored_ids::session_key(session_id),
+            stored_ids::key(parent_jti),
+        ) else {
             return Ok(None);
         };
         let row = sqlx::query(
             "SELECT s.current_jti, s.last_used_at, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.last_rotated_jti_prefix = $2 AND s.current_jti IS NOT NULL \
+             WHERE s.id_hi = $1 AND s.id_lo = $4 AND s.last_rotated_jti_prefix = $2 \
+               AND s.current_jti IS NOT NULL \
                AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.is_active = 1",
         )
-        .bind(session_id)
+        .bind(hi)
         .bind(stored_ids::prefix(&parent_jti))
         .bind(now)
+        .bind(lo)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -225,13 +233,13 @@ impl Store {
                 "UPDATE sessions SET current_jti = $4, last_rotated_jti_prefix = $6, last_rotated_at = ",
                 pg_now!(),
                 ", last_used_at = $1, expires_at = $5 \
-                 WHERE id = $3 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
+                 WHERE id_hi = $3 AND id_lo = $7 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
                    AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
             ),
             super::Backend::Sqlite => {
                 "UPDATE sessions SET current_jti = $4, last_rotated_jti_prefix = $6, last_rotated_at = $1, \
                         last_used_at = $1, expires_at = $5 \
-                 WHERE id = $3 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
+                 WHERE id_hi = $3 AND id_lo = $7 AND current_jti = $2 AND revoked_at IS NULL AND expires_at > $1 \
                    AND EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id AND u.is_active = 1)"
             }
         };
@@ -239,13 +247,15 @@ impl Store {
             return Ok(false);
         };
         let old_prefix = stored_ids::prefix(&old_jti);
+        let (hi, lo) = stored_ids::session_key_to_write(next.session_id)?;
         let rotated = sqlx::query(sql)
             .bind(next.issued_at)
             .bind(old_jti)
-            .bind(stored_ids::key_to_write(next.session_id)?)
+            .bind(hi)
             .bind(stored_ids::key_to_write(next.jti)?)
             .bind(next.expires_at)
             .bind(old_prefix)
+            .bind(lo)
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -259,16 +269,20 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let Some(sid) = stored_ids::key(sid) else {
+        let Some((hi, lo)) = stored_ids::session_key(sid) else {
             return Ok(());
         };
-        let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(reason)
-            .bind(sid)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE id_hi = $3 AND id_lo = $4 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(hi)
+        .bind(lo)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         self.forget_cached_sessions(revoked);
         Ok(())
     }
@@ -299,27 +313,39 @@ impl Store {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT s.id, s.created_at, s.last_used_at, s.expires_at, s.client_ip, s.client_addr_text, ua.value \
+            "SELECT s.id_hi, s.id_lo, s.created_at, s.last_used_at, s.expires_at, s.client_ip, \
+                    s.client_addr_text, ua.value \
              FROM sessions s LEFT JOIN user_agents ua ON ua.id = s.user_agent_id \
-             WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-             ORDER BY s.last_used_at DESC, s.created_at DESC, s.id",
+             WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
         )
         .bind(user_id)
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| -> Result<SessionRecord, StoreError> {
-                Ok(SessionRecord {
-                    id: stored_ids::text(&row.try_get::<Vec<u8>, _>(0)?)?,
-                    created_at: row.try_get(1)?,
-                    last_used_at: row.try_get(2)?,
-                    expires_at: row.try_get(3)?,
-                    client_addr: stored_addrs::session_addr_text(row.try_get(4)?, row.try_get(5)?)?,
-                    user_agent: row.try_get(6)?,
-                })
+        let mut sessions = rows
+            .iter()
+            .map(|row| -> Result<(SessionRecord, i64, i64), StoreError> {
+                let (hi, lo): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                // NULL when the id says it (store/stored_ids.rs).
+                let created_at: Option<i64> = row.try_get(2)?;
+                let record = SessionRecord {
+                    id: stored_ids::text_of_halves(hi, lo)?,
+                    created_at: created_at.unwrap_or_else(|| stored_ids::seconds_of(hi)),
+                    last_used_at: row.try_get(3)?,
+                    expires_at: row.try_get(4)?,
+                    client_addr: stored_addrs::session_addr_text(row.try_get(5)?, row.try_get(6)?)?,
+                    user_agent: row.try_get(7)?,
+                };
+                Ok((record, hi, lo))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // Most recently used first, then newest first, then by id.
+        sessions.sort_by(|(a, a_hi, a_lo), (b, b_hi, b_lo)| {
+            (b.last_used_at, b.created_at)
+                .cmp(&(a.last_used_at, a.created_at))
+                .then((a_hi, a_lo).cmp(&(b_hi, b_lo)))
+        });
+        Ok(sessions.into_iter().map(|(record, _, _)| record).collect())
     }
 
     /// Revoke every live session of `user_id`; the count revoked.
@@ -344,17 +370,18 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let Some(sid) = stored_ids::key(sid) else {
+        let Some((hi, lo)) = stored_ids::session_key(sid) else {
             return Ok(false);
         };
         let revoked = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
-             WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1",
+             WHERE id_hi = $3 AND id_lo = $5 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(reason)
-        .bind(sid)
+        .bind(hi)
         .bind(user_id)
+        .bind(lo)
         .execute(&self.writer)
         .await?
         .rows_affected();

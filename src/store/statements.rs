@@ -74,15 +74,19 @@ pub(super) async fn insert_session(
     }
     let (client_ip, client_addr_text) = stored_addrs::session_addr(s.client_addr);
     let parent = first.parent_jti.map(stored_ids::key_to_write).transpose()?;
+    let (hi, lo) = stored_ids::session_key_to_write(s.id)?;
+    // The start only when the id does not say it (store/stored_ids.rs).
+    let created_at = (stored_ids::seconds_of(hi) != s.now).then_some(s.now);
     let inserted = sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, client_addr_text, \
-                               user_agent_id, current_jti, last_rotated_jti_prefix, last_rotated_at) \
-         SELECT $1, $2, $3, $3, $4, $5, $6, (SELECT id FROM user_agents WHERE value = $7), $8, $9, \
+        "INSERT INTO sessions (id_hi, id_lo, user_id, created_at, last_used_at, expires_at, client_ip, \
+                               client_addr_text, user_agent_id, current_jti, last_rotated_jti_prefix, \
+                               last_rotated_at) \
+         SELECT $1, $11, $2, $12, $3, $4, $5, $6, (SELECT id FROM user_agents WHERE value = $7), $8, $9, \
                 CASE WHEN $9 IS NULL THEN NULL ELSE $3 END \
           WHERE $10 = 0 OR NOT EXISTS \
                 (SELECT 1 FROM mfa_totp WHERE user_id = $2 AND confirmed_at IS NOT NULL)",
     )
-    .bind(stored_ids::key_to_write(s.id)?)
+    .bind(hi)
     .bind(s.user_id)
     .bind(s.now)
     .bind(s.expires_at)
@@ -92,6 +96,8 @@ pub(super) async fn insert_session(
     .bind(stored_ids::key_to_write(first.jti)?)
     .bind(parent.as_deref().map(stored_ids::prefix))
     .bind(i64::from(unless_second_factor))
+    .bind(lo)
+    .bind(created_at)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -106,15 +112,17 @@ pub(super) async fn revoke_all_of(
     reason: &str,
     keep: Option<&str>,
 ) -> Result<u64, StoreError> {
+    let keep = keep.map(stored_ids::session_key_to_write).transpose()?;
     let revoked = sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
          WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1 \
-           AND ($4 IS NULL OR id <> $4)",
+           AND ($4 IS NULL OR id_hi <> $4 OR id_lo <> $5)",
     )
     .bind(now)
     .bind(reason)
     .bind(user_id)
-    .bind(keep.map(stored_ids::key_to_write).transpose()?)
+    .bind(keep.map(|(hi, _)| hi))
+    .bind(keep.map(|(_, lo)| lo))
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -40,6 +40,49 @@ pub(super) fn prefix(stored: &[u8]) -> Vec<u8> {
     stored[..PREFIX_LEN.min(stored.len())].to_vec()
 }
 
+/// A session id as `sessions` keeps it (migration 0013): its 16 bytes as
+/// two big-endian signed 64-bit halves, `id_hi` and `id_lo`. Fixed-width
+/// columns, so the primary key's entries are 28 bytes where a 16-byte
+/// BYTEA's are 36 on PostgreSQL (its length byte pushes an entry past 24
+/// to the next 8); a time-ordered id's high half still grows with time.
+pub(super) fn halves(stored: &[u8]) -> Result<(i64, i64), StoreError> {
+    let (Ok(hi), Ok(lo)) = (
+        <[u8; 8]>::try_from(stored.get(..8).unwrap_or_default()),
+        <[u8; 8]>::try_from(stored.get(8..).unwrap_or_default()),
+    ) else {
+        return Err(StoreError::Other(format!(
+            "a session id has {} bytes, not {LEN}",
+            stored.len()
+        )));
+    };
+    Ok((i64::from_be_bytes(hi), i64::from_be_bytes(lo)))
+}
+
+/// The halves of session id `id`, ready to bind, or `None` when it is not
+/// 32 lowercase hex characters (see [`key`]).
+pub(super) fn session_key(id: &str) -> Option<(i64, i64)> {
+    key(id).and_then(|stored| halves(&stored).ok())
+}
+
+/// The halves of session id `id`, about to be written (see [`key_to_write`]).
+pub(super) fn session_key_to_write(id: &str) -> Result<(i64, i64), StoreError> {
+    halves(&key_to_write(id)?)
+}
+
+/// The text form of a session id from its halves.
+pub(super) fn text_of_halves(hi: i64, lo: i64) -> Result<String, StoreError> {
+    text(&[hi.to_be_bytes(), lo.to_be_bytes()].concat())
+}
+
+/// The second a time-ordered id (`auth::ids::RandomId::time_ordered`)
+/// was made in, from its high half: the id starts with its milliseconds
+/// since the Unix epoch, in 48 bits. So a session need not store its start
+/// when its id says it (`sessions.created_at` is NULL then).
+pub(super) fn seconds_of(hi: i64) -> i64 {
+    // The 48 bits are unsigned: shifted as such, never negative.
+    ((hi as u64) >> 16) as i64 / 1000
+}
+
 /// The text form of a stored id.
 pub(super) fn text(stored: &[u8]) -> Result<String, StoreError> {
     if stored.len() != LEN {
@@ -106,13 +149,47 @@ mod tests {
     }
 
     #[test]
+    fn a_session_id_is_stored_as_two_halves_that_give_it_back() {
+        let id = "018f2a3b4c5d00ff10a0b1c2d3e4f506";
+        let (hi, lo) = halves(&key(id).unwrap()).unwrap();
+        assert_eq!(hi, 0x018f_2a3b_4c5d_00ff);
+        assert_eq!(lo, 0x10a0_b1c2_d3e4_f506);
+        assert_eq!(text_of_halves(hi, lo).unwrap(), id);
+        // A half with its top bit set is negative, and still comes back.
+        let id = "ffffffffffffffff8000000000000000";
+        let (hi, lo) = halves(&key(id).unwrap()).unwrap();
+        assert_eq!((hi, lo), (-1, i64::MIN));
+        assert_eq!(text_of_halves(hi, lo).unwrap(), id);
+    }
+
+    #[test]
+    fn a_time_ordered_id_says_the_second_it_was_made_in() {
+        // 2026-12-04 02:00:00.999 UTC, in milliseconds.
+        let millis: u64 = 1_796_349_600_999;
+        let id = format!("{:012x}{}", millis, "ab".repeat(10));
+        let (hi, _) = halves(&key(&id).unwrap()).unwrap();
+        assert_eq!(seconds_of(hi), 1_796_349_600);
+        let (hi, _) = halves(&[0xff; 16]).unwrap();
+        assert_eq!(seconds_of(hi), 0xffff_ffff_ffff / 1000);
+    }
+
+    #[test]
     fn a_stored_id_of_the_wrong_length_is_an_error_not_a_panic() {
+        for len in [0, 8, 15, 17] {
+            assert!(halves(&vec![0u8; len]).is_err(), "{len}");
+        }
         assert!(text(&[0u8; 15]).is_err());
         assert!(text(&[0u8; 17]).is_err());
         assert!(text(&[]).is_err());
     }
 
     proptest! {
+        #[test]
+        fn every_session_id_comes_back_from_its_halves(bytes in any::<[u8; 16]>()) {
+            let (hi, lo) = halves(&bytes).unwrap();
+            prop_assert_eq!(key(&text_of_halves(hi, lo).unwrap()), Some(bytes.to_vec()));
+        }
+
         #[test]
         fn every_sixteen_bytes_come_back_from_their_text(bytes in any::<[u8; 16]>()) {
             let t = text(&bytes).unwrap();
