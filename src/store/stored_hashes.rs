@@ -52,7 +52,8 @@ pub(super) fn encode_before_0012(hash: &str) -> Vec<u8> {
     hash.as_bytes().to_vec()
 }
 
-/// Whether stored bytes hold an Argon2id hash, in either form.
+/// What stored bytes start with when they hold latchkey's Argon2id (v19)
+/// hash: the compact form's tag, or (written before 0012) the PHC prefix.
 pub(super) const ARGON2ID_PREFIXES: (&[u8], &[u8]) = (&[TAG_ARGON2ID], PREFIX.as_bytes());
 
 /// The PHC text of a stored hash (public for tools and tests that read
