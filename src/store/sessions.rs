@@ -45,8 +45,8 @@ pub struct IssuedRefresh {
 }
 
 /// The state of a refresh token `$1` (its id's prefix `$4`) of session
-/// (`$3`, `$5`);
-/// `$now` is the column of "now" by the clock that wrote `last_rotated_at`.
+/// (`$3`, `$5`); `$now` is the column of "now" by the clock that wrote
+/// `last_rotated_at`.
 macro_rules! refresh_state_sql {
     ($now:expr) => {
         concat!(
@@ -324,28 +324,28 @@ impl Store {
         .await?;
         let mut sessions = rows
             .iter()
-            .map(|row| -> Result<(SessionRecord, i64, i64), StoreError> {
-                let (hi, lo): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            .map(|row| -> Result<SessionRecord, StoreError> {
+                let hi: i64 = row.try_get(0)?;
                 // NULL when the id says it (store/stored_ids.rs).
                 let created_at: Option<i64> = row.try_get(2)?;
-                let record = SessionRecord {
-                    id: stored_ids::text_of_halves(hi, lo)?,
+                Ok(SessionRecord {
+                    id: stored_ids::text_of_halves(hi, row.try_get(1)?)?,
                     created_at: created_at.unwrap_or_else(|| stored_ids::seconds_of(hi)),
                     last_used_at: row.try_get(3)?,
                     expires_at: row.try_get(4)?,
                     client_addr: stored_addrs::session_addr_text(row.try_get(5)?, row.try_get(6)?)?,
                     user_agent: row.try_get(7)?,
-                };
-                Ok((record, hi, lo))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // Most recently used first, then newest first, then by id.
-        sessions.sort_by(|(a, a_hi, a_lo), (b, b_hi, b_lo)| {
+        // Most recently used first, then newest first, then by id (its hex
+        // sorts as its bytes did when the id was stored whole).
+        sessions.sort_by(|a, b| {
             (b.last_used_at, b.created_at)
                 .cmp(&(a.last_used_at, a.created_at))
-                .then((a_hi, a_lo).cmp(&(b_hi, b_lo)))
+                .then_with(|| a.id.cmp(&b.id))
         });
-        Ok(sessions.into_iter().map(|(record, _, _)| record).collect())
+        Ok(sessions)
     }
 
     /// Revoke every live session of `user_id`; the count revoked.

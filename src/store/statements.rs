@@ -81,13 +81,15 @@ pub(super) async fn insert_session(
         "INSERT INTO sessions (id_hi, id_lo, user_id, created_at, last_used_at, expires_at, client_ip, \
                                client_addr_text, user_agent_id, current_jti, last_rotated_jti_prefix, \
                                last_rotated_at) \
-         SELECT $1, $11, $2, $12, $3, $4, $5, $6, (SELECT id FROM user_agents WHERE value = $7), $8, $9, \
-                CASE WHEN $9 IS NULL THEN NULL ELSE $3 END \
-          WHERE $10 = 0 OR NOT EXISTS \
-                (SELECT 1 FROM mfa_totp WHERE user_id = $2 AND confirmed_at IS NOT NULL)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, (SELECT id FROM user_agents WHERE value = $9), $10, $11, \
+                CASE WHEN $11 IS NULL THEN NULL ELSE $5 END \
+          WHERE $12 = 0 OR NOT EXISTS \
+                (SELECT 1 FROM mfa_totp WHERE user_id = $3 AND confirmed_at IS NOT NULL)",
     )
     .bind(hi)
+    .bind(lo)
     .bind(s.user_id)
+    .bind(created_at)
     .bind(s.now)
     .bind(s.expires_at)
     .bind(client_ip)
@@ -96,8 +98,6 @@ pub(super) async fn insert_session(
     .bind(stored_ids::key_to_write(first.jti)?)
     .bind(parent.as_deref().map(stored_ids::prefix))
     .bind(i64::from(unless_second_factor))
-    .bind(lo)
-    .bind(created_at)
     .execute(&mut *conn)
     .await?
     .rows_affected();
